@@ -1,1 +1,44 @@
-fn main() {}
+use cfn_responder::config::{Config, url_policy};
+use cfn_responder::handler;
+use cfn_responder::idempotency::{DynamoStore, MemoryStore, Store};
+use cfn_responder::resource::Registry;
+use cfn_responder::resources::ami_lookup::{AmiLookup, Ec2Images};
+use cfn_responder::responder::{Responder, Settings};
+use lambda_runtime::service_fn;
+use shared::cfn::HttpsPut;
+use shared::config::EnvReader;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::logging::init_tracing();
+    let responder = match Config::from_env(EnvReader::from_env()) {
+        Ok(config) => {
+            let sdk = shared::aws::load_sdk_config().await;
+            let store = match &config.idempotency_table {
+                Some(table) => {
+                    Store::Dynamo(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table))
+                }
+                None => Store::Memory(MemoryStore::default()),
+            };
+            let registry =
+                Registry::new().register(AmiLookup::new(Ec2Images(aws_sdk_ec2::Client::new(&sdk))));
+            Responder::new(registry, store, HttpsPut::default(), config.settings)
+        }
+        // Not fatal: a dead init would leave every stack waiting an hour.
+        Err(e) => {
+            tracing::error!(error = %e, "initialisation failed; every request will be answered FAILED");
+            let settings = Settings {
+                url_policy: url_policy(&mut EnvReader::from_env()),
+                ..Settings::default()
+            };
+            Responder::failed_init(
+                e.to_string(),
+                Store::Memory(MemoryStore::default()),
+                HttpsPut::default(),
+                settings,
+            )
+        }
+    };
+    let responder = &responder;
+    lambda_runtime::run(service_fn(move |event| handler::handle(responder, event))).await
+}

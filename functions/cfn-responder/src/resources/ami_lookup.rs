@@ -1,0 +1,228 @@
+//! `Custom::AmiLookup`: the newest image matching owners, a name pattern, an
+//! architecture and optional tags. Read-only, so it is idempotent and Delete
+//! has nothing to do.
+
+use crate::resource::{CustomResource, Outcome, RequestContext, ResourceError};
+use serde::Deserialize;
+use serde_json::Value;
+use shared::cfn::props::lenient;
+use std::collections::BTreeMap;
+use std::future::Future;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AmiLookupProperties {
+    /// Account ids or aliases (`amazon`, `self`, `aws-marketplace`).
+    #[serde(deserialize_with = "lenient::string_list")]
+    pub owners: Vec<String>,
+    /// EC2 name filter; `*` and `?` are wildcards.
+    pub name_pattern: String,
+    pub architecture: Architecture,
+    /// Tags the image must carry.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Architecture {
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "arm64")]
+    Arm64,
+    #[serde(rename = "i386")]
+    I386,
+    #[serde(rename = "x86_64_mac")]
+    X86_64Mac,
+    #[serde(rename = "arm64_mac")]
+    Arm64Mac,
+}
+
+impl Architecture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64",
+            Self::Arm64 => "arm64",
+            Self::I386 => "i386",
+            Self::X86_64Mac => "x86_64_mac",
+            Self::Arm64Mac => "arm64_mac",
+        }
+    }
+}
+
+/// One image as the catalog reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub image_id: String,
+    pub name: String,
+    /// ISO 8601, so text order is time order.
+    pub creation_date: String,
+}
+
+/// Where images are looked up: EC2 in production, a fake in tests.
+pub trait ImageCatalog: Send + Sync + 'static {
+    fn find_images(
+        &self,
+        query: &AmiLookupProperties,
+    ) -> impl Future<Output = Result<Vec<ImageSummary>, String>> + Send;
+}
+
+pub struct AmiLookup<C> {
+    catalog: C,
+}
+
+impl<C: ImageCatalog> AmiLookup<C> {
+    pub fn new(catalog: C) -> Self {
+        Self { catalog }
+    }
+}
+
+impl<C: ImageCatalog> CustomResource for AmiLookup<C> {
+    const RESOURCE_TYPE: &'static str = "Custom::AmiLookup";
+    const IDEMPOTENT: bool = true;
+    type Properties = AmiLookupProperties;
+
+    async fn create(
+        &self,
+        _ctx: &RequestContext,
+        props: &AmiLookupProperties,
+    ) -> Result<Outcome, ResourceError> {
+        let images = self
+            .catalog
+            .find_images(props)
+            .await
+            .map_err(|e| ResourceError::Service(format!("DescribeImages failed: {e}")))?;
+        let newest = images
+            .into_iter()
+            .max_by(|a, b| {
+                a.creation_date
+                    .cmp(&b.creation_date)
+                    .then_with(|| a.image_id.cmp(&b.image_id))
+            })
+            .ok_or_else(|| {
+                ResourceError::NotFound(format!(
+                    "no available image matches Owners={:?}, NamePattern={:?}, Architecture={}{}",
+                    props.owners,
+                    props.name_pattern,
+                    props.architecture.as_str(),
+                    if props.tags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", Tags={:?}", props.tags)
+                    }
+                ))
+            })?;
+        Ok(Outcome::with_data([
+            ("ImageId", Value::from(newest.image_id)),
+            ("Name", Value::from(newest.name)),
+            ("CreationDate", Value::from(newest.creation_date)),
+        ]))
+    }
+}
+
+/// The EC2 adapter.
+pub struct Ec2Images(pub aws_sdk_ec2::Client);
+
+impl ImageCatalog for Ec2Images {
+    async fn find_images(&self, query: &AmiLookupProperties) -> Result<Vec<ImageSummary>, String> {
+        use aws_sdk_ec2::types::Filter;
+        let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+        let mut request = self
+            .0
+            .describe_images()
+            .set_owners(Some(query.owners.clone()))
+            .filters(filter("name", &query.name_pattern))
+            .filters(filter("architecture", query.architecture.as_str()))
+            .filters(filter("state", "available"));
+        for (key, value) in &query.tags {
+            request = request.filters(filter(&format!("tag:{key}"), value));
+        }
+        let mut pages = request.into_paginator().send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_sdk_ec2::error::DisplayErrorContext(e).to_string())?;
+            found.extend(page.images().iter().filter_map(|image| {
+                Some(ImageSummary {
+                    image_id: image.image_id()?.to_owned(),
+                    name: image.name().unwrap_or_default().to_owned(),
+                    creation_date: image.creation_date().unwrap_or_default().to_owned(),
+                })
+            }));
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use shared::cfn::props::parse_properties;
+
+    struct Fixed(Vec<ImageSummary>);
+
+    impl ImageCatalog for Fixed {
+        async fn find_images(&self, _: &AmiLookupProperties) -> Result<Vec<ImageSummary>, String> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn image(id: &str, date: &str) -> ImageSummary {
+        ImageSummary {
+            image_id: id.into(),
+            name: format!("al2023-{id}"),
+            creation_date: date.into(),
+        }
+    }
+
+    fn ctx() -> RequestContext {
+        RequestContext {
+            stack_id: "s".into(),
+            logical_resource_id: "Ami".into(),
+            request_id: "r".into(),
+            resource_type: "Custom::AmiLookup".into(),
+            physical_resource_id: "p".into(),
+        }
+    }
+
+    fn props() -> AmiLookupProperties {
+        parse_properties(
+            &json!({"Owners": ["amazon"], "NamePattern": "al2023-ami-*", "Architecture": "arm64"}),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn picks_the_newest_match() {
+        let lookup = AmiLookup::new(Fixed(vec![
+            image("ami-old", "2024-01-01T00:00:00.000Z"),
+            image("ami-new", "2026-06-01T00:00:00.000Z"),
+            image("ami-mid", "2025-01-01T00:00:00.000Z"),
+        ]));
+        let outcome = lookup.create(&ctx(), &props()).await.unwrap();
+        assert_eq!(outcome.data["ImageId"], "ami-new");
+        assert_eq!(outcome.data["CreationDate"], "2026-06-01T00:00:00.000Z");
+    }
+
+    #[tokio::test]
+    async fn no_match_is_a_clear_failure() {
+        let err = AmiLookup::new(Fixed(vec![]))
+            .create(&ctx(), &props())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no available image matches Owners=[\"amazon\"]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn architecture_garbage_names_the_field() {
+        let err = parse_properties::<AmiLookupProperties>(&json!({
+            "Owners": "amazon", "NamePattern": "x", "Architecture": "sparc"
+        }))
+        .unwrap_err();
+        assert_eq!(err.field, "Architecture");
+        assert!(err.reason.contains("unknown variant `sparc`"), "{err}");
+    }
+}

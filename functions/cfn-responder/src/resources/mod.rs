@@ -1,0 +1,3 @@
+//! The resource types this function hosts.
+
+pub mod ami_lookup;

@@ -1,0 +1,406 @@
+//! Answers every CloudFormation request exactly once, whatever the resource
+//! type does: errors, panics and timeouts all become FAILED responses.
+
+use crate::idempotency::{Claim, IdempotencyStore};
+use crate::resource::{Action, Done, Registry, RequestContext, ResourceError};
+use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
+use serde::Serialize;
+use serde_json::Value;
+use shared::cfn::{
+    CfnResponse, CfnStatus, Envelope, EnvelopeError, PutOutcome, PutTransport, ResponseUrlError,
+    ResponseUrlPolicy, RetryPolicy, fit_response, physical_id, put_with_retries,
+};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+
+/// Time kept back from the Lambda deadline so the process is not frozen in
+/// the middle of the PUT.
+const PUT_SAFETY: Duration = Duration::from_millis(250);
+
+/// The invocation fails (and Lambda may retry) only when CloudFormation could
+/// not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponderError {
+    #[error("cannot answer: {0}")]
+    Unanswerable(#[from] EnvelopeError),
+    #[error("refusing to answer: {0}")]
+    ResponseUrl(#[from] ResponseUrlError),
+    #[error("response not delivered after {attempts} attempts: {last_error}")]
+    NotDelivered { attempts: u32, last_error: String },
+}
+
+impl From<ResponderError> for lambda_runtime::Diagnostic {
+    fn from(e: ResponderError) -> Self {
+        let error_type = match e {
+            ResponderError::Unanswerable(_) => "UnanswerableRequest",
+            ResponderError::ResponseUrl(_) => "InvalidResponseURL",
+            ResponderError::NotDelivered { .. } => "ResponseNotDelivered",
+        };
+        Self {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What the invocation returns, for logs and for whoever invoked it by hand.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub response: Option<CfnResponse>,
+    pub delivery: String,
+}
+
+/// Settings for answering requests.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The resource type must finish this long before the Lambda deadline.
+    pub timeout_margin: Duration,
+    pub url_policy: ResponseUrlPolicy,
+    pub retry: RetryPolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            timeout_margin: Duration::from_secs(3),
+            url_policy: ResponseUrlPolicy::default(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+pub struct Responder<S, T> {
+    registry: Registry,
+    store: S,
+    transport: T,
+    settings: Settings,
+    /// Set when the function could not initialise: requests are answered
+    /// FAILED with it instead of being left to hang the stack.
+    init_error: Option<String>,
+}
+
+/// The decision before delivery.
+enum Answer {
+    Send {
+        response: CfnResponse,
+        claimed: bool,
+    },
+    /// A concurrent delivery of the same request owns the answer.
+    LeaveToRunning,
+}
+
+impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
+    pub fn new(registry: Registry, store: S, transport: T, settings: Settings) -> Self {
+        Self {
+            registry,
+            store,
+            transport,
+            settings,
+            init_error: None,
+        }
+    }
+
+    /// A responder for a function whose initialisation failed with `error`.
+    pub fn failed_init(error: String, store: S, transport: T, settings: Settings) -> Self {
+        Self {
+            init_error: Some(error),
+            ..Self::new(Registry::new(), store, transport, settings)
+        }
+    }
+
+    /// Handles one request that must be answered by `deadline`.
+    pub async fn handle(&self, event: Value, deadline: Instant) -> Result<Summary, ResponderError> {
+        let envelope = Envelope::from_event(&event)?;
+        let span = info_span!(
+            "cfn_request",
+            stack_id = %envelope.stack_id,
+            request_id = %envelope.request_id,
+            logical_resource_id = %envelope.logical_resource_id,
+            request_type = envelope.request_type.as_deref().unwrap_or(""),
+            resource_type = envelope.resource_type.as_deref().unwrap_or(""),
+        );
+        self.answer(event, envelope, deadline)
+            .instrument(span)
+            .await
+    }
+
+    async fn answer(
+        &self,
+        event: Value,
+        envelope: Envelope,
+        deadline: Instant,
+    ) -> Result<Summary, ResponderError> {
+        let url = self.settings.url_policy.validate(&envelope.response_url).inspect_err(|e| {
+            error!(error = %e, "not answering: the ResponseURL is not one CloudFormation would send");
+        })?;
+        let (response, claimed) = match self.decide(event, &envelope, deadline).await {
+            Answer::Send { response, claimed } => (response, claimed),
+            Answer::LeaveToRunning => {
+                info!("duplicate delivery while the first is still running: it will answer");
+                return Ok(Summary {
+                    response: None,
+                    delivery: "left to the delivery already running".into(),
+                });
+            }
+        };
+        let is_delete = envelope.request_type.as_deref() == Some("Delete");
+        let (body, response, fit) = fit_response(&response, !is_delete);
+        if fit.reason_truncated || fit.data_dropped {
+            warn!(
+                ?fit,
+                bytes = body.len(),
+                "response shrunk to CloudFormation's 4096-byte limit"
+            );
+        }
+        if claimed && let Err(e) = self.store.complete(&envelope.request_id, &response).await {
+            // The answer still goes out; only a later duplicate loses its record.
+            error!(error = %e, "could not record the response for duplicate deliveries");
+        }
+        let put_deadline = deadline.checked_sub(PUT_SAFETY).unwrap_or(deadline);
+        let outcome = put_with_retries(
+            &self.transport,
+            &url,
+            &body,
+            put_deadline,
+            &self.settings.retry,
+        )
+        .await;
+        let status = response.status;
+        let summary = |delivery: String| Summary {
+            response: Some(response.clone()),
+            delivery,
+        };
+        match outcome {
+            PutOutcome::Delivered {
+                status: http,
+                attempts,
+            } => {
+                info!(?status, physical_resource_id = %response.physical_resource_id, http, attempts, "response delivered");
+                Ok(summary(format!(
+                    "delivered (HTTP {http}) after {attempts} attempt(s)"
+                )))
+            }
+            PutOutcome::Rejected {
+                status: http,
+                attempts,
+                body,
+            } => {
+                // Final: retrying the invocation cannot fix a refused URL.
+                error!(?status, http, attempts, reply = %body, "CloudFormation's ResponseURL refused the response");
+                Ok(summary(format!("refused with HTTP {http}: {body}")))
+            }
+            PutOutcome::GaveUp {
+                attempts,
+                last_error,
+            } => {
+                error!(?status, attempts, error = %last_error, "response not delivered");
+                // Failing the invocation lets Lambda's async retry deliver it
+                // later; a claimed request then re-sends the stored answer.
+                Err(ResponderError::NotDelivered {
+                    attempts,
+                    last_error,
+                })
+            }
+        }
+    }
+
+    async fn decide(&self, event: Value, envelope: &Envelope, deadline: Instant) -> Answer {
+        let reply = |status, reason: Option<String>, physical_id: String, done: Option<Done>| {
+            let (data, no_echo) = done
+                .map(|d| (d.outcome.data, d.outcome.no_echo))
+                .unwrap_or_default();
+            Answer::Send {
+                response: CfnResponse {
+                    status,
+                    reason,
+                    physical_resource_id: physical_id,
+                    stack_id: envelope.stack_id.clone(),
+                    request_id: envelope.request_id.clone(),
+                    logical_resource_id: envelope.logical_resource_id.clone(),
+                    no_echo,
+                    data,
+                },
+                claimed: false,
+            }
+        };
+        let failed_id = || {
+            envelope.physical_resource_id.clone().unwrap_or_else(|| {
+                physical_id::for_failed_create(
+                    &envelope.stack_id,
+                    &envelope.logical_resource_id,
+                    &envelope.request_id,
+                )
+            })
+        };
+        let fail = |reason: String| {
+            warn!(reason = %reason, "answering FAILED");
+            reply(CfnStatus::Failed, Some(reason), failed_id(), None)
+        };
+
+        let request: Request = match serde_json::from_value(event) {
+            Ok(request) => request,
+            Err(e) => return fail(format!("invalid CloudFormation request: {e}")),
+        };
+        let (ctx, action) = match to_action(request) {
+            Ok(found) => found,
+            Err(reason) => return fail(reason),
+        };
+
+        // Safe whatever state the function is in: nothing is touched.
+        if let Action::Delete { .. } = action
+            && !physical_id::is_issued(
+                &ctx.physical_resource_id,
+                &ctx.stack_id,
+                &ctx.logical_resource_id,
+            )
+        {
+            info!(physical_resource_id = %ctx.physical_resource_id, "Delete of an id this function never issued: nothing to do");
+            return reply(
+                CfnStatus::Success,
+                Some("Nothing to delete: this physical id was never issued (failed or rolled-back Create)".into()),
+                ctx.physical_resource_id,
+                None,
+            );
+        }
+        if let Some(init_error) = &self.init_error {
+            return fail(format!("the function failed to initialise: {init_error}"));
+        }
+        let Some(resource) = self.registry.get(&ctx.resource_type) else {
+            return fail(format!(
+                "unsupported ResourceType {:?}; this function handles {}",
+                ctx.resource_type,
+                self.registry.names().join(", ")
+            ));
+        };
+
+        let claimed = !resource.idempotent();
+        if claimed {
+            let until = SystemTime::now() + deadline.saturating_duration_since(Instant::now());
+            match self.store.claim(&ctx.request_id, until).await {
+                Ok(Claim::Fresh) => {}
+                Ok(Claim::InProgress) => return Answer::LeaveToRunning,
+                Ok(Claim::Completed(response)) => {
+                    info!("duplicate delivery of a completed request: re-sending its response");
+                    return Answer::Send {
+                        response: *response,
+                        claimed: false,
+                    };
+                }
+                Ok(Claim::Abandoned) => {
+                    return fail(
+                        "an earlier delivery of this request stopped before answering; not repeating \
+                         side effects that may be partial"
+                            .into(),
+                    );
+                }
+                Err(e) => return fail(format!("cannot check for a duplicate delivery: {e}")),
+            }
+        }
+
+        let margin = self.settings.timeout_margin;
+        let work_deadline = deadline.checked_sub(margin).unwrap_or_else(Instant::now);
+        let task = tokio::spawn(resource.run(action, ctx.clone()));
+        let abort = task.abort_handle();
+        let answer = match tokio::time::timeout_at(work_deadline, task).await {
+            Ok(Ok(Ok(done))) => {
+                let id = done.physical_resource_id.clone();
+                reply(CfnStatus::Success, None, id, Some(done))
+            }
+            Ok(Ok(Err(e))) => fail(reason_for(&e)),
+            Ok(Err(join)) if join.is_panic() => fail(format!(
+                "the {} handler panicked: {}",
+                ctx.resource_type,
+                panic_message(join)
+            )),
+            Ok(Err(join)) => fail(format!(
+                "the {} handler was cancelled: {join}",
+                ctx.resource_type
+            )),
+            Err(_) => {
+                abort.abort();
+                fail(format!(
+                    "timed out: the {} handler was still running {} ms before the Lambda deadline",
+                    ctx.resource_type,
+                    margin.as_millis()
+                ))
+            }
+        };
+        match answer {
+            Answer::Send { response, .. } => Answer::Send { response, claimed },
+            other => other,
+        }
+    }
+}
+
+fn reason_for(e: &ResourceError) -> String {
+    match e {
+        ResourceError::InvalidProperty(p) => p.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn panic_message(join: tokio::task::JoinError) -> String {
+    let payload = join.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".into())
+}
+
+fn to_action(request: Request) -> Result<(RequestContext, Action), String> {
+    let (ctx, action) = match request {
+        Request::Create(r) => {
+            let id = physical_id::issue(&r.stack_id, &r.logical_resource_id, &r.request_id);
+            let ctx = RequestContext {
+                stack_id: r.stack_id,
+                logical_resource_id: r.logical_resource_id,
+                request_id: r.request_id,
+                resource_type: r.resource_type,
+                physical_resource_id: id,
+            };
+            (
+                ctx,
+                Action::Create {
+                    props: r.resource_properties,
+                },
+            )
+        }
+        Request::Update(r) => {
+            let ctx = RequestContext {
+                stack_id: r.stack_id,
+                logical_resource_id: r.logical_resource_id,
+                request_id: r.request_id,
+                resource_type: r.resource_type,
+                physical_resource_id: r.physical_resource_id,
+            };
+            let action = Action::Update {
+                old: r.old_resource_properties,
+                new: r.resource_properties,
+            };
+            (ctx, action)
+        }
+        Request::Delete(r) => {
+            let ctx = RequestContext {
+                stack_id: r.stack_id,
+                logical_resource_id: r.logical_resource_id,
+                request_id: r.request_id,
+                resource_type: r.resource_type,
+                physical_resource_id: r.physical_resource_id,
+            };
+            (
+                ctx,
+                Action::Delete {
+                    props: r.resource_properties,
+                },
+            )
+        }
+        _ => return Err("unsupported RequestType: expected Create, Update or Delete".into()),
+    };
+    if ctx.physical_resource_id.is_empty() {
+        return Err("PhysicalResourceId is empty".into());
+    }
+    Ok((ctx, action))
+}
