@@ -1,0 +1,775 @@
+//! Every guarantee of the responder, each its own test, against a real HTTP
+//! sink playing CloudFormation (and moto where AWS is involved).
+
+mod common;
+
+use cfn_responder::idempotency::{DynamoStore, IdempotencyStore, MemoryStore};
+use cfn_responder::resource::{CustomResource, Outcome, Registry, RequestContext, ResourceError};
+use cfn_responder::resources::ami_lookup::{AmiLookup, Ec2Images};
+use cfn_responder::responder::{Responder, ResponderError, Settings};
+use common::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::cfn::props::lenient;
+use shared::cfn::{HttpsPut, ResponseUrlPolicy, RetryPolicy};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use suite_tests::moto::Moto;
+use suite_tests::sink::Sink;
+use tokio::time::Instant;
+
+/// A resource type whose behaviour the test chooses through its properties.
+#[derive(Clone, Default)]
+struct Probe {
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ProbeProps {
+    name: String,
+    #[serde(default, deserialize_with = "lenient::number")]
+    size: u32,
+    #[serde(default, deserialize_with = "lenient::bool")]
+    enabled: bool,
+    #[serde(default)]
+    behaviour: String,
+    #[serde(default, deserialize_with = "lenient::number")]
+    amount: usize,
+}
+
+impl Probe {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    async fn act(
+        &self,
+        op: &str,
+        ctx: &RequestContext,
+        props: &ProbeProps,
+    ) -> Result<Outcome, ResourceError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("{op} {}", ctx.physical_resource_id));
+        match props.behaviour.as_str() {
+            "error" => Err(ResourceError::Service("the widget API said no".into())),
+            "panic" => panic!("widget invariant broken"),
+            "hang" => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                unreachable!()
+            }
+            "long-reason" => Err(ResourceError::Service(format!(
+                "{}ROOT CAUSE",
+                "detail ".repeat(props.amount)
+            ))),
+            "big-data" => Ok(Outcome::with_data([(
+                "Blob",
+                Value::from("x".repeat(props.amount)),
+            )])),
+            _ => Ok(Outcome::with_data([
+                ("Name", Value::from(props.name.clone())),
+                ("Size", Value::from(props.size)),
+                ("Enabled", Value::from(props.enabled)),
+            ])),
+        }
+    }
+}
+
+impl CustomResource for Probe {
+    const RESOURCE_TYPE: &'static str = "Custom::Probe";
+    type Properties = ProbeProps;
+
+    async fn create(
+        &self,
+        ctx: &RequestContext,
+        props: &ProbeProps,
+    ) -> Result<Outcome, ResourceError> {
+        self.act("create", ctx, props).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &RequestContext,
+        _old: &ProbeProps,
+        new: &ProbeProps,
+    ) -> Result<Outcome, ResourceError> {
+        self.act("update", ctx, new).await
+    }
+
+    async fn delete(
+        &self,
+        ctx: &RequestContext,
+        props: &ProbeProps,
+    ) -> Result<Outcome, ResourceError> {
+        self.act("delete", ctx, props).await
+    }
+
+    fn requires_replacement(&self, old: &ProbeProps, new: &ProbeProps) -> bool {
+        old.name != new.name
+    }
+}
+
+const PROBE: &str = "Custom::Probe";
+
+fn settings() -> Settings {
+    Settings {
+        timeout_margin: Duration::from_millis(1500),
+        url_policy: ResponseUrlPolicy { allow_local: true },
+        retry: RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+            attempt_timeout: Duration::from_secs(2),
+        },
+    }
+}
+
+fn responder_with<S: IdempotencyStore>(probe: &Probe, store: S) -> Responder<S, HttpsPut> {
+    Responder::new(
+        Registry::new().register(probe.clone()),
+        store,
+        HttpsPut::default(),
+        settings(),
+    )
+}
+
+fn responder(probe: &Probe) -> Responder<MemoryStore, HttpsPut> {
+    responder_with(probe, MemoryStore::default())
+}
+
+fn in_secs(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
+async fn sink() -> Sink {
+    Sink::start(0).await.expect("sink")
+}
+
+#[tokio::test]
+async fn stack_lifecycle_create_update_replace_delete() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let responder = responder(&probe);
+    let v1 = json!({"Name": "alpha", "Size": "5", "Enabled": "true"});
+    let v2 = json!({"Name": "alpha", "Size": "6", "Enabled": "false"});
+    let v3 = json!({"Name": "beta", "Size": "6"});
+
+    let create = request(
+        "Create",
+        "req-create",
+        &sink.url("create"),
+        PROBE,
+        v1.clone(),
+    );
+    responder.handle(create.clone(), in_secs(30)).await.unwrap();
+    let created = the_one_response(&sink, "create", &create);
+    assert_eq!(created["Status"], "SUCCESS");
+    assert_eq!(
+        created["Data"],
+        json!({"Name": "alpha", "Size": 5, "Enabled": true})
+    );
+    let first_id = created["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert!(first_id.starts_with("demo-app-Thing-"), "{first_id}");
+
+    let in_place = update(
+        "req-update",
+        &sink.url("update"),
+        PROBE,
+        &first_id,
+        v1.clone(),
+        v2.clone(),
+    );
+    responder
+        .handle(in_place.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let updated = the_one_response(&sink, "update", &in_place);
+    assert_eq!(updated["Status"], "SUCCESS");
+    assert_eq!(
+        updated["PhysicalResourceId"],
+        first_id.as_str(),
+        "in-place update keeps the id"
+    );
+
+    let replace = update(
+        "req-replace",
+        &sink.url("replace"),
+        PROBE,
+        &first_id,
+        v2.clone(),
+        v3.clone(),
+    );
+    responder
+        .handle(replace.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let replaced = the_one_response(&sink, "replace", &replace);
+    assert_eq!(replaced["Status"], "SUCCESS");
+    let second_id = replaced["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert_ne!(second_id, first_id, "a replacement gets a new id");
+
+    let delete_old = delete(
+        "req-delete-old",
+        &sink.url("delete-old"),
+        PROBE,
+        &first_id,
+        v2,
+    );
+    responder
+        .handle(delete_old.clone(), in_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        the_one_response(&sink, "delete-old", &delete_old)["Status"],
+        "SUCCESS"
+    );
+
+    let delete_new = delete(
+        "req-delete-new",
+        &sink.url("delete-new"),
+        PROBE,
+        &second_id,
+        v3,
+    );
+    responder
+        .handle(delete_new.clone(), in_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        the_one_response(&sink, "delete-new", &delete_new)["Status"],
+        "SUCCESS"
+    );
+
+    assert_eq!(
+        probe.calls(),
+        vec![
+            format!("create {first_id}"),
+            format!("update {first_id}"),
+            format!("create {second_id}"),
+            format!("delete {first_id}"),
+            format!("delete {second_id}"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn handler_error_becomes_failed_with_its_reason() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let sent = request(
+        "Create",
+        "r1",
+        &sink.url("r1"),
+        PROBE,
+        json!({"Name": "a", "Behaviour": "error"}),
+    );
+    responder(&probe)
+        .handle(sent.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(body["Status"], "FAILED");
+    assert_eq!(body["Reason"], "the widget API said no");
+}
+
+#[tokio::test]
+async fn panic_becomes_failed_with_its_message() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let sent = request(
+        "Create",
+        "r1",
+        &sink.url("r1"),
+        PROBE,
+        json!({"Name": "a", "Behaviour": "panic"}),
+    );
+    responder(&probe)
+        .handle(sent.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(body["Status"], "FAILED");
+    assert_eq!(
+        body["Reason"],
+        "the Custom::Probe handler panicked: widget invariant broken"
+    );
+}
+
+#[tokio::test]
+async fn invalid_properties_fail_naming_the_field() {
+    let (sink, probe) = (sink().await, Probe::default());
+    for (id, props, field) in [
+        (
+            "bad-size",
+            json!({"Name": "a", "Size": "five"}),
+            "invalid property Size: expected a number",
+        ),
+        (
+            "bad-bool",
+            json!({"Name": "a", "Enabled": "perhaps"}),
+            "invalid property Enabled: expected true or false",
+        ),
+        (
+            "missing",
+            json!({"Size": "5"}),
+            "invalid property Name: missing field `Name`",
+        ),
+        (
+            "typo",
+            json!({"Name": "a", "Sise": "5"}),
+            "invalid property Sise: unknown field `Sise`",
+        ),
+    ] {
+        let sent = request("Create", id, &sink.url(id), PROBE, props);
+        responder(&probe)
+            .handle(sent.clone(), in_secs(30))
+            .await
+            .unwrap();
+        let body = the_one_response(&sink, id, &sent);
+        assert_eq!(body["Status"], "FAILED");
+        let reason = body["Reason"].as_str().unwrap();
+        assert!(reason.starts_with(field), "{id}: {reason}");
+    }
+    assert!(
+        probe.calls().is_empty(),
+        "bad properties never reach the type"
+    );
+}
+
+#[tokio::test]
+async fn string_scalars_are_accepted() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let sent = request(
+        "Create",
+        "r1",
+        &sink.url("r1"),
+        PROBE,
+        json!({"Name": "a", "Size": "5", "Enabled": "true"}),
+    );
+    responder(&probe)
+        .handle(sent.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(body["Status"], "SUCCESS");
+    assert_eq!(body["Data"]["Size"], 5);
+    assert_eq!(body["Data"]["Enabled"], true);
+}
+
+#[tokio::test]
+async fn timeout_is_answered_failed_before_the_deadline() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let sent = request(
+        "Create",
+        "r1",
+        &sink.url("r1"),
+        PROBE,
+        json!({"Name": "a", "Behaviour": "hang"}),
+    );
+    let deadline = in_secs(4);
+    responder(&probe)
+        .handle(sent.clone(), deadline)
+        .await
+        .unwrap();
+    assert!(
+        Instant::now() < deadline,
+        "answered before the Lambda deadline"
+    );
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(body["Status"], "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("timed out: the Custom::Probe handler was still running 1500 ms"),
+        "{reason}"
+    );
+    assert!(
+        body["PhysicalResourceId"]
+            .as_str()
+            .unwrap()
+            .contains("create-failed")
+    );
+}
+
+#[tokio::test]
+async fn init_failure_is_answered_failed() {
+    let sink = sink().await;
+    let responder = Responder::failed_init(
+        "invalid configuration: TIMEOUT_MARGIN_MS=\"soon\" is invalid".into(),
+        MemoryStore::default(),
+        HttpsPut::default(),
+        settings(),
+    );
+    let sent = request("Create", "r1", &sink.url("r1"), PROBE, json!({"Name": "a"}));
+    responder.handle(sent.clone(), in_secs(30)).await.unwrap();
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(body["Status"], "FAILED");
+    assert_eq!(
+        body["Reason"],
+        "the function failed to initialise: invalid configuration: TIMEOUT_MARGIN_MS=\"soon\" is invalid"
+    );
+
+    // The rollback's Delete of that failed Create still succeeds.
+    let failed_id = body["PhysicalResourceId"].as_str().unwrap();
+    let rollback = delete(
+        "r2",
+        &sink.url("r2"),
+        PROBE,
+        failed_id,
+        json!({"Name": "a"}),
+    );
+    responder
+        .handle(rollback.clone(), in_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        the_one_response(&sink, "r2", &rollback)["Status"],
+        "SUCCESS"
+    );
+}
+
+#[tokio::test]
+async fn delete_of_an_id_never_issued_succeeds_untouched() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let responder = responder(&probe);
+    // A failed Create, then the Delete CloudFormation sends during rollback.
+    let create = request(
+        "Create",
+        "c1",
+        &sink.url("c1"),
+        PROBE,
+        json!({"Name": "a", "Behaviour": "error"}),
+    );
+    responder.handle(create.clone(), in_secs(30)).await.unwrap();
+    let failed_id = the_one_response(&sink, "c1", &create)["PhysicalResourceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rollback = delete(
+        "d1",
+        &sink.url("d1"),
+        PROBE,
+        &failed_id,
+        json!({"Name": "a"}),
+    );
+    responder
+        .handle(rollback.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "d1", &rollback);
+    assert_eq!(body["Status"], "SUCCESS");
+    assert_eq!(body["PhysicalResourceId"], failed_id.as_str());
+
+    // The rollback of a Create still in flight: an id from somewhere else,
+    // and properties that would not even parse.
+    let foreign = delete(
+        "d2",
+        &sink.url("d2"),
+        PROBE,
+        "2026/11/21/[$LATEST]0123abcd",
+        json!({"Junk": 1}),
+    );
+    responder
+        .handle(foreign.clone(), in_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(the_one_response(&sink, "d2", &foreign)["Status"], "SUCCESS");
+    assert_eq!(
+        probe.calls().len(),
+        1,
+        "only the failed create ran: {:?}",
+        probe.calls()
+    );
+    assert!(
+        probe.calls()[0].starts_with("create "),
+        "no delete reached the type"
+    );
+}
+
+#[tokio::test]
+async fn oversized_reason_keeps_its_tail_within_4096_bytes() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let sent = request(
+        "Create",
+        "r1",
+        &sink.url("r1"),
+        PROBE,
+        json!({"Name": "a", "Behaviour": "long-reason", "Amount": "2000"}),
+    );
+    responder(&probe)
+        .handle(sent.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(body["Status"], "FAILED");
+    assert!(body["Reason"].as_str().unwrap().ends_with("ROOT CAUSE"));
+}
+
+#[tokio::test]
+async fn oversized_data_is_dropped_and_said() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let sent = request(
+        "Create",
+        "r1",
+        &sink.url("r1"),
+        PROBE,
+        json!({"Name": "a", "Behaviour": "big-data", "Amount": "6000"}),
+    );
+    responder(&probe)
+        .handle(sent.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(
+        body["Status"], "FAILED",
+        "GetAtt on the missing Data would fail later, so fail now"
+    );
+    assert!(body.get("Data").is_none());
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("was dropped because the response must be at most 4096 bytes")
+    );
+}
+
+#[tokio::test]
+async fn put_retries_5xx_then_delivers() {
+    let (sink, probe) = (sink().await, Probe::default());
+    sink.script(&[500, 503]);
+    let sent = request("Create", "r1", &sink.url("r1"), PROBE, json!({"Name": "a"}));
+    let summary = responder(&probe).handle(sent, in_secs(30)).await.unwrap();
+    assert_eq!(sink.received("r1").len(), 3);
+    assert_eq!(summary.delivery, "delivered (HTTP 200) after 3 attempt(s)");
+    let bodies: Vec<_> = sink.received("r1").iter().map(|r| r.body.clone()).collect();
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every attempt sends the same body"
+    );
+}
+
+#[tokio::test]
+async fn put_4xx_is_final() {
+    let (sink, probe) = (sink().await, Probe::default());
+    sink.script(&[403]);
+    let sent = request("Create", "r1", &sink.url("r1"), PROBE, json!({"Name": "a"}));
+    let summary = responder(&probe).handle(sent, in_secs(30)).await.unwrap();
+    assert_eq!(sink.received("r1").len(), 1, "4xx is not retried");
+    assert!(
+        summary.delivery.starts_with("refused with HTTP 403"),
+        "{}",
+        summary.delivery
+    );
+}
+
+#[tokio::test]
+async fn put_gives_up_within_attempts_and_deadline() {
+    let (sink, probe) = (sink().await, Probe::default());
+    sink.script(&[500; 50]);
+    let sent = request("Create", "r1", &sink.url("r1"), PROBE, json!({"Name": "a"}));
+    let deadline = in_secs(20);
+    let err = responder(&probe).handle(sent, deadline).await.unwrap_err();
+    assert!(
+        matches!(err, ResponderError::NotDelivered { attempts: 4, .. }),
+        "{err}"
+    );
+    assert_eq!(sink.received("r1").len(), 4, "bounded by max attempts");
+    assert!(Instant::now() < deadline);
+
+    // Connection refused: retried, bounded by the deadline.
+    let closed = format!("http://127.0.0.1:{}/x", suite_tests::process::free_port());
+    let sent = request("Create", "r2", &closed, PROBE, json!({"Name": "a"}));
+    let deadline = in_secs(3);
+    assert!(responder(&probe).handle(sent, deadline).await.is_err());
+    assert!(Instant::now() < deadline);
+}
+
+#[tokio::test]
+async fn response_url_must_be_s3_unless_local_is_allowed() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let strict = Responder::new(
+        Registry::new().register(probe.clone()),
+        MemoryStore::default(),
+        HttpsPut::default(),
+        Settings {
+            url_policy: ResponseUrlPolicy { allow_local: false },
+            ..settings()
+        },
+    );
+    let sent = request("Create", "r1", &sink.url("r1"), PROBE, json!({"Name": "a"}));
+    let err = strict.handle(sent, in_secs(30)).await.unwrap_err();
+    assert!(matches!(err, ResponderError::ResponseUrl(_)), "{err}");
+    let metadata = request(
+        "Create",
+        "r2",
+        "http://169.254.169.254/latest/meta-data/",
+        PROBE,
+        json!({"Name": "a"}),
+    );
+    assert!(strict.handle(metadata, in_secs(30)).await.is_err());
+    assert!(sink.all_received().is_empty(), "nothing was sent anywhere");
+    assert!(
+        probe.calls().is_empty(),
+        "no side effect for an unanswerable request"
+    );
+}
+
+#[tokio::test]
+async fn malformed_request_is_still_answered_failed() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let mut sent = request("Create", "r1", &sink.url("r1"), PROBE, json!({"Name": "a"}));
+    sent.as_object_mut().unwrap().remove("ResourceType");
+    responder(&probe)
+        .handle(sent.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"].as_str().unwrap().contains("ResourceType"),
+        "{body}"
+    );
+
+    let unknown = request("Create", "r2", &sink.url("r2"), "Custom::Nope", json!({}));
+    responder(&probe)
+        .handle(unknown.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "r2", &unknown);
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unsupported ResourceType \"Custom::Nope\"")
+    );
+}
+
+async fn assert_duplicates_run_once<S: IdempotencyStore>(store: S, request_id: &str) {
+    let (sink, probe) = (sink().await, Probe::default());
+    let responder = responder_with(&probe, store);
+    let sent = request(
+        "Create",
+        request_id,
+        &sink.url(request_id),
+        PROBE,
+        json!({"Name": "a"}),
+    );
+    for _ in 0..3 {
+        responder.handle(sent.clone(), in_secs(30)).await.unwrap();
+    }
+    assert_eq!(
+        probe.calls().len(),
+        1,
+        "side effects ran once: {:?}",
+        probe.calls()
+    );
+    let puts = sink.received(request_id);
+    assert_eq!(puts.len(), 3, "each delivery answers (the same answer)");
+    assert!(puts.iter().all(|p| p.body == puts[0].body));
+}
+
+#[tokio::test]
+async fn duplicate_delivery_runs_side_effects_once_in_memory() {
+    assert_duplicates_run_once(MemoryStore::default(), "dup-memory").await;
+}
+
+async fn moto_sdk(moto: &Moto) -> aws_config::SdkConfig {
+    // Explicit settings rather than process env: tests run on many threads.
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+#[tokio::test]
+async fn duplicate_delivery_runs_side_effects_once_with_dynamodb() {
+    let moto = Moto::start();
+    let sdk = moto_sdk(&moto).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    dynamo
+        .create_table()
+        .table_name("idempotency")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("RequestId")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("RequestId")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_duplicates_run_once(DynamoStore::new(dynamo, "idempotency"), "dup-dynamo").await;
+}
+
+#[tokio::test]
+async fn ami_lookup_against_moto() {
+    let moto = Moto::start();
+    let ec2 = aws_sdk_ec2::Client::new(&moto_sdk(&moto).await);
+    let images = ec2.describe_images().owners("amazon").send().await.unwrap();
+    let sample = images
+        .images()
+        .iter()
+        .find(|i| i.architecture().map(|a| a.as_str()) == Some("x86_64") && i.name().is_some())
+        .expect("moto ships amazon images");
+    let name = sample.name().unwrap().to_owned();
+
+    let sink = sink().await;
+    let responder = Responder::new(
+        Registry::new().register(AmiLookup::new(Ec2Images(ec2))),
+        MemoryStore::default(),
+        HttpsPut::default(),
+        settings(),
+    );
+    let props = json!({"Owners": ["amazon"], "NamePattern": name, "Architecture": "x86_64"});
+    let sent = request(
+        "Create",
+        "ami",
+        &sink.url("ami"),
+        "Custom::AmiLookup",
+        props,
+    );
+    responder.handle(sent.clone(), in_secs(30)).await.unwrap();
+    let body = the_one_response(&sink, "ami", &sent);
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["Data"]["Name"], name.as_str());
+    assert!(
+        body["Data"]["ImageId"]
+            .as_str()
+            .unwrap()
+            .starts_with("ami-")
+    );
+
+    let none =
+        json!({"Owners": "amazon", "NamePattern": "no-such-image-*", "Architecture": "arm64"});
+    let sent = request(
+        "Create",
+        "none",
+        &sink.url("none"),
+        "Custom::AmiLookup",
+        none,
+    );
+    responder.handle(sent.clone(), in_secs(30)).await.unwrap();
+    let body = the_one_response(&sink, "none", &sent);
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("no available image matches"),
+        "{body}"
+    );
+}
