@@ -19,6 +19,8 @@ pub struct Received {
     pub path_and_query: String,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// When the request arrived, for benchmarks.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -58,6 +60,7 @@ where
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
+                        let at = std::time::Instant::now();
                         let received = Received {
                             method: parts.method.to_string(),
                             path_and_query: parts
@@ -76,6 +79,7 @@ where
                                 })
                                 .collect(),
                             body,
+                            at,
                         };
                         Ok::<_, Infallible>(handler(received).await)
                     }

@@ -1,0 +1,38 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+# Pinned tools (moto, cargo-lambda + zig, sam, cfn-lint, awscli) come first.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+export AWS_EC2_METADATA_DISABLED := true
+
+.PHONY: venv demo test lint sam-build bench clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: tools/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	touch $@
+
+demo: venv
+	scripts/demo.sh
+
+test: venv
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace
+	$(MAKE) --no-print-directory lint sam-build
+
+lint: venv
+	cfn-lint template.yaml examples/*.yaml
+
+# CI machines only have the x86_64 target; users deploy arm64 by default.
+sam-build: venv
+	sam build --parameter-overrides Architecture=x86_64
+
+bench: venv
+	scripts/bench.sh
+
+clean:
+	cargo clean
+	rm -rf .aws-sam .demo
