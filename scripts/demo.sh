@@ -46,9 +46,12 @@ AWS_EC2_METADATA_DISABLED=true
 AWS_LAMBDA_LOG_FORMAT=JSON
 ALLOW_LOCAL_RESPONSE_URL=true
 ENV
-cargo lambda watch --quiet -A 127.0.0.1 -P "$lambda_port" --timeout 60 \
+cargo lambda watch --quiet -A 127.0.0.1 -P "$lambda_port" --timeout 120 \
   --env-file "$work/lambda.env" >"$work/lambda.log" 2>&1 & pids+=($!)
 wait_port "$lambda_port" "cargo lambda watch"
+# The emulator compiles on the first invoke; warm it up outside the timings.
+echo '{}' >"$work/warmup.json"
+cargo lambda invoke cfn-responder -A 127.0.0.1 -P "$lambda_port" --data-file "$work/warmup.json" >/dev/null 2>&1 || true
 echo "moto on :$moto_port, CloudFormation stand-in on :$sink_port, Lambda emulator on :$lambda_port"
 
 # Shows what the stand-in received since the last call.
@@ -60,7 +63,7 @@ show_new_responses() {
     [ "$total" -gt "$seen" ] && break
     sleep 0.1
   done
-  tail -n +"$((seen + 1))" "$work/cloudformation.log" | grep -v '^cfn-response-sink listening' | sed 's/^/    /'
+  tail -n +"$((seen + 1))" "$work/cloudformation.log" | { grep -v '^cfn-response-sink listening' || true; } | sed 's/^/    /'
   seen=$(wc -l <"$work/cloudformation.log")
 }
 

@@ -132,6 +132,10 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
         envelope: Envelope,
         deadline: Instant,
     ) -> Result<Summary, ResponderError> {
+        let remaining_ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as u64;
+        info!(remaining_ms, "request received");
         let url = self.settings.url_policy.validate(&envelope.response_url).inspect_err(|e| {
             error!(error = %e, "not answering: the ResponseURL is not one CloudFormation would send");
         })?;

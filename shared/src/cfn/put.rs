@@ -18,6 +18,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Bound on the one attempt made when the deadline has already passed.
+const FIRST_ATTEMPT_PAST_DEADLINE: Duration = Duration::from_secs(2);
+
 /// How the PUT is retried.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -73,17 +76,18 @@ pub async fn put_with_retries<T: PutTransport>(
 ) -> PutOutcome {
     let body = Bytes::copy_from_slice(body);
     let mut attempts = 0;
-    let mut last_error = String::from("no attempt was made: no time left before the deadline");
+    let mut last_error = String::from("no attempt was made");
     while attempts < policy.max_attempts {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            break;
-        }
+        // The first attempt is made even past the deadline: an answer that
+        // may be late beats a certain silence. Later ones stay within it.
+        let timeout = match (attempts, remaining.is_zero()) {
+            (0, true) => FIRST_ATTEMPT_PAST_DEADLINE,
+            (_, true) => break,
+            _ => policy.attempt_timeout.min(remaining),
+        };
         attempts += 1;
-        match transport
-            .put_once(url, body.clone(), policy.attempt_timeout.min(remaining))
-            .await
-        {
+        match transport.put_once(url, body.clone(), timeout).await {
             Ok((status, _)) if (200..300).contains(&status) => {
                 return PutOutcome::Delivered { status, attempts };
             }
@@ -271,12 +275,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nothing_is_tried_past_the_deadline() {
+    async fn past_the_deadline_only_one_attempt_is_made() {
         let t = Scripted(Mutex::new(vec![]));
         let outcome = put_with_retries(&t, &url(), b"{}", Instant::now(), &fast()).await;
-        assert!(
-            matches!(outcome, PutOutcome::GaveUp { attempts: 0, .. }),
-            "{outcome:?}"
+        assert_eq!(
+            outcome,
+            PutOutcome::Delivered {
+                status: 200,
+                attempts: 1
+            }
+        );
+        let failing = Scripted(Mutex::new(vec![Ok((500, "boom".into())); 10]));
+        let outcome = put_with_retries(&failing, &url(), b"{}", Instant::now(), &fast()).await;
+        assert_eq!(
+            outcome,
+            PutOutcome::GaveUp {
+                attempts: 1,
+                last_error: "HTTP 500: boom".into()
+            }
         );
     }
 }
