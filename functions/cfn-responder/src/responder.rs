@@ -173,7 +173,7 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
         .await;
         let status = response.status;
         let summary = |delivery: String| Summary {
-            response: Some(response.clone()),
+            response: Some(redacted(&response)),
             delivery,
         };
         match outcome {
@@ -336,6 +336,15 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
             other => other,
         }
     }
+}
+
+/// The response as the invocation returns it: NoEcho Data stays out of it.
+fn redacted(response: &CfnResponse) -> CfnResponse {
+    let mut copy = response.clone();
+    if copy.no_echo {
+        copy.data.clear();
+    }
+    copy
 }
 
 fn reason_for(e: &ResourceError) -> String {

@@ -773,3 +773,27 @@ async fn ami_lookup_against_moto() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn no_echo_data_reaches_cloudformation_only() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let sent = request(
+        "Create",
+        "r1",
+        &sink.url("r1"),
+        PROBE,
+        json!({"Name": "a", "Behaviour": "secret"}),
+    );
+    let summary = responder(&probe)
+        .handle(sent.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(body["NoEcho"], true);
+    assert_eq!(body["Data"]["Password"], "hunter2");
+    let returned = serde_json::to_string(&summary).unwrap();
+    assert!(
+        !returned.contains("hunter2"),
+        "the invocation result must not echo it: {returned}"
+    );
+}
