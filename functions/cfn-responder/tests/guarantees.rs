@@ -68,6 +68,10 @@ impl Probe {
                 "Blob",
                 Value::from("x".repeat(props.amount)),
             )])),
+            "secret" => Ok(Outcome {
+                no_echo: true,
+                ..Outcome::with_data([("Password", Value::from("hunter2"))])
+            }),
             _ => Ok(Outcome::with_data([
                 ("Name", Value::from(props.name.clone())),
                 ("Size", Value::from(props.size)),
