@@ -3,17 +3,10 @@
 # (cargo lambda build --release), measured under a local Runtime API against
 # moto, medians written to BENCHMARKS.md. A benchmark, not a test.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-export PATH="$root/.venv/bin:$PATH"
+source "$(dirname "$0")/lib.sh"
 work="$root/.demo/bench"
 rm -rf "$work" && mkdir -p "$work"
 runs=${BENCH_RUNS:-7}
-
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 echo "Building release binaries (cargo lambda build --release)..."
 cargo lambda build --release --quiet --bin cfn-responder --output-format zip
@@ -22,9 +15,7 @@ python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("bootstrap
   target/lambda/cfn-responder/bootstrap.zip "$work/cfn-responder"
 chmod +x "$work/cfn-responder/bootstrap"
 
-moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null && break; sleep 0.1; done
+start_moto "$work/moto.log"
 
 moto_env=(--env "AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port" --env AWS_ACCESS_KEY_ID=testing
           --env AWS_SECRET_ACCESS_KEY=testing --env AWS_LAMBDA_LOG_LEVEL=WARN)

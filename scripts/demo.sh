@@ -4,37 +4,18 @@
 # stops everything it started, on success, failure or Ctrl-C.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-export PATH="$root/.venv/bin:$PATH"
+source "$(dirname "$0")/lib.sh"
 work="$root/.demo"
 rm -rf "$work" && mkdir -p "$work"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listening on 127.0.0.1:$1 ($2)" >&2; return 1
-}
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 bold "Building the functions and the local stand-ins"
 cargo build --quiet --bins -p cfn-responder -p suite-tests
 
-moto_port=$(free_port); sink_port=$(free_port); lambda_port=$(free_port)
-moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 & pids+=($!)
+start_moto "$work/moto.log"
+sink_port=$(free_port); lambda_port=$(free_port)
 target/debug/cfn-response-sink "$sink_port" >"$work/cloudformation.log" 2>&1 & pids+=($!)
-wait_port "$moto_port" moto
 wait_port "$sink_port" "CloudFormation stand-in"
 
 cat >"$work/lambda.env" <<ENV

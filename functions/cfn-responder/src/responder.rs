@@ -364,16 +364,27 @@ fn panic_message(join: tokio::task::JoinError) -> String {
 }
 
 fn to_action(request: Request) -> Result<(RequestContext, Action), String> {
+    // The three request shapes share these fields.
+    let context =
+        |stack_id, logical_resource_id, request_id, resource_type, physical_resource_id| {
+            RequestContext {
+                stack_id,
+                logical_resource_id,
+                request_id,
+                resource_type,
+                physical_resource_id,
+            }
+        };
     let (ctx, action) = match request {
         Request::Create(r) => {
             let id = physical_id::issue(&r.stack_id, &r.logical_resource_id, &r.request_id);
-            let ctx = RequestContext {
-                stack_id: r.stack_id,
-                logical_resource_id: r.logical_resource_id,
-                request_id: r.request_id,
-                resource_type: r.resource_type,
-                physical_resource_id: id,
-            };
+            let ctx = context(
+                r.stack_id,
+                r.logical_resource_id,
+                r.request_id,
+                r.resource_type,
+                id,
+            );
             (
                 ctx,
                 Action::Create {
@@ -382,27 +393,29 @@ fn to_action(request: Request) -> Result<(RequestContext, Action), String> {
             )
         }
         Request::Update(r) => {
-            let ctx = RequestContext {
-                stack_id: r.stack_id,
-                logical_resource_id: r.logical_resource_id,
-                request_id: r.request_id,
-                resource_type: r.resource_type,
-                physical_resource_id: r.physical_resource_id,
-            };
-            let action = Action::Update {
-                old: r.old_resource_properties,
-                new: r.resource_properties,
-            };
-            (ctx, action)
+            let ctx = context(
+                r.stack_id,
+                r.logical_resource_id,
+                r.request_id,
+                r.resource_type,
+                r.physical_resource_id,
+            );
+            (
+                ctx,
+                Action::Update {
+                    old: r.old_resource_properties,
+                    new: r.resource_properties,
+                },
+            )
         }
         Request::Delete(r) => {
-            let ctx = RequestContext {
-                stack_id: r.stack_id,
-                logical_resource_id: r.logical_resource_id,
-                request_id: r.request_id,
-                resource_type: r.resource_type,
-                physical_resource_id: r.physical_resource_id,
-            };
+            let ctx = context(
+                r.stack_id,
+                r.logical_resource_id,
+                r.request_id,
+                r.resource_type,
+                r.physical_resource_id,
+            );
             (
                 ctx,
                 Action::Delete {

@@ -6,7 +6,7 @@ mod common;
 use cfn_responder::idempotency::{DynamoStore, IdempotencyStore, MemoryStore};
 use cfn_responder::resource::{CustomResource, Outcome, Registry, RequestContext, ResourceError};
 use cfn_responder::resources::ami_lookup::{AmiLookup, Ec2Images};
-use cfn_responder::responder::{Responder, ResponderError, Settings};
+use cfn_responder::responder::{Responder, ResponderError, Settings, Summary};
 use common::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -151,6 +151,18 @@ async fn sink() -> Sink {
     Sink::start(0).await.expect("sink")
 }
 
+/// One Create of the probe with `props`, answered to a fresh sink: what
+/// CloudFormation received, and what the invocation returned.
+async fn create_probe(props: Value) -> (Value, Summary) {
+    let (sink, probe) = (sink().await, Probe::default());
+    let sent = request("Create", "r1", &sink.url("r1"), PROBE, props);
+    let summary = responder(&probe)
+        .handle(sent.clone(), in_secs(30))
+        .await
+        .unwrap();
+    (the_one_response(&sink, "r1", &sent), summary)
+}
+
 #[tokio::test]
 async fn stack_lifecycle_create_update_replace_delete() {
     let (sink, probe) = (sink().await, Probe::default());
@@ -259,38 +271,14 @@ async fn stack_lifecycle_create_update_replace_delete() {
 
 #[tokio::test]
 async fn handler_error_becomes_failed_with_its_reason() {
-    let (sink, probe) = (sink().await, Probe::default());
-    let sent = request(
-        "Create",
-        "r1",
-        &sink.url("r1"),
-        PROBE,
-        json!({"Name": "a", "Behaviour": "error"}),
-    );
-    responder(&probe)
-        .handle(sent.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let body = the_one_response(&sink, "r1", &sent);
+    let (body, _) = create_probe(json!({"Name": "a", "Behaviour": "error"})).await;
     assert_eq!(body["Status"], "FAILED");
     assert_eq!(body["Reason"], "the widget API said no");
 }
 
 #[tokio::test]
 async fn panic_becomes_failed_with_its_message() {
-    let (sink, probe) = (sink().await, Probe::default());
-    let sent = request(
-        "Create",
-        "r1",
-        &sink.url("r1"),
-        PROBE,
-        json!({"Name": "a", "Behaviour": "panic"}),
-    );
-    responder(&probe)
-        .handle(sent.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let body = the_one_response(&sink, "r1", &sent);
+    let (body, _) = create_probe(json!({"Name": "a", "Behaviour": "panic"})).await;
     assert_eq!(body["Status"], "FAILED");
     assert_eq!(
         body["Reason"],
@@ -341,19 +329,7 @@ async fn invalid_properties_fail_naming_the_field() {
 
 #[tokio::test]
 async fn string_scalars_are_accepted() {
-    let (sink, probe) = (sink().await, Probe::default());
-    let sent = request(
-        "Create",
-        "r1",
-        &sink.url("r1"),
-        PROBE,
-        json!({"Name": "a", "Size": "5", "Enabled": "true"}),
-    );
-    responder(&probe)
-        .handle(sent.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let body = the_one_response(&sink, "r1", &sent);
+    let (body, _) = create_probe(json!({"Name": "a", "Size": "5", "Enabled": "true"})).await;
     assert_eq!(body["Status"], "SUCCESS");
     assert_eq!(body["Data"]["Size"], 5);
     assert_eq!(body["Data"]["Enabled"], true);
@@ -490,38 +466,16 @@ async fn delete_of_an_id_never_issued_succeeds_untouched() {
 
 #[tokio::test]
 async fn oversized_reason_keeps_its_tail_within_4096_bytes() {
-    let (sink, probe) = (sink().await, Probe::default());
-    let sent = request(
-        "Create",
-        "r1",
-        &sink.url("r1"),
-        PROBE,
-        json!({"Name": "a", "Behaviour": "long-reason", "Amount": "2000"}),
-    );
-    responder(&probe)
-        .handle(sent.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let body = the_one_response(&sink, "r1", &sent);
+    let (body, _) =
+        create_probe(json!({"Name": "a", "Behaviour": "long-reason", "Amount": "2000"})).await;
     assert_eq!(body["Status"], "FAILED");
     assert!(body["Reason"].as_str().unwrap().ends_with("ROOT CAUSE"));
 }
 
 #[tokio::test]
 async fn oversized_data_is_dropped_and_said() {
-    let (sink, probe) = (sink().await, Probe::default());
-    let sent = request(
-        "Create",
-        "r1",
-        &sink.url("r1"),
-        PROBE,
-        json!({"Name": "a", "Behaviour": "big-data", "Amount": "6000"}),
-    );
-    responder(&probe)
-        .handle(sent.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let body = the_one_response(&sink, "r1", &sent);
+    let (body, _) =
+        create_probe(json!({"Name": "a", "Behaviour": "big-data", "Amount": "6000"})).await;
     assert_eq!(
         body["Status"], "FAILED",
         "GetAtt on the missing Data would fail later, so fail now"
@@ -780,19 +734,7 @@ async fn ami_lookup_against_moto() {
 
 #[tokio::test]
 async fn no_echo_data_reaches_cloudformation_only() {
-    let (sink, probe) = (sink().await, Probe::default());
-    let sent = request(
-        "Create",
-        "r1",
-        &sink.url("r1"),
-        PROBE,
-        json!({"Name": "a", "Behaviour": "secret"}),
-    );
-    let summary = responder(&probe)
-        .handle(sent.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let body = the_one_response(&sink, "r1", &sent);
+    let (body, summary) = create_probe(json!({"Name": "a", "Behaviour": "secret"})).await;
     assert_eq!(body["NoEcho"], true);
     assert_eq!(body["Data"]["Password"], "hunter2");
     let returned = serde_json::to_string(&summary).unwrap();

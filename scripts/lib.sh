@@ -1,0 +1,33 @@
+# Sourced by demo.sh and bench.sh: the venv on PATH, loopback ports, and
+# cleanup of every background process started, on exit, failure or Ctrl-C.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export PATH="$root/.venv/bin:$PATH"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_port PORT WHAT: waits up to 30 s for a listener on 127.0.0.1:PORT.
+wait_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listening on 127.0.0.1:$1 ($2)" >&2
+  return 1
+}
+
+# start_moto LOGFILE: moto on a free loopback port; sets moto_port.
+start_moto() {
+  moto_port=$(free_port)
+  moto_server -H 127.0.0.1 -p "$moto_port" >"$1" 2>&1 &
+  pids+=($!)
+  wait_port "$moto_port" moto
+}
