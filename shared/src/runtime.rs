@@ -19,9 +19,9 @@ pub async fn fail_init(error_type: &str, error: &dyn std::fmt::Display) -> ! {
 }
 
 async fn post_init_error(api: &str, error_type: &str, message: &str) -> std::io::Result<()> {
-    let body = serde_json::json!({"errorType": error_type, "errorMessage": message}).to_string();
     // Header values cannot carry newlines; the type is one of our own names.
     let error_type: String = error_type.chars().filter(|c| !c.is_control()).collect();
+    let body = serde_json::json!({"errorType": error_type, "errorMessage": message}).to_string();
     let request = format!(
         "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\n\
          Lambda-Runtime-Function-Error-Type: {error_type}\r\n\
@@ -33,4 +33,46 @@ async fn post_init_error(api: &str, error_type: &str, message: &str) -> std::io:
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn posts_the_error_where_the_runtime_api_expects_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = stream.read(&mut buf).await.unwrap();
+            stream
+                .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        post_init_error(
+            &api,
+            "InvalidConfig\n",
+            "TABLE_NAME is required but not set",
+        )
+        .await
+        .unwrap();
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("POST /2018-06-01/runtime/init/error HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("Lambda-Runtime-Function-Error-Type: InvalidConfig\r\n"),
+            "{request}"
+        );
+        let body = request.split_once("\r\n\r\n").unwrap().1;
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["errorType"], "InvalidConfig");
+        assert_eq!(json["errorMessage"], "TABLE_NAME is required but not set");
+    }
 }
