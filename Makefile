@@ -1,5 +1,6 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 VENV := .venv
 # Pinned tools (moto, cargo-lambda + zig, sam, cfn-lint, awscli) come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -20,8 +21,10 @@ demo: venv
 test: venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo test --workspace
+	mkdir -p target && cargo test --workspace 2>&1 | tee target/test-output.log
 	$(MAKE) --no-print-directory lint sam-build
+	@# One closing line for the whole suite, summed over every test binary.
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
 
 lint: venv
 	cfn-lint template.yaml examples/*.yaml

@@ -2,7 +2,7 @@
 //! type does: errors, panics and timeouts all become FAILED responses.
 
 use crate::idempotency::{Claim, IdempotencyStore};
-use crate::resource::{Action, Done, Registry, RequestContext, ResourceError};
+use crate::resource::{Action, Done, Registry, RequestContext};
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
 use serde::Serialize;
 use serde_json::Value;
@@ -312,7 +312,7 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
                 let id = done.physical_resource_id.clone();
                 reply(CfnStatus::Success, None, id, Some(done))
             }
-            Ok(Ok(Err(e))) => fail(reason_for(&e)),
+            Ok(Ok(Err(e))) => fail(e.to_string()),
             Ok(Err(join)) if join.is_panic() => fail(format!(
                 "the {} handler panicked: {}",
                 ctx.resource_type,
@@ -345,13 +345,6 @@ fn redacted(response: &CfnResponse) -> CfnResponse {
         copy.data.clear();
     }
     copy
-}
-
-fn reason_for(e: &ResourceError) -> String {
-    match e {
-        ResourceError::InvalidProperty(p) => p.to_string(),
-        other => other.to_string(),
-    }
 }
 
 fn panic_message(join: tokio::task::JoinError) -> String {
