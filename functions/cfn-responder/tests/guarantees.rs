@@ -3,7 +3,7 @@
 
 mod common;
 
-use cfn_responder::idempotency::{DynamoStore, IdempotencyStore, MemoryStore};
+use cfn_responder::idempotency::{Claim, DynamoStore, IdempotencyStore, MemoryStore};
 use cfn_responder::resource::{CustomResource, Outcome, Registry, RequestContext, ResourceError};
 use cfn_responder::resources::ami_lookup::{AmiLookup, Ec2Images};
 use cfn_responder::responder::{Responder, ResponderError, Settings, Summary};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use shared::cfn::props::lenient;
 use shared::cfn::{HttpsPut, ResponseUrlPolicy, RetryPolicy};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use suite_tests::moto::Moto;
 use suite_tests::sink::Sink;
 use tokio::time::Instant;
@@ -59,6 +59,10 @@ impl Probe {
             "hang" => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 unreachable!()
+            }
+            "slow" => {
+                tokio::time::sleep(Duration::from_millis(props.amount as u64)).await;
+                Ok(Outcome::default())
             }
             "long-reason" => Err(ResourceError::Service(format!(
                 "{}ROOT CAUSE",
@@ -742,4 +746,53 @@ async fn no_echo_data_reaches_cloudformation_only() {
         !returned.contains("hunter2"),
         "the invocation result must not echo it: {returned}"
     );
+}
+
+#[tokio::test]
+async fn concurrent_duplicate_leaves_the_answer_to_the_first() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let responder = responder(&probe);
+    let sent = request(
+        "Create",
+        "r1",
+        &sink.url("r1"),
+        PROBE,
+        json!({"Name": "a", "Behaviour": "slow", "Amount": "800"}),
+    );
+    let (first, second) = tokio::join!(responder.handle(sent.clone(), in_secs(30)), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        responder.handle(sent.clone(), in_secs(30)).await
+    });
+    assert!(first.unwrap().response.is_some());
+    let second = second.unwrap();
+    assert!(second.response.is_none());
+    assert_eq!(second.delivery, "left to the delivery already running");
+    assert_eq!(probe.calls().len(), 1);
+    assert_eq!(the_one_response(&sink, "r1", &sent)["Status"], "SUCCESS");
+}
+
+#[tokio::test]
+async fn duplicate_of_a_delivery_that_died_fails_instead_of_repeating() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let store = MemoryStore::default();
+    // A first delivery claimed the request, then its environment died.
+    let claimed_until = SystemTime::now() - Duration::from_secs(1);
+    assert_eq!(
+        store.claim("r1", claimed_until).await.unwrap(),
+        Claim::Fresh
+    );
+    let sent = request("Create", "r1", &sink.url("r1"), PROBE, json!({"Name": "a"}));
+    responder_with(&probe, store)
+        .handle(sent.clone(), in_secs(30))
+        .await
+        .unwrap();
+    let body = the_one_response(&sink, "r1", &sent);
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("an earlier delivery of this request stopped")
+    );
+    assert!(probe.calls().is_empty(), "side effects are not repeated");
 }
