@@ -155,6 +155,17 @@ async fn sink() -> Sink {
     Sink::start(0).await.expect("sink")
 }
 
+/// Sends `event` as CloudFormation would; returns the one response it got.
+async fn play<S: IdempotencyStore>(
+    responder: &Responder<S, HttpsPut>,
+    sink: &Sink,
+    id: &str,
+    event: &Value,
+) -> Value {
+    responder.handle(event.clone(), in_secs(30)).await.unwrap();
+    the_one_response(sink, id, event)
+}
+
 /// One Create of the probe with `props`, answered to a fresh sink: what
 /// CloudFormation received, and what the invocation returned.
 async fn create_probe(props: Value) -> (Value, Summary) {
@@ -182,8 +193,7 @@ async fn stack_lifecycle_create_update_replace_delete() {
         PROBE,
         v1.clone(),
     );
-    responder.handle(create.clone(), in_secs(30)).await.unwrap();
-    let created = the_one_response(&sink, "create", &create);
+    let created = play(&responder, &sink, "create", &create).await;
     assert_eq!(created["Status"], "SUCCESS");
     assert_eq!(
         created["Data"],
@@ -200,11 +210,7 @@ async fn stack_lifecycle_create_update_replace_delete() {
         v1.clone(),
         v2.clone(),
     );
-    responder
-        .handle(in_place.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let updated = the_one_response(&sink, "update", &in_place);
+    let updated = play(&responder, &sink, "update", &in_place).await;
     assert_eq!(updated["Status"], "SUCCESS");
     assert_eq!(
         updated["PhysicalResourceId"],
@@ -220,11 +226,7 @@ async fn stack_lifecycle_create_update_replace_delete() {
         v2.clone(),
         v3.clone(),
     );
-    responder
-        .handle(replace.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let replaced = the_one_response(&sink, "replace", &replace);
+    let replaced = play(&responder, &sink, "replace", &replace).await;
     assert_eq!(replaced["Status"], "SUCCESS");
     let second_id = replaced["PhysicalResourceId"].as_str().unwrap().to_owned();
     assert_ne!(second_id, first_id, "a replacement gets a new id");
@@ -383,8 +385,7 @@ async fn init_failure_is_answered_failed() {
         settings(),
     );
     let sent = request("Create", "r1", &sink.url("r1"), PROBE, json!({"Name": "a"}));
-    responder.handle(sent.clone(), in_secs(30)).await.unwrap();
-    let body = the_one_response(&sink, "r1", &sent);
+    let body = play(&responder, &sink, "r1", &sent).await;
     assert_eq!(body["Status"], "FAILED");
     assert_eq!(
         body["Reason"],
@@ -434,11 +435,7 @@ async fn delete_of_an_id_never_issued_succeeds_untouched() {
         &failed_id,
         json!({"Name": "a"}),
     );
-    responder
-        .handle(rollback.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let body = the_one_response(&sink, "d1", &rollback);
+    let body = play(&responder, &sink, "d1", &rollback).await;
     assert_eq!(body["Status"], "SUCCESS");
     assert_eq!(body["PhysicalResourceId"], failed_id.as_str());
 
@@ -579,11 +576,7 @@ async fn malformed_request_is_still_answered_failed() {
     let (sink, probe) = (sink().await, Probe::default());
     let mut sent = request("Create", "r1", &sink.url("r1"), PROBE, json!({"Name": "a"}));
     sent.as_object_mut().unwrap().remove("ResourceType");
-    responder(&probe)
-        .handle(sent.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let body = the_one_response(&sink, "r1", &sent);
+    let body = play(&responder(&probe), &sink, "r1", &sent).await;
     assert_eq!(body["Status"], "FAILED");
     assert!(
         body["Reason"].as_str().unwrap().contains("ResourceType"),
@@ -591,11 +584,7 @@ async fn malformed_request_is_still_answered_failed() {
     );
 
     let unknown = request("Create", "r2", &sink.url("r2"), "Custom::Nope", json!({}));
-    responder(&probe)
-        .handle(unknown.clone(), in_secs(30))
-        .await
-        .unwrap();
-    let body = the_one_response(&sink, "r2", &unknown);
+    let body = play(&responder(&probe), &sink, "r2", &unknown).await;
     assert!(
         body["Reason"]
             .as_str()
@@ -704,8 +693,7 @@ async fn ami_lookup_against_moto() {
         "Custom::AmiLookup",
         props,
     );
-    responder.handle(sent.clone(), in_secs(30)).await.unwrap();
-    let body = the_one_response(&sink, "ami", &sent);
+    let body = play(&responder, &sink, "ami", &sent).await;
     assert_eq!(body["Status"], "SUCCESS", "{body}");
     assert_eq!(body["Data"]["Name"], name.as_str());
     assert!(
@@ -724,8 +712,7 @@ async fn ami_lookup_against_moto() {
         "Custom::AmiLookup",
         none,
     );
-    responder.handle(sent.clone(), in_secs(30)).await.unwrap();
-    let body = the_one_response(&sink, "none", &sent);
+    let body = play(&responder, &sink, "none", &sent).await;
     assert_eq!(body["Status"], "FAILED");
     assert!(
         body["Reason"]
