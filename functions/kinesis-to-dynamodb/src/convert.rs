@@ -1,0 +1,206 @@
+//! JSON records to DynamoDB items, numbers kept exactly as written.
+//!
+//! Parsing through `f64` would silently round `12345678901234567890.123`;
+//! instead each value is read as raw JSON text and numbers become `N` with
+//! their original digits, after checking DynamoDB can hold them.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB nests documents at most 32 levels deep.
+const MAX_DEPTH: usize = 32;
+/// DynamoDB numbers carry at most 38 significant digits.
+const MAX_DIGITS: usize = 38;
+
+/// Why a record cannot become an item. Every case is permanent: retrying
+/// cannot help, so such records are poison.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("record is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("record is JSON {0}, not an object")]
+    NotAnObject(&'static str),
+    #[error("number {number} at {path} has more than 38 significant digits")]
+    TooPrecise { number: String, path: String },
+    #[error("number {number} at {path} is outside DynamoDB's range (1E-130 to 9.9E+125)")]
+    OutOfRange { number: String, path: String },
+    #[error("document nests deeper than {MAX_DEPTH} levels at {path}")]
+    TooDeep { path: String },
+}
+
+fn invalid(e: serde_json::Error) -> ConvertError {
+    ConvertError::InvalidJson(e.to_string())
+}
+
+/// Converts one UTF-8 JSON object to an item.
+pub fn json_to_item(bytes: &[u8]) -> Result<Item, ConvertError> {
+    let raw: &RawValue = serde_json::from_slice(bytes).map_err(invalid)?;
+    match value(raw, "", 0)? {
+        AttributeValue::M(map) => Ok(map),
+        AttributeValue::L(_) => Err(ConvertError::NotAnObject("an array")),
+        AttributeValue::S(_) => Err(ConvertError::NotAnObject("a string")),
+        AttributeValue::N(_) => Err(ConvertError::NotAnObject("a number")),
+        AttributeValue::Bool(_) => Err(ConvertError::NotAnObject("a boolean")),
+        _ => Err(ConvertError::NotAnObject("null")),
+    }
+}
+
+fn value(raw: &RawValue, path: &str, depth: usize) -> Result<AttributeValue, ConvertError> {
+    let text = raw.get();
+    Ok(match text.as_bytes().first() {
+        Some(b'{') => {
+            if depth >= MAX_DEPTH {
+                return Err(ConvertError::TooDeep {
+                    path: path.to_owned(),
+                });
+            }
+            let fields: HashMap<String, &RawValue> = serde_json::from_str(text).map_err(invalid)?;
+            let mut map = HashMap::with_capacity(fields.len());
+            for (key, raw) in fields {
+                let child = value(raw, &format!("{path}/{key}"), depth + 1)?;
+                map.insert(key, child);
+            }
+            AttributeValue::M(map)
+        }
+        Some(b'[') => {
+            if depth >= MAX_DEPTH {
+                return Err(ConvertError::TooDeep {
+                    path: path.to_owned(),
+                });
+            }
+            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(invalid)?;
+            let list = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, raw)| value(raw, &format!("{path}/{i}"), depth + 1))
+                .collect::<Result<_, _>>()?;
+            AttributeValue::L(list)
+        }
+        Some(b'"') => AttributeValue::S(serde_json::from_str(text).map_err(invalid)?),
+        Some(b't') => AttributeValue::Bool(true),
+        Some(b'f') => AttributeValue::Bool(false),
+        Some(b'n') => AttributeValue::Null(true),
+        _ => AttributeValue::N(checked_number(text, path)?),
+    })
+}
+
+/// Checks a JSON number (already validated as JSON) against DynamoDB's
+/// limits and returns its text unchanged.
+pub fn checked_number(text: &str, path: &str) -> Result<String, ConvertError> {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (
+            &unsigned[..i],
+            unsigned[i + 1..].parse::<i64>().unwrap_or(i64::MAX),
+        ),
+        None => (unsigned, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: String = format!("{int_part}{frac_part}");
+    let leading_zeros = digits.bytes().take_while(|&b| b == b'0').count();
+    if leading_zeros == digits.len() {
+        return Ok(text.to_owned()); // zero
+    }
+    let significant = digits[leading_zeros..].trim_end_matches('0');
+    if significant.len() > MAX_DIGITS {
+        return Err(ConvertError::TooPrecise {
+            number: text.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    // The power of ten of the first significant digit.
+    let magnitude = int_part.len() as i64 - 1 - leading_zeros as i64 + exponent;
+    if !(-130..=125).contains(&magnitude) {
+        return Err(ConvertError::OutOfRange {
+            number: text.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(v: &AttributeValue) -> &str {
+        v.as_n().unwrap()
+    }
+
+    #[test]
+    fn every_json_type_maps_and_numbers_keep_their_digits() {
+        let item = json_to_item(
+            br#"{"id":"a-1","big":12345678901234567890.123,"neg":-0.000001,"exp":1.5e10,
+                "ok":true,"no":false,"nothing":null,"tags":["x",2,{"deep":[]}],"nested":{"k":"v"}}"#,
+        )
+        .unwrap();
+        assert_eq!(item["id"], AttributeValue::S("a-1".into()));
+        assert_eq!(n(&item["big"]), "12345678901234567890.123");
+        assert_eq!(n(&item["neg"]), "-0.000001");
+        assert_eq!(n(&item["exp"]), "1.5e10");
+        assert_eq!(item["ok"], AttributeValue::Bool(true));
+        assert_eq!(item["no"], AttributeValue::Bool(false));
+        assert_eq!(item["nothing"], AttributeValue::Null(true));
+        let tags = item["tags"].as_l().unwrap();
+        assert_eq!(tags[0], AttributeValue::S("x".into()));
+        assert_eq!(n(&tags[1]), "2");
+        assert_eq!(tags[2].as_m().unwrap()["deep"], AttributeValue::L(vec![]));
+        assert_eq!(
+            item["nested"].as_m().unwrap()["k"],
+            AttributeValue::S("v".into())
+        );
+    }
+
+    #[test]
+    fn poison_kinds_are_named() {
+        assert!(matches!(
+            json_to_item(b"{not json"),
+            Err(ConvertError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            json_to_item(&[0xff, 0xfe]),
+            Err(ConvertError::InvalidJson(_))
+        ));
+        assert_eq!(
+            json_to_item(b"[1]"),
+            Err(ConvertError::NotAnObject("an array"))
+        );
+        assert_eq!(
+            json_to_item(b"\"s\""),
+            Err(ConvertError::NotAnObject("a string"))
+        );
+        let precise = format!("{{\"x\":{{\"y\":1.{}}}}}", "1".repeat(40));
+        assert!(
+            matches!(json_to_item(precise.as_bytes()), Err(ConvertError::TooPrecise { path, .. }) if path == "/x/y")
+        );
+        assert!(matches!(
+            json_to_item(b"{\"x\":1e200}"),
+            Err(ConvertError::OutOfRange { .. })
+        ));
+        let deep = format!(
+            "{}{}",
+            "{\"a\":".repeat(40),
+            "1".to_owned() + &"}".repeat(40)
+        );
+        assert!(matches!(
+            json_to_item(deep.as_bytes()),
+            Err(ConvertError::TooDeep { .. })
+        ));
+    }
+
+    #[test]
+    fn number_limits() {
+        let ok = |t: &str| checked_number(t, "/n").is_ok();
+        assert!(ok("0") && ok("-0.0") && ok("0e999"));
+        assert!(ok(&"9".repeat(38)) && !ok(&"9".repeat(39)));
+        assert!(
+            ok(&format!("{}000", "9".repeat(38))),
+            "trailing zeros are not significant"
+        );
+        assert!(ok("1e125") && !ok("1e126") && ok("9.9e125"));
+        assert!(ok("1e-130") && !ok("1e-131") && ok("0.001e-127"));
+    }
+}
