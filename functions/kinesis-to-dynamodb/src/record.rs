@@ -1,0 +1,342 @@
+//! Kinesis records to entries to write, or rejects to set aside.
+
+use crate::checkpoint::Position;
+use crate::config::{Config, KeySource};
+use crate::convert::{Item, at_pointer, item_size, json_to_item};
+use crate::kpl;
+use aws_lambda_events::event::kinesis::KinesisEventRecord;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+
+/// Where an item records its source: the sortable position (also what the
+/// latest-mode condition compares), the shard and the arrival time.
+pub const POSITION_ATTR: &str = "_kinesis_position";
+pub const SHARD_ATTR: &str = "_kinesis_shard";
+pub const ARRIVAL_ATTR: &str = "_kinesis_arrival_ms";
+/// DynamoDB's item size limit.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// A user record ready to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub position: Position,
+    /// The key attributes' values, partition key first.
+    pub key: Vec<String>,
+    pub item: Item,
+}
+
+/// A user record that can never be written (poison).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub position: Position,
+    pub shard: String,
+    pub reason: String,
+    pub data: Vec<u8>,
+}
+
+/// One Kinesis record: its sequence number (what checkpoints refer to) and
+/// what became of each of its user records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub sequence: String,
+    pub results: Vec<Result<Entry, Reject>>,
+}
+
+/// Decodes one record of the event. Parsed alone, so that one malformed
+/// record (bad base64, say) becomes a reject instead of failing the batch.
+pub fn decode(raw: &Value, config: &Config) -> Decoded {
+    let sequence = raw
+        .pointer("/kinesis/sequenceNumber")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let shard = raw
+        .get("eventID")
+        .and_then(Value::as_str)
+        .and_then(|id| id.split(':').next())
+        .unwrap_or("unknown-shard")
+        .to_owned();
+    let record: KinesisEventRecord = match serde_json::from_value(raw.clone()) {
+        Ok(record) => record,
+        Err(e) => {
+            let reject = Reject {
+                position: Position {
+                    sequence: sequence.clone(),
+                    sub: 0,
+                },
+                shard,
+                reason: format!("malformed Kinesis record: {e}"),
+                data: raw.to_string().into_bytes(),
+            };
+            return Decoded {
+                sequence,
+                results: vec![Err(reject)],
+            };
+        }
+    };
+    // Read from the raw event: aws_lambda_events 1.2 takes the fraction's
+    // digits as milliseconds (".5" becomes 5 ms instead of 500 ms).
+    let arrival_ms = raw
+        .pointer("/kinesis/approximateArrivalTimestamp")
+        .and_then(Value::as_f64)
+        .map_or(0, |seconds| (seconds * 1000.0).round() as i64);
+    let data = record.kinesis.data.0;
+    let user_records = if kpl::is_aggregated(&data) {
+        match kpl::deaggregate(&data) {
+            Ok(users) => users
+                .into_iter()
+                .map(|u| (u.partition_key, u.data))
+                .collect(),
+            Err(e) => {
+                let reject = Reject {
+                    position: Position {
+                        sequence: sequence.clone(),
+                        sub: 0,
+                    },
+                    shard,
+                    reason: format!("KPL aggregate rejected: {e}"),
+                    data,
+                };
+                return Decoded {
+                    sequence,
+                    results: vec![Err(reject)],
+                };
+            }
+        }
+    } else {
+        vec![(record.kinesis.partition_key, data)]
+    };
+    let results = user_records
+        .into_iter()
+        .enumerate()
+        .map(|(sub, (partition_key, data))| {
+            let position = Position {
+                sequence: sequence.clone(),
+                sub: sub as u32,
+            };
+            entry(
+                config,
+                &shard,
+                arrival_ms,
+                position.clone(),
+                &partition_key,
+                &data,
+            )
+            .map_err(|reason| Reject {
+                position,
+                shard: shard.clone(),
+                reason,
+                data,
+            })
+        })
+        .collect();
+    Decoded { sequence, results }
+}
+
+fn entry(
+    config: &Config,
+    shard: &str,
+    arrival_ms: i64,
+    position: Position,
+    partition_key: &str,
+    data: &[u8],
+) -> Result<Entry, String> {
+    let mut item = json_to_item(data).map_err(|e| e.to_string())?;
+    let mut key = vec![key_value(
+        &item,
+        &config.partition_key_source,
+        partition_key,
+        &position,
+    )?];
+    if let Some((_, source)) = &config.sort_key {
+        key.push(key_value(&item, source, partition_key, &position)?);
+    }
+    let names = std::iter::once(&config.partition_key)
+        .chain(config.sort_key.as_ref().map(|(name, _)| name));
+    for (name, value) in names.zip(&key) {
+        item.insert(name.clone(), AttributeValue::S(value.clone()));
+    }
+    item.insert(POSITION_ATTR.into(), AttributeValue::S(position.sortable()));
+    item.insert(SHARD_ATTR.into(), AttributeValue::S(shard.to_owned()));
+    item.insert(
+        ARRIVAL_ATTR.into(),
+        AttributeValue::N(arrival_ms.to_string()),
+    );
+    let size = item_size(&item);
+    if size > MAX_ITEM_BYTES {
+        return Err(format!(
+            "item is {size} bytes; DynamoDB's limit is {MAX_ITEM_BYTES}"
+        ));
+    }
+    Ok(Entry {
+        position,
+        key,
+        item,
+    })
+}
+
+/// Keys are written as strings: a number keeps its exact text.
+fn key_value(
+    item: &Item,
+    source: &KeySource,
+    partition_key: &str,
+    position: &Position,
+) -> Result<String, String> {
+    match source {
+        KeySource::PartitionKey => Ok(partition_key.to_owned()),
+        KeySource::Position => Ok(position.sortable()),
+        KeySource::Pointer {
+            pointer,
+            or_partition_key,
+        } => match at_pointer(item, pointer) {
+            Some(AttributeValue::S(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(AttributeValue::N(n)) => Ok(n.clone()),
+            None if *or_partition_key => Ok(partition_key.to_owned()),
+            None => Err(format!("missing key: the record has nothing at {pointer}")),
+            Some(AttributeValue::S(_)) => {
+                Err(format!("invalid key: the string at {pointer} is empty"))
+            }
+            Some(_) => Err(format!(
+                "invalid key: the value at {pointer} is not a string or a number"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn config(source: KeySource) -> Config {
+        Config {
+            table: "t".into(),
+            partition_key: "pk".into(),
+            partition_key_source: source,
+            sort_key: None,
+            mode: Mode::Latest,
+            rejects_table: "r".into(),
+            max_in_flight: 4,
+            deadline_margin: Duration::from_secs(1),
+        }
+    }
+
+    fn record(seq: &str, key: &str, data: &[u8]) -> Value {
+        json!({
+            "eventID": format!("shardId-000000000001:{seq}"),
+            "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+            "kinesis": {"partitionKey": key, "sequenceNumber": seq, "data": aws_smithy_types::base64::encode(data),
+                        "approximateArrivalTimestamp": 1763750000.5, "kinesisSchemaVersion": "1.0"}
+        })
+    }
+
+    fn pointer(p: &str) -> KeySource {
+        KeySource::Pointer {
+            pointer: p.into(),
+            or_partition_key: false,
+        }
+    }
+
+    #[test]
+    fn a_record_becomes_an_item_with_its_key_and_source() {
+        let decoded = decode(
+            &record("42", "pk-1", br#"{"id":17,"v":"x"}"#),
+            &config(pointer("/id")),
+        );
+        assert_eq!(decoded.sequence, "42");
+        let entry = decoded.results[0].clone().unwrap();
+        assert_eq!(entry.key, vec!["17".to_owned()]);
+        assert_eq!(entry.item["pk"], AttributeValue::S("17".into()));
+        assert_eq!(
+            entry.item[SHARD_ATTR],
+            AttributeValue::S("shardId-000000000001".into())
+        );
+        assert_eq!(
+            entry.item[ARRIVAL_ATTR],
+            AttributeValue::N("1763750000500".into())
+        );
+        assert_eq!(
+            entry.item[POSITION_ATTR],
+            AttributeValue::S(entry.position.sortable())
+        );
+    }
+
+    #[test]
+    fn default_source_falls_back_to_the_partition_key() {
+        let source = KeySource::Pointer {
+            pointer: "/id".into(),
+            or_partition_key: true,
+        };
+        let decoded = decode(&record("1", "pk-9", br#"{"v":1}"#), &config(source));
+        assert_eq!(
+            decoded.results[0].clone().unwrap().key,
+            vec!["pk-9".to_owned()]
+        );
+    }
+
+    #[test]
+    fn every_poison_kind_is_a_reject_with_a_reason() {
+        let c = config(pointer("/id"));
+        let reason = |data: &[u8]| {
+            decode(&record("7", "k", data), &c).results[0]
+                .clone()
+                .unwrap_err()
+                .reason
+        };
+        assert!(reason(b"{oops").starts_with("record is not valid JSON"));
+        assert!(reason(b"[1,2]").contains("not an object"));
+        assert!(reason(br#"{"v":1}"#).starts_with("missing key"));
+        assert!(reason(br#"{"id":true}"#).starts_with("invalid key"));
+        let big = format!(
+            "{{\"id\":\"a\",\"blob\":\"{}\"}}",
+            "x".repeat(MAX_ITEM_BYTES)
+        );
+        assert!(reason(big.as_bytes()).contains("DynamoDB's limit"));
+        let mut bad_kpl = kpl::aggregate(&[kpl::UserRecord {
+            partition_key: "k".into(),
+            explicit_hash_key: None,
+            data: b"{}".to_vec(),
+        }]);
+        let last = bad_kpl.len() - 1;
+        bad_kpl[last] ^= 0xff;
+        assert!(reason(&bad_kpl).contains("MD5"));
+        let mut malformed = record("8", "k", b"{}");
+        malformed["kinesis"]["data"] = json!("!!not base64!!");
+        let decoded = decode(&malformed, &c);
+        assert_eq!(decoded.sequence, "8");
+        assert!(
+            decoded.results[0]
+                .clone()
+                .unwrap_err()
+                .reason
+                .starts_with("malformed Kinesis record")
+        );
+    }
+
+    #[test]
+    fn kpl_user_records_get_sub_positions() {
+        let users: Vec<kpl::UserRecord> = (0..3)
+            .map(|i| kpl::UserRecord {
+                partition_key: format!("k{i}"),
+                explicit_hash_key: None,
+                data: format!("{{\"id\":\"u{i}\"}}").into_bytes(),
+            })
+            .collect();
+        let decoded = decode(
+            &record("99", "outer", &kpl::aggregate(&users)),
+            &config(pointer("/id")),
+        );
+        let subs: Vec<u32> = decoded
+            .results
+            .iter()
+            .map(|r| r.clone().unwrap().position.sub)
+            .collect();
+        assert_eq!(subs, vec![0, 1, 2]);
+        assert_eq!(
+            decoded.results[2].clone().unwrap().key,
+            vec!["u2".to_owned()]
+        );
+    }
+}
