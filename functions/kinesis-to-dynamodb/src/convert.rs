@@ -122,6 +122,48 @@ pub fn checked_number(text: &str, path: &str) -> Result<String, ConvertError> {
     Ok(text.to_owned())
 }
 
+/// An upper bound of DynamoDB's size for `item` (names plus values), so
+/// that items over the 400 KB limit are caught before any write.
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        // Stored as about one byte per two digits; the text length bounds it.
+        AttributeValue::N(n) => n.len(),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// The value at an RFC 6901 JSON pointer (`/a/0/b`, `~1` for `/`, `~0` for `~`).
+pub fn at_pointer<'a>(item: &'a Item, pointer: &str) -> Option<&'a AttributeValue> {
+    let mut tokens = pointer
+        .strip_prefix('/')?
+        .split('/')
+        .map(|t| t.replace("~1", "/").replace("~0", "~"));
+    let mut current = item.get(&tokens.next()?)?;
+    for token in tokens {
+        current = match current {
+            AttributeValue::M(map) => map.get(&token)?,
+            AttributeValue::L(list) => list.get(token.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,46 +245,4 @@ mod tests {
         assert!(ok("1e125") && !ok("1e126") && ok("9.9e125"));
         assert!(ok("1e-130") && !ok("1e-131") && ok("0.001e-127"));
     }
-}
-
-/// An upper bound of DynamoDB's size for `item` (names plus values), so
-/// that items over the 400 KB limit are caught before any write.
-pub fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(name, value)| name.len() + value_size(value))
-        .sum()
-}
-
-fn value_size(value: &AttributeValue) -> usize {
-    match value {
-        AttributeValue::S(s) => s.len(),
-        // Stored as about one byte per two digits; the text length bounds it.
-        AttributeValue::N(n) => n.len(),
-        AttributeValue::B(b) => b.as_ref().len(),
-        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-        AttributeValue::M(map) => {
-            3 + map
-                .iter()
-                .map(|(k, v)| 1 + k.len() + value_size(v))
-                .sum::<usize>()
-        }
-        _ => 1,
-    }
-}
-
-/// The value at an RFC 6901 JSON pointer (`/a/0/b`, `~1` for `/`, `~0` for `~`).
-pub fn at_pointer<'a>(item: &'a Item, pointer: &str) -> Option<&'a AttributeValue> {
-    let mut tokens = pointer
-        .strip_prefix('/')?
-        .split('/')
-        .map(|t| t.replace("~1", "/").replace("~0", "~"));
-    let mut current = item.get(&tokens.next()?)?;
-    for token in tokens {
-        current = match current {
-            AttributeValue::M(map) => map.get(&token)?,
-            AttributeValue::L(list) => list.get(token.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(current)
 }
