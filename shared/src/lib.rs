@@ -8,5 +8,6 @@ pub mod cfn;
 pub mod config;
 pub mod logging;
 pub mod metrics;
+pub mod retry;
 pub mod runtime;
 pub mod s3_key;

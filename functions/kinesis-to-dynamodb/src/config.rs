@@ -1,5 +1,6 @@
 //! Environment configuration.
 
+use crate::writer::Backoff;
 use shared::config::{ConfigError, EnvReader};
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ pub struct Config {
     /// Retries stop this long before the Lambda deadline, so the response
     /// (and its checkpoint) is always returned.
     pub deadline_margin: Duration,
+    pub backoff: Backoff,
 }
 
 fn source(raw: &str) -> Result<KeySource, String> {
@@ -59,7 +61,8 @@ impl Config {
     /// Reads TABLE_NAME, PARTITION_KEY, PARTITION_KEY_SOURCE (default: the
     /// pointer /id, else the Kinesis partition key), SORT_KEY and
     /// SORT_KEY_SOURCE, MODE (latest | append), REJECTS_TABLE_NAME,
-    /// MAX_IN_FLIGHT (default 16) and DEADLINE_MARGIN_MS (default 2000).
+    /// MAX_IN_FLIGHT (default 16), DEADLINE_MARGIN_MS (default 2000), and
+    /// RETRY_BASE_DELAY_MS / RETRY_MAX_DELAY_MS (default 25 / 2000).
     pub fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
         let table: Option<String> = env.required("TABLE_NAME");
         let partition_key: Option<String> = env.required("PARTITION_KEY");
@@ -134,6 +137,10 @@ impl Config {
             env.problem("MAX_IN_FLIGHT must be at least 1");
         }
         let deadline_margin = env.millis("DEADLINE_MARGIN_MS", Duration::from_secs(2));
+        let backoff = Backoff {
+            base: env.millis("RETRY_BASE_DELAY_MS", Duration::from_millis(25)),
+            max: env.millis("RETRY_MAX_DELAY_MS", Duration::from_secs(2)),
+        };
         env.finish()?;
         Ok(Self {
             table: table.unwrap_or_default(),
@@ -144,6 +151,7 @@ impl Config {
             rejects_table: rejects_table.unwrap_or_default(),
             max_in_flight,
             deadline_margin,
+            backoff,
         })
     }
 }

@@ -7,4 +7,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod convert;
 pub mod kpl;
+pub mod pipeline;
 pub mod record;
+pub mod writer;

@@ -13,7 +13,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -102,10 +101,7 @@ pub async fn put_with_retries<T: PutTransport>(
             Err(e) => last_error = e,
         }
         if attempts < policy.max_attempts {
-            let cap = policy
-                .max_delay
-                .min(policy.base_delay.saturating_mul(1 << attempts.min(16)));
-            let wait = full_jitter(cap);
+            let wait = crate::retry::backoff(attempts, policy.base_delay, policy.max_delay);
             if Instant::now() + wait >= deadline {
                 break;
             }
@@ -116,18 +112,6 @@ pub async fn put_with_retries<T: PutTransport>(
         attempts,
         last_error,
     }
-}
-
-/// A uniformly random duration in [0, cap]: spreads retries from many
-/// responders instead of letting them hit S3 in lockstep.
-fn full_jitter(cap: Duration) -> Duration {
-    let random = RandomState::new().hash_one(Instant::now());
-    let millis = cap.as_millis() as u64;
-    Duration::from_millis(if millis == 0 {
-        0
-    } else {
-        random % (millis + 1)
-    })
 }
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;

@@ -1,0 +1,208 @@
+//! Writing entries: the storage trait, its retry rules, and batching.
+
+use crate::convert::{Item, item_size};
+use shared::retry::backoff;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// BatchWriteItem takes at most 25 puts and 16 MB.
+pub const MAX_BATCH_ITEMS: usize = 25;
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// Capped exponential backoff with full jitter between retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    fn wait(&self, retry: u32) -> Duration {
+        backoff(retry, self.base, self.max)
+    }
+}
+
+/// How a write failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// Throttling, 5xx, network: worth retrying.
+    Transient(String),
+    /// DynamoDB refused the item itself (ValidationException): poison.
+    ItemRejected(String),
+    /// Anything else (missing table, access denied): fails the records,
+    /// without retrying inside this invocation.
+    Fatal(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutResult {
+    Written,
+    /// The table already holds this record or a newer one.
+    Stale,
+}
+
+/// The DynamoDB calls the function makes.
+pub trait Table: Send + Sync {
+    /// PutItem unless the stored item's `position_attr` is at or after
+    /// `position` (latest mode).
+    fn put_if_newer(
+        &self,
+        table: &str,
+        item: Item,
+        position_attr: &str,
+        position: &str,
+    ) -> impl Future<Output = Result<PutResult, WriteError>> + Send;
+    /// BatchWriteItem puts; returns what DynamoDB left unprocessed.
+    fn batch_put(
+        &self,
+        table: &str,
+        items: Vec<Item>,
+    ) -> impl Future<Output = Result<Vec<Item>, WriteError>> + Send;
+    /// A plain PutItem (rejects).
+    fn put(&self, table: &str, item: Item) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// Retries a transient failure with backoff until `deadline`.
+/// Returns the result and the number of retries made.
+pub async fn with_retries<T, F, Fut>(
+    policy: Backoff,
+    deadline: Instant,
+    mut call: F,
+) -> (Result<T, WriteError>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WriteError>>,
+{
+    let mut retries = 0;
+    loop {
+        match call().await {
+            Err(WriteError::Transient(e)) => {
+                let wait = policy.wait(retries + 1);
+                if Instant::now() + wait >= deadline {
+                    return (Err(WriteError::Transient(e)), retries);
+                }
+                tokio::time::sleep(wait).await;
+                retries += 1;
+            }
+            other => return (other, retries),
+        }
+    }
+}
+
+/// Puts `items` with BatchWriteItem, retrying what comes back unprocessed
+/// (never dropping it) until `deadline`. Returns what is still unwritten,
+/// the error if the call itself failed, and the retries made.
+pub async fn batch_put_all<T: Table>(
+    table: &T,
+    name: &str,
+    items: Vec<Item>,
+    policy: Backoff,
+    deadline: Instant,
+) -> (Vec<Item>, Option<WriteError>, u32) {
+    let mut pending = items;
+    let mut retries = 0;
+    loop {
+        let (result, call_retries) =
+            with_retries(policy, deadline, || table.batch_put(name, pending.clone())).await;
+        retries += call_retries;
+        match result {
+            Ok(unprocessed) if unprocessed.is_empty() => return (Vec::new(), None, retries),
+            Ok(unprocessed) => {
+                pending = unprocessed;
+                let wait = policy.wait(retries + 1);
+                if Instant::now() + wait >= deadline {
+                    return (pending, None, retries);
+                }
+                tokio::time::sleep(wait).await;
+                retries += 1;
+            }
+            Err(e) => return (pending, Some(e), retries),
+        }
+    }
+}
+
+/// Splits items into BatchWriteItem-sized chunks (25 items, 16 MB).
+pub fn chunks(items: Vec<(Item, usize)>) -> Vec<Vec<(Item, usize)>> {
+    let mut out: Vec<Vec<(Item, usize)>> = Vec::new();
+    let mut bytes = 0;
+    for (item, tag) in items {
+        let size = item_size(&item);
+        let full = out
+            .last()
+            .is_none_or(|c| c.len() == MAX_BATCH_ITEMS || bytes + size > MAX_BATCH_BYTES);
+        if full {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        out.last_mut().expect("pushed above").push((item, tag));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    fn item(i: usize, bytes: usize) -> (Item, usize) {
+        (
+            Item::from([("k".to_owned(), AttributeValue::S("x".repeat(bytes)))]),
+            i,
+        )
+    }
+
+    #[test]
+    fn chunks_respect_count_and_size() {
+        let sizes: Vec<usize> = chunks((0..60).map(|i| item(i, 10)).collect())
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, vec![25, 25, 10]);
+        let big = chunks((0..5).map(|i| item(i, 6 * 1024 * 1024)).collect());
+        assert_eq!(big.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
+        let order: Vec<usize> = chunks((0..30).map(|i| item(i, 1)).collect())
+            .concat()
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect();
+        assert_eq!(order, (0..30).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_until_the_deadline() {
+        let mut calls = 0;
+        let fast = Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+        };
+        let (result, retries) = with_retries(fast, Instant::now() + Duration::from_secs(5), || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(WriteError::Transient("throttled".into()))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!((result, retries), (Ok(3), 2));
+        let (result, _) = with_retries(fast, Instant::now(), || async {
+            Err::<(), _>(WriteError::Transient("x".into()))
+        })
+        .await;
+        assert_eq!(result, Err(WriteError::Transient("x".into())));
+        let (result, retries) =
+            with_retries(fast, Instant::now() + Duration::from_secs(5), || async {
+                Err::<(), _>(WriteError::Fatal("no table".into()))
+            })
+            .await;
+        assert_eq!(
+            (result, retries),
+            (Err(WriteError::Fatal("no table".into())), 0)
+        );
+    }
+}
