@@ -1,10 +1,13 @@
-//! Reporting an init failure to the Lambda Runtime API.
+//! Runtime API details: the invocation deadline, and reporting an init
+//! failure.
 //!
 //! lambda_runtime has no public call for `/runtime/init/error`; without it a
 //! bad configuration only shows as "Runtime exited with error".
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// Posts the error to `/runtime/init/error`, logs it, and exits with status 1.
 pub async fn fail_init(error_type: &str, error: &dyn std::fmt::Display) -> ! {
@@ -35,10 +38,46 @@ async fn post_init_error(api: &str, error_type: &str, message: &str) -> std::io:
     Ok(())
 }
 
+/// 2000-01-01T00:00:00Z in epoch milliseconds.
+const EPOCH_2000_MS: u64 = 946_684_800_000;
+
+/// Lambda gives the deadline as epoch milliseconds. `cargo lambda watch`
+/// (1.9) sends the function timeout instead (600000): no real deadline lies
+/// before 2000, so such a value is read as the time remaining.
+pub fn deadline_instant(deadline_ms: u64, now: SystemTime) -> Instant {
+    let remaining = if deadline_ms < EPOCH_2000_MS {
+        tracing::warn!(
+            deadline_ms,
+            "the Runtime API sent a duration, not an epoch deadline; reading it as the time remaining"
+        );
+        Duration::from_millis(deadline_ms)
+    } else {
+        let now_ms = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    };
+    Instant::now() + remaining
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::net::TcpListener;
+
+    #[test]
+    fn epoch_deadlines_and_emulator_durations() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_800_000_000_000);
+        let remaining = |at: Instant| at.saturating_duration_since(Instant::now());
+        let real = deadline_instant(1_800_000_030_000, now);
+        assert!(
+            remaining(real) > Duration::from_secs(29) && remaining(real) <= Duration::from_secs(30)
+        );
+        let emulator = deadline_instant(600_000, now);
+        assert!(remaining(emulator) > Duration::from_secs(599));
+        let past = deadline_instant(1_799_999_000_000, now);
+        assert_eq!(remaining(past), Duration::ZERO);
+    }
 
     #[tokio::test]
     async fn posts_the_error_where_the_runtime_api_expects_it() {

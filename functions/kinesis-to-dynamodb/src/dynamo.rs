@@ -1,0 +1,103 @@
+//! The DynamoDB SDK behind [`Table`].
+
+use crate::convert::Item;
+use crate::writer::{PutResult, Table, WriteError};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+
+pub struct DynamoTable(pub Client);
+
+/// Sorts an SDK error into retry, poison or give up.
+fn classify<E, R>(error: SdkError<E, R>) -> WriteError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let text = DisplayErrorContext(&error).to_string();
+    match &error {
+        SdkError::ServiceError(service) => match service.err().code().unwrap_or_default() {
+            "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+            | "LimitExceededException" => WriteError::Transient(text),
+            "ValidationException" => WriteError::ItemRejected(text),
+            _ => WriteError::Fatal(text),
+        },
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            WriteError::Transient(text)
+        }
+        _ => WriteError::Fatal(text),
+    }
+}
+
+impl Table for DynamoTable {
+    async fn put_if_newer(
+        &self,
+        table: &str,
+        item: Item,
+        position_attr: &str,
+        position: &str,
+    ) -> Result<PutResult, WriteError> {
+        let result = self
+            .0
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#position) OR #position < :position")
+            .expression_attribute_names("#position", position_attr)
+            .expression_attribute_values(":position", AttributeValue::S(position.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutResult::Written),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(PutResult::Stale)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| WriteError::Fatal(e.to_string()))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, WriteError>>()?;
+        let output = self
+            .0
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(output
+            .unprocessed_items
+            .and_then(|mut tables| tables.remove(table))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|request| request.put_request.map(|put| put.item))
+            .collect())
+    }
+
+    async fn put(&self, table: &str, item: Item) -> Result<(), WriteError> {
+        self.0
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+}

@@ -1,0 +1,66 @@
+//! Maps a Kinesis invocation to the pipeline.
+
+use crate::config::Config;
+use crate::pipeline::{Counts, process};
+use crate::writer::Table;
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use shared::batch::PartialBatchResponse;
+use shared::metrics::Emf;
+use shared::runtime::deadline_instant;
+use std::time::SystemTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("the event has no Records list: this function takes Kinesis events")]
+    NotKinesis,
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        Self {
+            error_type: "NotAKinesisEvent".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Records are taken as raw JSON and parsed one by one, so a malformed
+/// record is set aside instead of failing (and blocking) the whole shard.
+pub async fn handle<T: Table>(
+    table: &T,
+    config: &Config,
+    event: LambdaEvent<Value>,
+) -> Result<PartialBatchResponse, HandlerError> {
+    let deadline = deadline_instant(event.context.deadline, SystemTime::now());
+    let records = event
+        .payload
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or(HandlerError::NotKinesis)?;
+    let (response, counts) = process(table, config, records, deadline).await;
+    emit(&counts);
+    tracing::info!(
+        ?counts,
+        failures = response.batch_item_failures.len(),
+        "batch processed"
+    );
+    Ok(response)
+}
+
+fn emit(counts: &Counts) {
+    let mut emf = Emf::new("LambdaSuite").dimension("Function", "kinesis-to-dynamodb");
+    for (name, value) in [
+        ("RecordsIn", counts.records_in),
+        ("UserRecords", counts.user_records),
+        ("Written", counts.written),
+        ("StaleSkipped", counts.stale_skipped),
+        ("Collapsed", counts.collapsed),
+        ("Rejected", counts.rejected),
+        ("Retried", counts.retried),
+        ("Failed", counts.failed),
+    ] {
+        emf.add(name, value);
+    }
+    emf.emit();
+}

@@ -1,0 +1,21 @@
+use kinesis_to_dynamodb::config::Config;
+use kinesis_to_dynamodb::dynamo::DynamoTable;
+use kinesis_to_dynamodb::handler;
+use lambda_runtime::service_fn;
+use shared::config::EnvReader;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::logging::init_tracing();
+    let config = match Config::from_env(EnvReader::from_env()) {
+        Ok(config) => config,
+        Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
+    };
+    let sdk = shared::aws::load_sdk_config().await;
+    let table = DynamoTable(aws_sdk_dynamodb::Client::new(&sdk));
+    let (table, config) = (&table, &config);
+    lambda_runtime::run(service_fn(move |event| {
+        handler::handle(table, config, event)
+    }))
+    .await
+}

@@ -1,0 +1,290 @@
+//! The real binary under a Runtime API stand-in, against moto DynamoDB,
+//! with the sample events: both modes and every poison kind.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+use suite_tests::function::FunctionProcess;
+use suite_tests::moto::Moto;
+use suite_tests::process::workspace_root;
+use suite_tests::runtime_api::RuntimeApi;
+
+type Row = HashMap<String, AttributeValue>;
+
+async fn client(moto: &Moto) -> Client {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    Client::new(&sdk)
+}
+
+async fn create_table(db: &Client, name: &str, keys: &[&str]) {
+    let mut request = db
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (i, key) in keys.iter().enumerate() {
+        let kind = if i == 0 {
+            KeyType::Hash
+        } else {
+            KeyType::Range
+        };
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(*key)
+                    .key_type(kind)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    request.send().await.unwrap();
+}
+
+async fn scan(db: &Client, table: &str) -> Vec<Row> {
+    db.scan()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+fn by(rows: &[Row], attr: &str) -> HashMap<String, Row> {
+    rows.iter()
+        .map(|r| (r[attr].as_s().unwrap().clone(), r.clone()))
+        .collect()
+}
+
+fn sample(name: &str) -> Value {
+    serde_json::from_slice(
+        &std::fs::read(
+            workspace_root()
+                .join("events/kinesis-to-dynamodb")
+                .join(name),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+struct Harness {
+    moto: Moto,
+    db: Client,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let moto = Moto::start();
+        let db = client(&moto).await;
+        create_table(&db, "orders", &["pk"]).await;
+        create_table(&db, "orders-log", &["pk", "sk"]).await;
+        create_table(&db, "rejects", &["shardId", "position"]).await;
+        Self { moto, db }
+    }
+
+    /// Runs the function with `extra` settings; returns the API and process.
+    async fn function(&self, extra: &[(&str, &str)]) -> (RuntimeApi, FunctionProcess) {
+        let api = RuntimeApi::start().await.unwrap();
+        let mut env = self.moto.env();
+        env.extend(
+            [
+                ("TABLE_NAME", "orders"),
+                ("PARTITION_KEY", "pk"),
+                ("REJECTS_TABLE_NAME", "rejects"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let process = FunctionProcess::spawn(
+            Path::new(env!("CARGO_BIN_EXE_kinesis-to-dynamodb")),
+            &api.host_port(),
+            &env,
+        );
+        (api, process)
+    }
+}
+
+async fn invoke(api: &RuntimeApi, event: Value) -> Value {
+    api.invoke(event, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .result
+        .expect("the invocation succeeds")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn latest_mode_with_the_sample_events() {
+    let h = Harness::start().await;
+    let (api, _f) = h.function(&[]).await;
+    let none = json!({"batchItemFailures": []});
+
+    assert_eq!(invoke(&api, sample("01-normal-batch.json")).await, none);
+    let orders = by(&scan(&h.db, "orders").await, "pk");
+    assert_eq!(orders.len(), 3);
+    let o2 = &orders["order-1002"];
+    assert_eq!(
+        o2["total"],
+        AttributeValue::N("12345678901234567890.12".into()),
+        "no precision lost"
+    );
+    assert_eq!(o2["paid"], AttributeValue::Bool(false));
+    assert_eq!(o2["note"], AttributeValue::Null(true));
+    assert_eq!(o2["items"], AttributeValue::L(vec![]));
+    let o1 = &orders["order-1001"];
+    assert_eq!(
+        o1["items"].as_l().unwrap()[0].as_m().unwrap()["qty"],
+        AttributeValue::N("2".into())
+    );
+    assert_eq!(
+        o1["_kinesis_shard"],
+        AttributeValue::S("shardId-000000000000".into())
+    );
+    assert_eq!(
+        o1["_kinesis_arrival_ms"],
+        AttributeValue::N("1763750000123".into())
+    );
+
+    assert_eq!(
+        invoke(&api, sample("02-batch-with-poison.json")).await,
+        none,
+        "poison never blocks the shard"
+    );
+    let orders = by(&scan(&h.db, "orders").await, "pk");
+    for written in ["order-2001", "order-2004", "order-2005"] {
+        assert!(orders.contains_key(written), "{written}");
+    }
+    let rejects = scan(&h.db, "rejects").await;
+    let reasons: Vec<&str> = rejects
+        .iter()
+        .map(|r| r["reason"].as_s().unwrap().as_str())
+        .collect();
+    assert_eq!(rejects.len(), 2, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("record is not valid JSON"))
+    );
+    assert!(reasons.iter().any(|r| r.contains("not an object")));
+    assert!(rejects.iter().all(|r| r.contains_key("data") && r["shardId"].as_s().unwrap().starts_with("shardId-")));
+
+    assert_eq!(invoke(&api, sample("03-kpl-aggregated.json")).await, none);
+    let orders = by(&scan(&h.db, "orders").await, "pk");
+    assert_eq!(
+        orders["order-3001"]["total"],
+        AttributeValue::N("3".into()),
+        "the last user record wins"
+    );
+    assert_eq!(orders["order-3002"]["total"], AttributeValue::N("2".into()));
+
+    assert_eq!(
+        invoke(&api, sample("04-same-key-out-of-order.json")).await,
+        none
+    );
+    let status =
+        |orders: &HashMap<String, Row>| orders["order-4001"]["status"].as_s().unwrap().clone();
+    assert_eq!(status(&by(&scan(&h.db, "orders").await, "pk")), "shipped");
+    // The older record alone, delivered again later: stale, skipped, not a failure.
+    let mut older = sample("04-same-key-out-of-order.json");
+    older["Records"].as_array_mut().unwrap().remove(0);
+    assert_eq!(invoke(&api, older).await, none);
+    assert_eq!(status(&by(&scan(&h.db, "orders").await, "pk")), "shipped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn append_mode_keeps_every_record() {
+    let h = Harness::start().await;
+    let (api, _f) = h
+        .function(&[
+            ("MODE", "append"),
+            ("TABLE_NAME", "orders-log"),
+            ("SORT_KEY", "sk"),
+        ])
+        .await;
+    invoke(&api, sample("01-normal-batch.json")).await;
+    invoke(&api, sample("03-kpl-aggregated.json")).await;
+    invoke(&api, sample("04-same-key-out-of-order.json")).await;
+    let rows = scan(&h.db, "orders-log").await;
+    assert_eq!(rows.len(), 3 + 3 + 2, "every user record is its own item");
+    let for_4001: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r["pk"].as_s().unwrap() == "order-4001")
+        .collect();
+    assert_eq!(for_4001.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strict_key_pointer_and_oversized_items_are_poison() {
+    let h = Harness::start().await;
+    let (api, _f) = h.function(&[("PARTITION_KEY_SOURCE", "/id")]).await;
+    invoke(&api, sample("02-batch-with-poison.json")).await;
+    let mut big = sample("01-normal-batch.json");
+    let blob = json!({"id": "huge", "blob": "x".repeat(420 * 1024)}).to_string();
+    big["Records"][0]["kinesis"]["data"] = json!(aws_smithy_types::base64::encode(blob.as_bytes()));
+    big["Records"][0]["kinesis"]["sequenceNumber"] =
+        json!("49590338271490256608559692538361571095921575989136588999");
+    invoke(&api, big).await;
+    let reasons: Vec<String> = scan(&h.db, "rejects")
+        .await
+        .iter()
+        .map(|r| r["reason"].as_s().unwrap().clone())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("missing key: the record has nothing at /id")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("DynamoDB's limit is 409600")),
+        "{reasons:?}"
+    );
+    assert!(!by(&scan(&h.db, "orders").await, "pk").contains_key("huge"));
+}
+
+#[tokio::test]
+async fn bad_configuration_fails_init_naming_every_variable() {
+    let api = RuntimeApi::start().await.unwrap();
+    let mut process = FunctionProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_kinesis-to-dynamodb")),
+        &api.host_port(),
+        &[("MODE".into(), "newest".into())],
+    );
+    let report = api
+        .init_error(Duration::from_secs(10))
+        .await
+        .expect("an init error is reported");
+    assert_eq!(report["errorType"], "InvalidConfiguration");
+    let message = report["errorMessage"].as_str().unwrap();
+    for name in [
+        "TABLE_NAME",
+        "PARTITION_KEY",
+        "REJECTS_TABLE_NAME",
+        "MODE=\"newest\"",
+    ] {
+        assert!(message.contains(name), "{name}: {message}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(process.exit_code(), Some(1));
+}
