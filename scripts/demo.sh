@@ -11,7 +11,7 @@ rm -rf "$work" && mkdir -p "$work"
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 bold "Building the functions and the local stand-ins"
-cargo build --quiet --bins -p cfn-responder -p suite-tests
+cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p suite-tests
 
 start_moto "$work/moto.log"
 sink_port=$(free_port); lambda_port=$(free_port)
@@ -26,6 +26,9 @@ AWS_REGION=us-east-1
 AWS_EC2_METADATA_DISABLED=true
 AWS_LAMBDA_LOG_FORMAT=JSON
 ALLOW_LOCAL_RESPONSE_URL=true
+TABLE_NAME=orders
+PARTITION_KEY=pk
+REJECTS_TABLE_NAME=rejects
 ENV
 cargo lambda watch --quiet -A 127.0.0.1 -P "$lambda_port" --timeout 120 \
   --env-file "$work/lambda.env" >"$work/lambda.log" 2>&1 & pids+=($!)
@@ -66,5 +69,21 @@ PY
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/$name.out"; }
   show_new_responses
 done
+
+bold "kinesis-to-dynamodb: events/kinesis-to-dynamodb/ into moto DynamoDB (MODE=latest)"
+tables() { .venv/bin/python scripts/demo_dynamodb.py "http://127.0.0.1:$moto_port" "$@"; }
+tables create orders pk
+tables create rejects shardId position
+for event in events/kinesis-to-dynamodb/*.json; do
+  echo
+  echo "> $(basename "$event"): $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["Records"]))' "$event") record(s)"
+  cargo lambda invoke kinesis-to-dynamodb -A 127.0.0.1 -P "$lambda_port" --data-file "$event" >"$work/kinesis.out" 2>&1 \
+    || { echo "    invocation failed:"; sed 's/^/    /' "$work/kinesis.out"; continue; }
+  echo "    response: $(cat "$work/kinesis.out")"
+done
+echo
+echo "> the tables afterwards"
+tables show orders
+tables show rejects
 
 bold "Demo finished. Logs are in .demo/"

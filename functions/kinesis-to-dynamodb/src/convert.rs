@@ -21,7 +21,7 @@ const MAX_DIGITS: usize = 38;
 pub enum ConvertError {
     #[error("record is not valid JSON: {0}")]
     InvalidJson(String),
-    #[error("record is JSON {0}, not an object")]
+    #[error("record is {0}, not a JSON object")]
     NotAnObject(&'static str),
     #[error("number {number} at {path} has more than 38 significant digits")]
     TooPrecise { number: String, path: String },

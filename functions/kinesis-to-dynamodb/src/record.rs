@@ -290,7 +290,7 @@ mod tests {
                 .reason
         };
         assert!(reason(b"{oops").starts_with("record is not valid JSON"));
-        assert!(reason(b"[1,2]").contains("not an object"));
+        assert!(reason(b"[1,2]").contains("not a JSON object"));
         assert!(reason(br#"{"v":1}"#).starts_with("missing key"));
         assert!(reason(br#"{"id":true}"#).starts_with("invalid key"));
         let big = format!(

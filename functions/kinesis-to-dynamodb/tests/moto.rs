@@ -184,7 +184,7 @@ async fn latest_mode_with_the_sample_events() {
             .iter()
             .any(|r| r.starts_with("record is not valid JSON"))
     );
-    assert!(reasons.iter().any(|r| r.contains("not an object")));
+    assert!(reasons.iter().any(|r| r.contains("not a JSON object")));
     assert!(rejects.iter().all(|r| r.contains_key("data") && r["shardId"].as_s().unwrap().starts_with("shardId-")));
 
     assert_eq!(invoke(&api, sample("03-kpl-aggregated.json")).await, none);
