@@ -1,6 +1,7 @@
 //! Harness for integration tests, demo and benchmarks: real processes and
 //! small stand-in servers, all bound to 127.0.0.1.
 
+pub mod dynamodb;
 pub mod emulator;
 pub mod function;
 pub mod http;
