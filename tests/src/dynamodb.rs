@@ -113,7 +113,7 @@ impl DynamoStandIn {
                 let mut s = state.lock().unwrap();
                 s.calls += 1;
                 if s.random() % 100 < faults.error_percent {
-                    return if s.random() % 2 == 0 {
+                    return if s.random().is_multiple_of(2) {
                         error(
                             400,
                             "ProvisionedThroughputExceededException",

@@ -95,7 +95,7 @@ async fn run(mode: &str, seed: u64) {
     );
 
     let mut newest: HashMap<String, u64> = HashMap::new();
-    let (mut invocations, mut resumed) = (0, 0);
+    let (mut invocations, mut resumed) = (0u32, 0u32);
     for shard in 0..SHARDS {
         let records = shard_records(shard, seed);
         for (key, version, _) in &records {
@@ -112,7 +112,7 @@ async fn run(mode: &str, seed: u64) {
             let sent = batch.len();
             // Every third invocation gets too little time to finish its
             // retries, so checkpoints and re-sends really happen.
-            let time = if invocations % 3 == 0 {
+            let time = if invocations.is_multiple_of(3) {
                 Duration::from_millis(420)
             } else {
                 Duration::from_secs(3)
