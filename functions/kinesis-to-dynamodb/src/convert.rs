@@ -35,10 +35,30 @@ fn invalid(e: serde_json::Error) -> ConvertError {
     ConvertError::InvalidJson(e.to_string())
 }
 
+impl ConvertError {
+    /// Prefixes the path of a nested error with the segment it came through;
+    /// paths are only built on the (rare) error path, not per field.
+    fn within(self, segment: &str) -> Self {
+        let prefix = |path: String| format!("/{segment}{path}");
+        match self {
+            Self::TooPrecise { number, path } => Self::TooPrecise {
+                number,
+                path: prefix(path),
+            },
+            Self::OutOfRange { number, path } => Self::OutOfRange {
+                number,
+                path: prefix(path),
+            },
+            Self::TooDeep { path } => Self::TooDeep { path: prefix(path) },
+            other => other,
+        }
+    }
+}
+
 /// Converts one UTF-8 JSON object to an item.
 pub fn json_to_item(bytes: &[u8]) -> Result<Item, ConvertError> {
     let raw: &RawValue = serde_json::from_slice(bytes).map_err(invalid)?;
-    match value(raw, "", 0)? {
+    match value(raw, 0)? {
         AttributeValue::M(map) => Ok(map),
         AttributeValue::L(_) => Err(ConvertError::NotAnObject("an array")),
         AttributeValue::S(_) => Err(ConvertError::NotAnObject("a string")),
@@ -48,19 +68,19 @@ pub fn json_to_item(bytes: &[u8]) -> Result<Item, ConvertError> {
     }
 }
 
-fn value(raw: &RawValue, path: &str, depth: usize) -> Result<AttributeValue, ConvertError> {
+fn value(raw: &RawValue, depth: usize) -> Result<AttributeValue, ConvertError> {
     let text = raw.get();
     Ok(match text.as_bytes().first() {
         Some(b'{') => {
             if depth >= MAX_DEPTH {
                 return Err(ConvertError::TooDeep {
-                    path: path.to_owned(),
+                    path: String::new(),
                 });
             }
             let fields: HashMap<String, &RawValue> = serde_json::from_str(text).map_err(invalid)?;
             let mut map = HashMap::with_capacity(fields.len());
             for (key, raw) in fields {
-                let child = value(raw, &format!("{path}/{key}"), depth + 1)?;
+                let child = value(raw, depth + 1).map_err(|e| e.within(&key))?;
                 map.insert(key, child);
             }
             AttributeValue::M(map)
@@ -68,14 +88,14 @@ fn value(raw: &RawValue, path: &str, depth: usize) -> Result<AttributeValue, Con
         Some(b'[') => {
             if depth >= MAX_DEPTH {
                 return Err(ConvertError::TooDeep {
-                    path: path.to_owned(),
+                    path: String::new(),
                 });
             }
             let items: Vec<&RawValue> = serde_json::from_str(text).map_err(invalid)?;
             let list = items
                 .into_iter()
                 .enumerate()
-                .map(|(i, raw)| value(raw, &format!("{path}/{i}"), depth + 1))
+                .map(|(i, raw)| value(raw, depth + 1).map_err(|e| e.within(&i.to_string())))
                 .collect::<Result<_, _>>()?;
             AttributeValue::L(list)
         }
@@ -83,7 +103,7 @@ fn value(raw: &RawValue, path: &str, depth: usize) -> Result<AttributeValue, Con
         Some(b't') => AttributeValue::Bool(true),
         Some(b'f') => AttributeValue::Bool(false),
         Some(b'n') => AttributeValue::Null(true),
-        _ => AttributeValue::N(checked_number(text, path)?),
+        _ => AttributeValue::N(checked_number(text, "")?),
     })
 }
 

@@ -6,6 +6,7 @@ use crate::convert::{Item, at_pointer, item_size, json_to_item};
 use crate::kpl;
 use aws_lambda_events::event::kinesis::KinesisEventRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Where an item records its source: the sortable position (also what the
@@ -56,7 +57,7 @@ pub fn decode(raw: &Value, config: &Config) -> Decoded {
         .and_then(|id| id.split(':').next())
         .unwrap_or("unknown-shard")
         .to_owned();
-    let record: KinesisEventRecord = match serde_json::from_value(raw.clone()) {
+    let record = match KinesisEventRecord::deserialize(raw) {
         Ok(record) => record,
         Err(e) => {
             let reject = Reject {

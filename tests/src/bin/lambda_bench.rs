@@ -3,20 +3,23 @@
 //!
 //! lambda-bench --function NAME --binary PATH --zip PATH --runs N
 //!              --event FILE [--event FILE ...] [--env KEY=VALUE ...]
+//!              [--warm N] [--dynamodb-latency-ms MS --table NAME:KEY[,KEY]]
 //!
-//! Init is process start to the first poll of `/next`. An invoke is timed
-//! from the hand-out of the event to the arrival of the CloudFormation
-//! response at the local sink, so the PUT's own round trip is excluded.
+//! Init is process start to the first poll of `/next`. A custom-resource
+//! invoke is timed from the hand-out of the event to the arrival of the
+//! CloudFormation response at the local sink (the PUT's round trip is
+//! excluded); any other invoke from hand-out to the function's answer.
+//! With --dynamodb-latency-ms the function writes to the DynamoDB stand-in,
+//! which answers every call after that latency.
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
+use suite_tests::dynamodb::{DynamoStandIn, Faults};
 use suite_tests::function::FunctionProcess;
 use suite_tests::runtime_api::RuntimeApi;
 use suite_tests::sink::Sink;
-
-const WARM_INVOKES: usize = 20;
 
 struct Args {
     function: String,
@@ -25,12 +28,16 @@ struct Args {
     runs: usize,
     events: Vec<PathBuf>,
     env: Vec<(String, String)>,
+    warm: usize,
+    dynamodb_latency: Option<Duration>,
+    tables: Vec<(String, Vec<String>)>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = std::env::args().skip(1);
     let (mut function, mut binary, mut zip, mut runs) = (None, None, None, 5);
-    let (mut events, mut env) = (Vec::new(), Vec::new());
+    let (mut events, mut env, mut warm, mut dynamodb_latency, mut tables) =
+        (Vec::new(), Vec::new(), 20, None, Vec::new());
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -45,6 +52,19 @@ fn parse_args() -> anyhow::Result<Args> {
                 let (k, v) = value.split_once('=').context("--env takes KEY=VALUE")?;
                 env.push((k.to_owned(), v.to_owned()));
             }
+            "--warm" => warm = value.parse()?,
+            "--dynamodb-latency-ms" => {
+                dynamodb_latency = Some(Duration::from_millis(value.parse()?))
+            }
+            "--table" => {
+                let (name, keys) = value
+                    .split_once(':')
+                    .context("--table takes NAME:KEY[,KEY]")?;
+                tables.push((
+                    name.to_owned(),
+                    keys.split(',').map(str::to_owned).collect(),
+                ));
+            }
             other => bail!("unknown flag {other}"),
         }
     }
@@ -55,6 +75,9 @@ fn parse_args() -> anyhow::Result<Args> {
         runs,
         events,
         env,
+        warm,
+        dynamodb_latency,
+        tables,
     })
 }
 
@@ -69,8 +92,24 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let mut args = parse_args()?;
     let sink = Sink::start(0).await?;
+    let dynamodb = match args.dynamodb_latency {
+        Some(latency) => {
+            let tables: Vec<(&str, Vec<&str>)> = args
+                .tables
+                .iter()
+                .map(|(t, k)| (t.as_str(), k.iter().map(String::as_str).collect()))
+                .collect();
+            let tables: Vec<(&str, &[&str])> =
+                tables.iter().map(|(t, k)| (*t, k.as_slice())).collect();
+            let db = DynamoStandIn::start(&tables, Faults::none(latency)).await?;
+            args.env
+                .push(("AWS_ENDPOINT_URL_DYNAMODB".into(), db.endpoint()));
+            Some(db)
+        }
+        None => None,
+    };
     let mut init = Vec::new();
     let mut rss = Vec::new();
     // Per event: cold (first invoke of a process) and warm times.
@@ -88,25 +127,35 @@ async fn main() -> anyhow::Result<()> {
         init.push(ms(first_poll - process.started));
         for (i, path) in args.events.iter().enumerate() {
             let template: Value = serde_json::from_slice(&std::fs::read(path)?)?;
-            for round in 0..=WARM_INVOKES {
+            let custom_resource = template.get("ResponseURL").is_some();
+            for round in 0..=args.warm {
                 counter += 1;
                 let id = format!("bench-{counter}");
                 let mut event = template.clone();
-                event["ResponseURL"] = Value::from(sink.url(&id));
-                event["RequestId"] = Value::from(id.clone());
-                let invocation = api.invoke(event, Duration::from_secs(30)).await?;
-                let put = sink
-                    .received(&id)
-                    .into_iter()
-                    .next()
-                    .context("no response reached the sink")?;
-                let before_put = ms(put.at.saturating_duration_since(invocation.handed_out));
+                if custom_resource {
+                    event["ResponseURL"] = Value::from(sink.url(&id));
+                    event["RequestId"] = Value::from(id.clone());
+                }
+                let invocation = api.invoke(event, Duration::from_secs(120)).await?;
+                if let Err(error) = &invocation.result {
+                    bail!("{} failed: {error}", path.display());
+                }
+                let took = if custom_resource {
+                    let put = sink
+                        .received(&id)
+                        .into_iter()
+                        .next()
+                        .context("no response reached the sink")?;
+                    ms(put.at.saturating_duration_since(invocation.handed_out))
+                } else {
+                    ms(invocation.duration())
+                };
                 if round == 0 {
                     &mut cold[i]
                 } else {
                     &mut warm[i]
                 }
-                .push(before_put);
+                .push(took);
             }
         }
         rss.push(process.peak_rss_kib().unwrap_or(0) as f64 / 1024.0);
@@ -124,16 +173,27 @@ async fn main() -> anyhow::Result<()> {
     );
     for (i, path) in args.events.iter().enumerate() {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("event");
+        let until = if args.dynamodb_latency.is_some() {
+            "answer"
+        } else {
+            "PUT arrival"
+        };
         println!(
-            "| first invoke, {name} (to PUT arrival) | {:.2} ms |",
+            "| first invoke, {name} (to {until}) | {:.2} ms |",
             median(cold[i].clone())
         );
-        println!(
-            "| warm invoke, {name} (to PUT arrival; median of {WARM_INVOKES}) | {:.3} ms |",
-            median(warm[i].clone())
-        );
+        if args.warm > 0 {
+            println!(
+                "| warm invoke, {name} (to {until}; median of {}) | {:.3} ms |",
+                args.warm,
+                median(warm[i].clone())
+            );
+        }
     }
     println!("| peak RSS (VmHWM) | {:.1} MB |", median(rss));
     println!("| zipped bootstrap | {zip_mb:.2} MB |");
+    if let Some(db) = dynamodb {
+        println!("| DynamoDB calls made (all runs) | {} |", db.calls());
+    }
     Ok(())
 }

@@ -1,0 +1,90 @@
+//! `make bench`: CPU cost per record, no I/O. Parses a 10,000-record event,
+//! decodes each record (base64, JSON, key, metadata) and serializes its item
+//! as DynamoDB JSON, the wire form the SDK sends.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use kinesis_to_dynamodb::config::{Config, KeySource, Mode};
+use kinesis_to_dynamodb::record::decode;
+use kinesis_to_dynamodb::writer::Backoff;
+use serde_json::{Map, Value, json};
+use std::time::{Duration, Instant};
+
+const RECORDS: usize = 10_000;
+
+fn wire(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => json!({"S": s}),
+        AttributeValue::N(n) => json!({"N": n}),
+        AttributeValue::Bool(b) => json!({"BOOL": b}),
+        AttributeValue::Null(_) => json!({"NULL": true}),
+        AttributeValue::L(l) => json!({"L": l.iter().map(wire).collect::<Vec<_>>()}),
+        AttributeValue::M(m) => {
+            json!({"M": m.iter().map(|(k, v)| (k.clone(), wire(v))).collect::<Map<_, _>>()})
+        }
+        _ => Value::Null,
+    }
+}
+
+fn main() {
+    let config = Config {
+        table: "items".into(),
+        partition_key: "pk".into(),
+        partition_key_source: KeySource::Pointer {
+            pointer: "/id".into(),
+            or_partition_key: true,
+        },
+        sort_key: None,
+        mode: Mode::Latest,
+        rejects_table: "rejects".into(),
+        max_in_flight: 16,
+        deadline_margin: Duration::from_secs(2),
+        backoff: Backoff {
+            base: Duration::from_millis(25),
+            max: Duration::from_secs(2),
+        },
+    };
+    let records: Vec<Value> = (0..RECORDS)
+        .map(|i| {
+            let mut data = json!({
+                "id": format!("order-{i:06}"), "customer": format!("c-{}", i % 97), "total": 129.95,
+                "currency": "EUR", "paid": i % 2 == 0, "items": [{"sku": "A-1", "qty": 2}, {"sku": "B-7", "qty": 1}],
+                "shipping": {"method": "express", "eta_days": 2}, "note": ""
+            });
+            let pad = 500 - data.to_string().len();
+            data["note"] = Value::from("x".repeat(pad));
+            // 56 digits: beyond u128, as real sequence numbers are.
+            let sequence = format!("4959033827149025660855969253836157109592157598913{i:07}");
+            json!({
+                "eventID": format!("shardId-000000000000:{sequence}"),
+                "kinesis": {"partitionKey": format!("order-{i:06}"), "approximateArrivalTimestamp": 1763750000.123,
+                            "sequenceNumber": sequence,
+                            "data": aws_smithy_types::base64::encode(data.to_string().as_bytes())}
+            })
+        })
+        .collect();
+    let event = json!({"Records": records}).to_string();
+
+    let mut per_record = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..7 {
+        let start = Instant::now();
+        let parsed: Value = serde_json::from_str(&event).expect("event");
+        for raw in parsed["Records"].as_array().expect("records") {
+            for entry in decode(raw, &config).results.into_iter().flatten() {
+                let item: Map<String, Value> = entry
+                    .item
+                    .iter()
+                    .map(|(k, v)| (k.clone(), wire(v)))
+                    .collect();
+                bytes += serde_json::to_vec(&item).expect("serializes").len();
+            }
+        }
+        per_record.push(start.elapsed().as_secs_f64() * 1e6 / RECORDS as f64);
+    }
+    per_record.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "| per-record cost, 500-byte JSON (event parse + decode + convert + serialize, median of 7 x {RECORDS}) | {:.2} µs |",
+        per_record[per_record.len() / 2]
+    );
+    std::hint::black_box(bytes);
+}
