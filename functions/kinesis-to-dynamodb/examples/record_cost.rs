@@ -4,6 +4,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use kinesis_to_dynamodb::config::{Config, KeySource, Mode};
+use kinesis_to_dynamodb::handler::KinesisBatch;
 use kinesis_to_dynamodb::record::decode;
 use kinesis_to_dynamodb::writer::Backoff;
 use serde_json::{Map, Value, json};
@@ -68,9 +69,9 @@ fn main() {
     let mut bytes = 0;
     for _ in 0..7 {
         let start = Instant::now();
-        let parsed: Value = serde_json::from_str(&event).expect("event");
-        for raw in parsed["Records"].as_array().expect("records") {
-            for entry in decode(raw, &config).results.into_iter().flatten() {
+        let parsed: KinesisBatch = serde_json::from_str(&event).expect("event");
+        for raw in parsed.records.expect("records") {
+            for entry in decode(raw.get(), &config).results.into_iter().flatten() {
                 let item: Map<String, Value> = entry
                     .item
                     .iter()

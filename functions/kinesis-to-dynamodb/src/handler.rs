@@ -4,7 +4,8 @@ use crate::config::Config;
 use crate::pipeline::{Counts, process};
 use crate::writer::Table;
 use lambda_runtime::LambdaEvent;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use shared::batch::PartialBatchResponse;
 use shared::metrics::Emf;
 use shared::runtime::deadline_instant;
@@ -25,20 +26,23 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Records are taken as raw JSON and parsed one by one, so a malformed
-/// record is set aside instead of failing (and blocking) the whole shard.
+/// The event with its records left as raw JSON text: each is parsed alone
+/// later, so a malformed record is set aside instead of failing (and
+/// blocking) the whole shard, and no JSON tree of the whole batch is built.
+#[derive(Deserialize)]
+pub struct KinesisBatch {
+    #[serde(rename = "Records")]
+    pub records: Option<Vec<Box<RawValue>>>,
+}
+
 pub async fn handle<T: Table>(
     table: &T,
     config: &Config,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<KinesisBatch>,
 ) -> Result<PartialBatchResponse, HandlerError> {
     let deadline = deadline_instant(event.context.deadline, SystemTime::now());
-    let records = event
-        .payload
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or(HandlerError::NotKinesis)?;
-    let (response, counts) = process(table, config, records, deadline).await;
+    let records = event.payload.records.ok_or(HandlerError::NotKinesis)?;
+    let (response, counts) = process(table, config, &records, deadline).await;
     emit(&counts);
     tracing::info!(
         ?counts,

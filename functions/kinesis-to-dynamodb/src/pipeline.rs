@@ -1,12 +1,14 @@
 //! One batch: decode, collapse, write, set poison aside, checkpoint.
 
 use crate::checkpoint;
+use crate::checkpoint::Position;
 use crate::config::{Config, Mode};
-use crate::record::{Entry, POSITION_ATTR, Reject, decode};
+use crate::convert::Item;
+use crate::record::{Entry, POSITION_ATTR, Reject, SHARD_ATTR, decode};
 use crate::writer::{PutResult, Table, WriteError, batch_put_all, chunks, with_retries};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, stream};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use shared::batch::PartialBatchResponse;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,11 +33,17 @@ pub struct Counts {
     pub failed: u64,
 }
 
-/// Processes `records` (the event's `Records`), answering by `deadline`.
+/// Records decoded and written at a time: memory stays bounded by this
+/// window whatever the batch size, and each window is a whole number of
+/// full BatchWriteItem rounds (2000 = 80 chunks = 5 rounds of 16).
+pub const WINDOW: usize = 2000;
+
+/// Processes `records` (the event's `Records`, as raw JSON), answering by
+/// `deadline`.
 pub async fn process<T: Table>(
     table: &T,
     config: &Config,
-    records: &[Value],
+    records: &[Box<RawValue>],
     deadline: Instant,
 ) -> (PartialBatchResponse, Counts) {
     let retry_deadline = deadline
@@ -45,12 +53,40 @@ pub async fn process<T: Table>(
         records_in: records.len() as u64,
         ..Counts::default()
     };
+    let mut failed: Vec<String> = Vec::new();
+    for window in records.chunks(WINDOW) {
+        process_window(
+            table,
+            config,
+            window,
+            retry_deadline,
+            &mut counts,
+            &mut failed,
+        )
+        .await;
+    }
+    counts.failed = failed.len() as u64;
+    (
+        checkpoint::response(failed.iter().map(String::as_str)),
+        counts,
+    )
+}
+
+async fn process_window<T: Table>(
+    table: &T,
+    config: &Config,
+    records: &[Box<RawValue>],
+    deadline: Instant,
+    counts: &mut Counts,
+    failed: &mut Vec<String>,
+) {
     let mut rejects = Vec::new();
     // Newest entry per key: a BatchWriteItem call must not repeat a key, and
-    // in latest mode only the newest matters.
+    // in latest mode only the newest matters (the conditional write settles
+    // keys that recur across windows).
     let mut newest: HashMap<Vec<String>, Entry> = HashMap::new();
     for raw in records {
-        for result in decode(raw, config).results {
+        for result in decode(raw.get(), config).results {
             counts.user_records += 1;
             match result {
                 Err(reject) => rejects.push(reject),
@@ -67,59 +103,36 @@ pub async fn process<T: Table>(
         }
     }
     let entries: Vec<Entry> = newest.into_values().collect();
-
-    let mut failed: Vec<String> = Vec::new();
     let refused = match config.mode {
-        Mode::Latest => {
-            write_latest(
-                table,
-                config,
-                entries,
-                retry_deadline,
-                &mut counts,
-                &mut failed,
-            )
-            .await
-        }
-        Mode::Append => {
-            write_append(
-                table,
-                config,
-                entries,
-                retry_deadline,
-                &mut counts,
-                &mut failed,
-            )
-            .await
-        }
+        Mode::Latest => write_latest(table, config, entries, deadline, counts, failed).await,
+        Mode::Append => write_append(table, config, entries, deadline, counts, failed).await,
     };
     rejects.extend(refused);
-    store_rejects(
-        table,
-        config,
-        rejects,
-        retry_deadline,
-        &mut counts,
-        &mut failed,
-    )
-    .await;
-
-    counts.failed = failed.len() as u64;
-    (
-        checkpoint::response(failed.iter().map(String::as_str)),
-        counts,
-    )
+    store_rejects(table, config, rejects, deadline, counts, failed).await;
 }
 
 /// A reject for an item DynamoDB itself refused.
 fn refused(entry: &Entry, reason: String) -> Reject {
-    let shard = match entry.item.get(crate::record::SHARD_ATTR) {
+    Reject {
+        position: entry.position.clone(),
+        ..refused_item(&entry.item, reason)
+    }
+}
+
+/// The same from the item alone: its position is read back from it.
+fn refused_item(item: &Item, reason: String) -> Reject {
+    let text = |attr: &str| match item.get(attr) {
         Some(AttributeValue::S(s)) => s.clone(),
         _ => String::new(),
     };
+    let sortable = text(POSITION_ATTR);
+    let (sequence, sub) = sortable.split_once('.').unwrap_or((&sortable, "0"));
     Reject {
-        position: entry.position.clone(),
-        shard,
+        position: Position {
+            sequence: sequence.trim_start_matches('0').to_owned(),
+            sub: sub.parse().unwrap_or(0),
+        },
+        shard: text(SHARD_ATTR),
         reason: format!("DynamoDB refused the item: {reason}"),
         data: Vec::new(),
     }
@@ -166,64 +179,52 @@ async fn write_append<T: Table>(
     counts: &mut Counts,
     failed: &mut Vec<String>,
 ) -> Vec<Reject> {
-    let tagged = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.item.clone(), i))
-        .collect();
-    let results: Vec<_> = stream::iter(chunks(tagged))
+    // Items move into the requests; what is left of each entry is enough to
+    // report it: its position text (to match unprocessed items) and sequence.
+    let mut sequence_of: HashMap<String, String> = HashMap::with_capacity(entries.len());
+    let mut items = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        sequence_of.insert(entry.position.sortable(), entry.position.sequence);
+        items.push((entry.item, i));
+    }
+    let results: Vec<_> = stream::iter(chunks(items))
         .map(|chunk| async move {
-            let tags: Vec<usize> = chunk.iter().map(|(_, i)| *i).collect();
+            let size = chunk.len();
             let items = chunk.into_iter().map(|(item, _)| item).collect();
             let (unwritten, error, retries) =
                 batch_put_all(table, &config.table, items, config.backoff, deadline).await;
-            (tags, unwritten, error, retries)
+            (size, unwritten, error, retries)
         })
         .buffer_unordered(config.max_in_flight)
         .collect()
         .await;
-    let index_of: HashMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| match e.item.get(POSITION_ATTR) {
-            Some(AttributeValue::S(p)) => Some((p.as_str(), i)),
-            _ => None,
-        })
-        .collect();
+    let position_of = |item: &Item| match item.get(POSITION_ATTR) {
+        Some(AttributeValue::S(p)) => sequence_of.get(p).cloned(),
+        _ => None,
+    };
     let mut rejects = Vec::new();
-    for (tags, unwritten, error, retries) in results {
+    for (size, unwritten, error, retries) in results {
         counts.retried += u64::from(retries);
         if let Some(WriteError::ItemRejected(_)) = error {
             // One bad item fails the whole call: put them one by one to find it.
-            for i in tags {
+            for item in unwritten {
                 let (result, retries) = with_retries(config.backoff, deadline, || {
-                    table.put(&config.table, entries[i].item.clone())
+                    table.put(&config.table, item.clone())
                 })
                 .await;
                 counts.retried += u64::from(retries);
                 match result {
                     Ok(()) => counts.written += 1,
                     Err(WriteError::ItemRejected(reason)) => {
-                        rejects.push(refused(&entries[i], reason))
+                        rejects.push(refused_item(&item, reason))
                     }
-                    Err(_) => failed.push(entries[i].position.sequence.clone()),
+                    Err(_) => failed.extend(position_of(&item)),
                 }
             }
             continue;
         }
-        let unwritten_positions: Vec<usize> = unwritten
-            .iter()
-            .filter_map(|item| match item.get(POSITION_ATTR) {
-                Some(AttributeValue::S(p)) => index_of.get(p.as_str()).copied(),
-                _ => None,
-            })
-            .collect();
-        counts.written += (tags.len() - unwritten_positions.len()) as u64;
-        failed.extend(
-            unwritten_positions
-                .into_iter()
-                .map(|i| entries[i].position.sequence.clone()),
-        );
+        counts.written += (size - unwritten.len()) as u64;
+        failed.extend(unwritten.iter().filter_map(position_of));
     }
     rejects
 }

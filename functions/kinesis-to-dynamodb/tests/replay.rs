@@ -7,6 +7,7 @@ use kinesis_to_dynamodb::convert::Item;
 use kinesis_to_dynamodb::pipeline::process;
 use kinesis_to_dynamodb::record::POSITION_ATTR;
 use kinesis_to_dynamodb::writer::{Backoff, PutResult, Table, WriteError};
+use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -166,10 +167,11 @@ async fn replay(table: &FakeTable, config: &Config, records: &[Value], batch_siz
         invocations += 1;
         assert!(invocations < 10_000, "no progress");
         let batch = &records[checkpoint..(checkpoint + batch_size).min(records.len())];
+        let raw: Vec<Box<RawValue>> = batch.iter().map(|r| to_raw_value(r).unwrap()).collect();
         let (response, _) = process(
             table,
             config,
-            batch,
+            &raw,
             Instant::now() + Duration::from_millis(400),
         )
         .await;
@@ -267,10 +269,11 @@ async fn poison_goes_to_the_rejects_table_and_does_not_block() {
     bad["kinesis"]["data"] = json!(aws_smithy_types::base64::encode(b"{not json"));
     records.push(bad);
     records.push(record(0, 3, 3, 3));
+    let raw: Vec<Box<RawValue>> = records.iter().map(|r| to_raw_value(r).unwrap()).collect();
     let (response, counts) = process(
         &table,
         &config,
-        &records,
+        &raw,
         Instant::now() + Duration::from_secs(5),
     )
     .await;
