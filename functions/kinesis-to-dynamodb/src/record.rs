@@ -83,6 +83,25 @@ fn shard_of(event_id: Option<&str>) -> String {
         .to_owned()
 }
 
+impl Decoded {
+    /// A record rejected as a whole (it has no user records to tell apart).
+    fn rejected(sequence: String, shard: String, reason: String, data: Vec<u8>) -> Self {
+        let position = Position {
+            sequence: sequence.clone(),
+            sub: 0,
+        };
+        Self {
+            sequence,
+            results: vec![Err(Reject {
+                position,
+                shard,
+                reason,
+                data,
+            })],
+        }
+    }
+}
+
 /// Decodes one record of the event from its raw JSON text. Each record is
 /// parsed alone, so that one malformed record (bad base64, say) becomes a
 /// reject instead of failing the batch.
@@ -104,24 +123,9 @@ pub fn decode(raw: &str, config: &Config) -> Decoded {
                 None => String::new(),
             };
             let sequence = text(lenient.kinesis.and_then(|k| k.sequence_number));
-            let shard = shard_of(
-                Some(&text(lenient.event_id))
-                    .filter(|s| !s.is_empty())
-                    .map(String::as_str),
-            );
-            let reject = Reject {
-                position: Position {
-                    sequence: sequence.clone(),
-                    sub: 0,
-                },
-                shard,
-                reason: format!("malformed Kinesis record: {e}"),
-                data: raw.as_bytes().to_vec(),
-            };
-            return Decoded {
-                sequence,
-                results: vec![Err(reject)],
-            };
+            let shard = shard_of(Some(text(lenient.event_id).as_str()).filter(|id| !id.is_empty()));
+            let reason = format!("malformed Kinesis record: {e}");
+            return Decoded::rejected(sequence, shard, reason, raw.as_bytes().to_vec());
         }
     };
     let sequence = record.kinesis.sequence_number;
@@ -134,19 +138,12 @@ pub fn decode(raw: &str, config: &Config) -> Decoded {
                 .map(|u| (u.partition_key, u.data))
                 .collect(),
             Err(e) => {
-                let reject = Reject {
-                    position: Position {
-                        sequence: sequence.clone(),
-                        sub: 0,
-                    },
-                    shard,
-                    reason: format!("KPL aggregate rejected: {e}"),
-                    data,
-                };
-                return Decoded {
+                return Decoded::rejected(
                     sequence,
-                    results: vec![Err(reject)],
-                };
+                    shard,
+                    format!("KPL aggregate rejected: {e}"),
+                    data,
+                );
             }
         }
     } else {

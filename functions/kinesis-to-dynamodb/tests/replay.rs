@@ -58,6 +58,16 @@ impl FakeTable {
     fn throttled(&self) -> bool {
         self.faults && self.rng.lock().unwrap().chance(5)
     }
+    fn store(&self, table: &str, item: Item) {
+        let key = self.key(table, &item);
+        self.tables
+            .lock()
+            .unwrap()
+            .entry(table.to_owned())
+            .or_default()
+            .insert(key, item);
+    }
+
     fn items(&self, table: &str) -> HashMap<Vec<String>, Item> {
         self.tables
             .lock()
@@ -103,13 +113,7 @@ impl Table for FakeTable {
                 unprocessed.push(item);
                 continue;
             }
-            let key = self.key(table, &item);
-            self.tables
-                .lock()
-                .unwrap()
-                .entry(table.to_owned())
-                .or_default()
-                .insert(key, item);
+            self.store(table, item);
         }
         Ok(unprocessed)
     }
@@ -118,13 +122,7 @@ impl Table for FakeTable {
         if self.throttled() {
             return Err(WriteError::Transient("ThrottlingException".into()));
         }
-        let key = self.key(table, &item);
-        self.tables
-            .lock()
-            .unwrap()
-            .entry(table.to_owned())
-            .or_default()
-            .insert(key, item);
+        self.store(table, item);
         Ok(())
     }
 }
