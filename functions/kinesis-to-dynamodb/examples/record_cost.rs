@@ -7,23 +7,60 @@ use kinesis_to_dynamodb::config::{Config, KeySource, Mode};
 use kinesis_to_dynamodb::handler::KinesisBatch;
 use kinesis_to_dynamodb::record::decode;
 use kinesis_to_dynamodb::writer::Backoff;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 const RECORDS: usize = 10_000;
 
-fn wire(value: &AttributeValue) -> Value {
+/// Writes `value` as DynamoDB JSON the way the SDK's serializer does: one
+/// pass into a byte buffer, strings escaped.
+fn wire(out: &mut Vec<u8>, value: &AttributeValue) {
+    let string = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *out, s).expect("writes");
     match value {
-        AttributeValue::S(s) => json!({"S": s}),
-        AttributeValue::N(n) => json!({"N": n}),
-        AttributeValue::Bool(b) => json!({"BOOL": b}),
-        AttributeValue::Null(_) => json!({"NULL": true}),
-        AttributeValue::L(l) => json!({"L": l.iter().map(wire).collect::<Vec<_>>()}),
-        AttributeValue::M(m) => {
-            json!({"M": m.iter().map(|(k, v)| (k.clone(), wire(v))).collect::<Map<_, _>>()})
+        AttributeValue::S(s) => {
+            out.extend_from_slice(b"{\"S\":");
+            string(out, s);
         }
-        _ => Value::Null,
+        AttributeValue::N(n) => {
+            out.extend_from_slice(b"{\"N\":");
+            string(out, n);
+        }
+        AttributeValue::Bool(b) => out.extend_from_slice(if *b {
+            b"{\"BOOL\":true"
+        } else {
+            b"{\"BOOL\":false"
+        }),
+        AttributeValue::Null(_) => out.extend_from_slice(b"{\"NULL\":true"),
+        AttributeValue::L(list) => {
+            out.extend_from_slice(b"{\"L\":[");
+            for (i, v) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                wire(out, v);
+            }
+            out.push(b']');
+        }
+        AttributeValue::M(map) => {
+            out.extend_from_slice(b"{\"M\":");
+            wire_map(out, map);
+        }
+        _ => out.extend_from_slice(b"{\"NULL\":true"),
     }
+    out.push(b'}');
+}
+
+fn wire_map(out: &mut Vec<u8>, map: &std::collections::HashMap<String, AttributeValue>) {
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k).expect("writes");
+        out.push(b':');
+        wire(out, v);
+    }
+    out.push(b'}');
 }
 
 fn main() {
@@ -70,14 +107,12 @@ fn main() {
     for _ in 0..7 {
         let start = Instant::now();
         let parsed: KinesisBatch = serde_json::from_str(&event).expect("event");
-        for raw in parsed.records.expect("records") {
-            for entry in decode(raw.get(), &config).results.into_iter().flatten() {
-                let item: Map<String, Value> = entry
-                    .item
-                    .iter()
-                    .map(|(k, v)| (k.clone(), wire(v)))
-                    .collect();
-                bytes += serde_json::to_vec(&item).expect("serializes").len();
+        let mut out = Vec::new();
+        for record in parsed.records.expect("records") {
+            for entry in decode(&record, &config).results.into_iter().flatten() {
+                out.clear();
+                wire_map(&mut out, &entry.item);
+                bytes += out.len();
             }
         }
         per_record.push(start.elapsed().as_secs_f64() * 1e6 / RECORDS as f64);

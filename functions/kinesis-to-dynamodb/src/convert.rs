@@ -5,7 +5,6 @@
 //! their original digits, after checking DynamoDB can hold them.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -31,10 +30,6 @@ pub enum ConvertError {
     TooDeep { path: String },
 }
 
-fn invalid(e: serde_json::Error) -> ConvertError {
-    ConvertError::InvalidJson(e.to_string())
-}
-
 impl ConvertError {
     /// Prefixes the path of a nested error with the segment it came through;
     /// paths are only built on the (rare) error path, not per field.
@@ -56,9 +51,25 @@ impl ConvertError {
 }
 
 /// Converts one UTF-8 JSON object to an item.
+///
+/// One pass over the bytes, straight to attribute values: going through
+/// `serde_json` would either round numbers (`f64`) or re-scan every nesting
+/// level (`RawValue`), and this is the function's hot path.
 pub fn json_to_item(bytes: &[u8]) -> Result<Item, ConvertError> {
-    let raw: &RawValue = serde_json::from_slice(bytes).map_err(invalid)?;
-    match value(raw, 0)? {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ConvertError::InvalidJson(format!("not UTF-8: {e}")))?;
+    let mut parser = Parser {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    parser.skip_whitespace();
+    let value = parser.value(0)?;
+    parser.skip_whitespace();
+    if parser.at != bytes.len() {
+        return Err(parser.invalid("trailing characters"));
+    }
+    match value {
         AttributeValue::M(map) => Ok(map),
         AttributeValue::L(_) => Err(ConvertError::NotAnObject("an array")),
         AttributeValue::S(_) => Err(ConvertError::NotAnObject("a string")),
@@ -68,43 +79,245 @@ pub fn json_to_item(bytes: &[u8]) -> Result<Item, ConvertError> {
     }
 }
 
-fn value(raw: &RawValue, depth: usize) -> Result<AttributeValue, ConvertError> {
-    let text = raw.get();
-    Ok(match text.as_bytes().first() {
-        Some(b'{') => {
-            if depth >= MAX_DEPTH {
-                return Err(ConvertError::TooDeep {
-                    path: String::new(),
-                });
-            }
-            let fields: HashMap<String, &RawValue> = serde_json::from_str(text).map_err(invalid)?;
-            let mut map = HashMap::with_capacity(fields.len());
-            for (key, raw) in fields {
-                let child = value(raw, depth + 1).map_err(|e| e.within(&key))?;
-                map.insert(key, child);
-            }
-            AttributeValue::M(map)
+/// A recursive-descent JSON (RFC 8259) reader over text already known to be
+/// UTF-8. Every index it slices at sits on an ASCII byte, so on a char
+/// boundary.
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn invalid(&self, what: &str) -> ConvertError {
+        ConvertError::InvalidJson(format!("{what} at byte {}", self.at))
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
         }
-        Some(b'[') => {
-            if depth >= MAX_DEPTH {
-                return Err(ConvertError::TooDeep {
-                    path: String::new(),
-                });
-            }
-            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(invalid)?;
-            let list = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, raw)| value(raw, depth + 1).map_err(|e| e.within(&i.to_string())))
-                .collect::<Result<_, _>>()?;
-            AttributeValue::L(list)
+    }
+
+    fn value(&mut self, depth: usize) -> Result<AttributeValue, ConvertError> {
+        match self.peek() {
+            Some(b'{' | b'[') if depth >= MAX_DEPTH => Err(ConvertError::TooDeep {
+                path: String::new(),
+            }),
+            Some(b'{') => self.object(depth).map(AttributeValue::M),
+            Some(b'[') => self.list(depth).map(AttributeValue::L),
+            Some(b'"') => self.string().map(AttributeValue::S),
+            Some(b't') => self.literal("true", AttributeValue::Bool(true)),
+            Some(b'f') => self.literal("false", AttributeValue::Bool(false)),
+            Some(b'n') => self.literal("null", AttributeValue::Null(true)),
+            Some(b'-' | b'0'..=b'9') => self.number().map(AttributeValue::N),
+            _ => Err(self.invalid("expected a value")),
         }
-        Some(b'"') => AttributeValue::S(serde_json::from_str(text).map_err(invalid)?),
-        Some(b't') => AttributeValue::Bool(true),
-        Some(b'f') => AttributeValue::Bool(false),
-        Some(b'n') => AttributeValue::Null(true),
-        _ => AttributeValue::N(checked_number(text, "")?),
-    })
+    }
+
+    fn literal(
+        &mut self,
+        word: &str,
+        value: AttributeValue,
+    ) -> Result<AttributeValue, ConvertError> {
+        if !self.bytes[self.at..].starts_with(word.as_bytes()) {
+            return Err(self.invalid("expected a value"));
+        }
+        self.at += word.len();
+        Ok(value)
+    }
+
+    /// After a value inside a container: true if another one follows.
+    fn another(&mut self, close: u8) -> Result<bool, ConvertError> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                self.skip_whitespace();
+                Ok(true)
+            }
+            Some(b) if b == close => {
+                self.at += 1;
+                Ok(false)
+            }
+            _ => Err(self.invalid(if close == b'}' {
+                "expected ',' or '}'"
+            } else {
+                "expected ',' or ']'"
+            })),
+        }
+    }
+
+    /// Opens a container; true if it is not empty.
+    fn open(&mut self, close: u8) -> bool {
+        self.at += 1;
+        self.skip_whitespace();
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return false;
+        }
+        true
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Item, ConvertError> {
+        let mut map = HashMap::new();
+        let mut more = self.open(b'}');
+        while more {
+            if self.peek() != Some(b'"') {
+                return Err(self.invalid("expected a string key"));
+            }
+            let key = self.string()?;
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(self.invalid("expected ':'"));
+            }
+            self.at += 1;
+            self.skip_whitespace();
+            let value = self.value(depth + 1).map_err(|e| e.within(&key))?;
+            // A repeated name keeps its last value, as serde_json does.
+            map.insert(key, value);
+            more = self.another(b'}')?;
+        }
+        Ok(map)
+    }
+
+    fn list(&mut self, depth: usize) -> Result<Vec<AttributeValue>, ConvertError> {
+        let mut list = Vec::new();
+        let mut more = self.open(b']');
+        while more {
+            let value = self
+                .value(depth + 1)
+                .map_err(|e| e.within(&list.len().to_string()))?;
+            list.push(value);
+            more = self.another(b']')?;
+        }
+        Ok(list)
+    }
+
+    /// Moves past bytes that a string copies verbatim.
+    fn skip_plain(&mut self) {
+        while let Some(b) = self.peek() {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                break;
+            }
+            self.at += 1;
+        }
+    }
+
+    fn string(&mut self) -> Result<String, ConvertError> {
+        self.at += 1;
+        let start = self.at;
+        self.skip_plain();
+        if self.peek() == Some(b'"') {
+            self.at += 1;
+            return Ok(self.text[start..self.at - 1].to_owned());
+        }
+        let mut out = self.text[start..self.at].to_owned();
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    let escaped = match self.peek() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => self.unicode_escape()?,
+                        _ => return Err(self.invalid("invalid escape")),
+                    };
+                    self.at += 1;
+                    out.push(escaped);
+                }
+                Some(0..0x20) => return Err(self.invalid("control character in string")),
+                None => return Err(self.invalid("unterminated string")),
+                Some(_) => {
+                    let run = self.at;
+                    self.skip_plain();
+                    out.push_str(&self.text[run..self.at]);
+                }
+            }
+        }
+    }
+
+    /// At the `u` of `\uXXXX`; leaves `at` on the escape's last digit.
+    fn unicode_escape(&mut self) -> Result<char, ConvertError> {
+        let high = self.hex4()?;
+        let code = if (0xD800..0xDC00).contains(&high) {
+            if !self.bytes[self.at + 1..].starts_with(b"\\u") {
+                return Err(self.invalid("lone surrogate in \\u escape"));
+            }
+            self.at += 2;
+            let low = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&low) {
+                return Err(self.invalid("lone surrogate in \\u escape"));
+            }
+            0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+        } else {
+            high
+        };
+        char::from_u32(code).ok_or_else(|| self.invalid("lone surrogate in \\u escape"))
+    }
+
+    /// At a `u`: reads the four hex digits after it.
+    fn hex4(&mut self) -> Result<u32, ConvertError> {
+        let digits = self
+            .text
+            .get(self.at + 1..self.at + 5)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| self.invalid("invalid \\u escape"))?;
+        self.at += 4;
+        Ok(u32::from_str_radix(digits, 16).expect("four hex digits"))
+    }
+
+    fn digits(&mut self) -> bool {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at > start
+    }
+
+    fn number(&mut self) -> Result<String, ConvertError> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.invalid("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if !self.digits() {
+                return Err(self.invalid("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if !self.digits() {
+                return Err(self.invalid("invalid number"));
+            }
+        }
+        checked_number(&self.text[start..self.at], "")
+    }
 }
 
 /// Checks a JSON number (already validated as JSON) against DynamoDB's
@@ -119,20 +332,21 @@ pub fn checked_number(text: &str, path: &str) -> Result<String, ConvertError> {
         None => (unsigned, 0),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits: String = format!("{int_part}{frac_part}");
-    let leading_zeros = digits.bytes().take_while(|&b| b == b'0').count();
-    if leading_zeros == digits.len() {
+    let digits = || int_part.bytes().chain(frac_part.bytes());
+    let total = int_part.len() + frac_part.len();
+    let leading_zeros = digits().take_while(|&b| b == b'0').count();
+    if leading_zeros == total {
         return Ok(text.to_owned()); // zero
     }
-    let significant = digits[leading_zeros..].trim_end_matches('0');
-    if significant.len() > MAX_DIGITS {
+    let trailing_zeros = digits().rev().take_while(|&b| b == b'0').count();
+    if total - leading_zeros - trailing_zeros > MAX_DIGITS {
         return Err(ConvertError::TooPrecise {
             number: text.to_owned(),
             path: path.to_owned(),
         });
     }
     // The power of ten of the first significant digit.
-    let magnitude = int_part.len() as i64 - 1 - leading_zeros as i64 + exponent;
+    let magnitude = (int_part.len() as i64 - 1 - leading_zeros as i64).saturating_add(exponent);
     if !(-130..=125).contains(&magnitude) {
         return Err(ConvertError::OutOfRange {
             number: text.to_owned(),
@@ -264,5 +478,6 @@ mod tests {
         );
         assert!(ok("1e125") && !ok("1e126") && ok("9.9e125"));
         assert!(ok("1e-130") && !ok("1e-131") && ok("0.001e-127"));
+        assert!(!ok("10e99999999999999999999") && !ok("1e-99999999999999999999"));
     }
 }

@@ -2,10 +2,10 @@
 
 use crate::config::Config;
 use crate::pipeline::{Counts, process};
+use crate::record::EventRecord;
 use crate::writer::Table;
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use shared::batch::PartialBatchResponse;
 use shared::metrics::Emf;
 use shared::runtime::deadline_instant;
@@ -26,13 +26,12 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The event with its records left as raw JSON text: each is parsed alone
-/// later, so a malformed record is set aside instead of failing (and
-/// blocking) the whole shard, and no JSON tree of the whole batch is built.
+/// The event. Each record is read on its own (see [`EventRecord`]), so a
+/// malformed one is set aside instead of failing, and blocking, the shard.
 #[derive(Deserialize)]
 pub struct KinesisBatch {
     #[serde(rename = "Records")]
-    pub records: Option<Vec<Box<RawValue>>>,
+    pub records: Option<Vec<EventRecord>>,
 }
 
 pub async fn handle<T: Table>(

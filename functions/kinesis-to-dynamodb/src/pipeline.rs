@@ -1,16 +1,21 @@
 //! One batch: decode, collapse, write, set poison aside, checkpoint.
+//!
+//! Records are decoded lazily, as write slots free up: decoding overlaps the
+//! requests in flight, and only the items being written are in memory.
 
 use crate::checkpoint;
 use crate::checkpoint::Position;
 use crate::config::{Config, Mode};
 use crate::convert::Item;
-use crate::record::{Entry, POSITION_ATTR, Reject, SHARD_ATTR, decode};
-use crate::writer::{PutResult, Table, WriteError, batch_put_all, chunks, with_retries};
+use crate::record::{Entry, EventRecord, POSITION_ATTR, Reject, SHARD_ATTR, decode};
+use crate::writer::{
+    MAX_BATCH_BYTES, MAX_BATCH_ITEMS, PutResult, Table, WriteError, batch_put_all, with_retries,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, stream};
-use serde_json::value::RawValue;
 use shared::batch::PartialBatchResponse;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
@@ -33,17 +38,23 @@ pub struct Counts {
     pub failed: u64,
 }
 
-/// Records decoded and written at a time: memory stays bounded by this
-/// window whatever the batch size, and each window is a whole number of
-/// full BatchWriteItem rounds (2000 = 80 chunks = 5 rounds of 16).
-pub const WINDOW: usize = 2000;
+/// What one write request (a PutItem, or a BatchWriteItem chunk) achieved.
+#[derive(Default)]
+struct Written {
+    written: u64,
+    stale_skipped: u64,
+    retried: u64,
+    /// Sequence numbers of records left unwritten.
+    failed: Vec<String>,
+    /// Items DynamoDB itself refused: poison after all.
+    refused: Vec<Reject>,
+}
 
-/// Processes `records` (the event's `Records`, as raw JSON), answering by
-/// `deadline`.
+/// Processes the event's records, answering by `deadline`.
 pub async fn process<T: Table>(
     table: &T,
     config: &Config,
-    records: &[Box<RawValue>],
+    records: &[EventRecord],
     deadline: Instant,
 ) -> (PartialBatchResponse, Counts) {
     let retry_deadline = deadline
@@ -53,18 +64,67 @@ pub async fn process<T: Table>(
         records_in: records.len() as u64,
         ..Counts::default()
     };
+    // Latest mode collapses duplicate keys over the whole batch: a first
+    // pass finds the newest position per key, the second writes only those.
+    // Append mode keys include the position, so keys only repeat if a
+    // record itself does.
+    let newest = match config.mode {
+        Mode::Latest => Some(newest_per_key(records, config)),
+        Mode::Append => None,
+    };
+    let rejects = RefCell::new(Vec::new());
+    let mut seen = HashSet::new();
+    let entries = records
+        .iter()
+        .flat_map(|record| decode(record, config).results)
+        .filter_map(|result| {
+            counts.user_records += 1;
+            let entry = result
+                .map_err(|reject| rejects.borrow_mut().push(reject))
+                .ok()?;
+            let wanted = match &newest {
+                Some(newest) => newest.get(&entry.key) == Some(&entry.position),
+                None => seen.insert(entry.key.clone()),
+            };
+            if !wanted {
+                counts.collapsed += 1;
+            }
+            wanted.then_some(entry)
+        });
+    let requests: Vec<Written> = match config.mode {
+        Mode::Latest => {
+            stream::iter(entries)
+                .map(|entry| put_latest(table, config, entry, retry_deadline))
+                .buffer_unordered(config.max_in_flight)
+                .collect()
+                .await
+        }
+        Mode::Append => {
+            stream::iter(Chunks { entries })
+                .map(|chunk| put_chunk(table, config, chunk, retry_deadline))
+                .buffer_unordered(config.max_in_flight)
+                .collect()
+                .await
+        }
+    };
+    let mut rejects = rejects.into_inner();
     let mut failed: Vec<String> = Vec::new();
-    for window in records.chunks(WINDOW) {
-        process_window(
-            table,
-            config,
-            window,
-            retry_deadline,
-            &mut counts,
-            &mut failed,
-        )
-        .await;
+    for request in requests {
+        counts.written += request.written;
+        counts.stale_skipped += request.stale_skipped;
+        counts.retried += request.retried;
+        failed.extend(request.failed);
+        rejects.extend(request.refused);
     }
+    store_rejects(
+        table,
+        config,
+        rejects,
+        retry_deadline,
+        &mut counts,
+        &mut failed,
+    )
+    .await;
     counts.failed = failed.len() as u64;
     (
         checkpoint::response(failed.iter().map(String::as_str)),
@@ -72,43 +132,119 @@ pub async fn process<T: Table>(
     )
 }
 
-async fn process_window<T: Table>(
-    table: &T,
-    config: &Config,
-    records: &[Box<RawValue>],
-    deadline: Instant,
-    counts: &mut Counts,
-    failed: &mut Vec<String>,
-) {
-    let mut rejects = Vec::new();
-    // Newest entry per key: a BatchWriteItem call must not repeat a key, and
-    // in latest mode only the newest matters (the conditional write settles
-    // keys that recur across windows).
-    let mut newest: HashMap<Vec<String>, Entry> = HashMap::new();
-    for raw in records {
-        for result in decode(raw.get(), config).results {
-            counts.user_records += 1;
-            match result {
-                Err(reject) => rejects.push(reject),
-                Ok(entry) => {
-                    if let Some(previous) = newest.get(&entry.key) {
-                        counts.collapsed += 1;
-                        if previous.position > entry.position {
-                            continue;
-                        }
-                    }
-                    newest.insert(entry.key.clone(), entry);
+/// The newest position of each key in the batch.
+fn newest_per_key(records: &[EventRecord], config: &Config) -> HashMap<Vec<String>, Position> {
+    let mut newest: HashMap<Vec<String>, Position> = HashMap::new();
+    for record in records {
+        for entry in decode(record, config).results.into_iter().flatten() {
+            match newest.get_mut(&entry.key) {
+                Some(position) if *position >= entry.position => {}
+                Some(position) => *position = entry.position,
+                None => {
+                    newest.insert(entry.key, entry.position);
                 }
             }
         }
     }
-    let entries: Vec<Entry> = newest.into_values().collect();
-    let refused = match config.mode {
-        Mode::Latest => write_latest(table, config, entries, deadline, counts, failed).await,
-        Mode::Append => write_append(table, config, entries, deadline, counts, failed).await,
+    newest
+}
+
+/// Groups entries into BatchWriteItem-sized chunks (25 items, 16 MB), as
+/// they are pulled.
+struct Chunks<I> {
+    entries: I,
+}
+
+impl<I: Iterator<Item = Entry>> Iterator for Chunks<I> {
+    type Item = Vec<Entry>;
+
+    fn next(&mut self) -> Option<Vec<Entry>> {
+        let mut chunk: Vec<Entry> = Vec::with_capacity(MAX_BATCH_ITEMS);
+        let mut bytes = 0;
+        for entry in self.entries.by_ref() {
+            bytes += entry.size;
+            chunk.push(entry);
+            // Items are at most 400 KB: the next one always fits in 16 MB
+            // while there is 400 KB left.
+            if chunk.len() == MAX_BATCH_ITEMS || bytes + 400 * 1024 > MAX_BATCH_BYTES {
+                break;
+            }
+        }
+        (!chunk.is_empty()).then_some(chunk)
+    }
+}
+
+async fn put_latest<T: Table>(
+    table: &T,
+    config: &Config,
+    entry: Entry,
+    deadline: Instant,
+) -> Written {
+    let position = entry.position.sortable();
+    let (result, retries) = with_retries(config.backoff, deadline, || {
+        table.put_if_newer(&config.table, entry.item.clone(), POSITION_ATTR, &position)
+    })
+    .await;
+    let mut done = Written {
+        retried: u64::from(retries),
+        ..Written::default()
     };
-    rejects.extend(refused);
-    store_rejects(table, config, rejects, deadline, counts, failed).await;
+    match result {
+        Ok(PutResult::Written) => done.written = 1,
+        Ok(PutResult::Stale) => done.stale_skipped = 1,
+        Err(WriteError::ItemRejected(reason)) => done.refused.push(refused(&entry, reason)),
+        Err(_) => done.failed.push(entry.position.sequence),
+    }
+    done
+}
+
+async fn put_chunk<T: Table>(
+    table: &T,
+    config: &Config,
+    chunk: Vec<Entry>,
+    deadline: Instant,
+) -> Written {
+    let mut positions = Vec::with_capacity(chunk.len());
+    let items = chunk
+        .into_iter()
+        .map(|entry| {
+            positions.push(entry.position);
+            entry.item
+        })
+        .collect();
+    let (unwritten, error, retries) =
+        batch_put_all(table, &config.table, items, config.backoff, deadline).await;
+    let mut done = Written {
+        written: (positions.len() - unwritten.len()) as u64,
+        retried: u64::from(retries),
+        ..Written::default()
+    };
+    // An item is matched to its record by the position it carries.
+    let sequence_of = |item: &Item| match item.get(POSITION_ATTR) {
+        Some(AttributeValue::S(text)) => positions
+            .iter()
+            .find(|p| p.sortable() == *text)
+            .map(|p| p.sequence.clone()),
+        _ => None,
+    };
+    if !matches!(error, Some(WriteError::ItemRejected(_))) {
+        done.failed.extend(unwritten.iter().filter_map(sequence_of));
+        return done;
+    }
+    // One bad item fails the whole call: put them one by one to find it.
+    for item in unwritten {
+        let (result, retries) = with_retries(config.backoff, deadline, || {
+            table.put(&config.table, item.clone())
+        })
+        .await;
+        done.retried += u64::from(retries);
+        match result {
+            Ok(()) => done.written += 1,
+            Err(WriteError::ItemRejected(reason)) => done.refused.push(refused_item(&item, reason)),
+            Err(_) => done.failed.extend(sequence_of(&item)),
+        }
+    }
+    done
 }
 
 /// A reject for an item DynamoDB itself refused.
@@ -136,97 +272,6 @@ fn refused_item(item: &Item, reason: String) -> Reject {
         reason: format!("DynamoDB refused the item: {reason}"),
         data: Vec::new(),
     }
-}
-
-async fn write_latest<T: Table>(
-    table: &T,
-    config: &Config,
-    entries: Vec<Entry>,
-    deadline: Instant,
-    counts: &mut Counts,
-    failed: &mut Vec<String>,
-) -> Vec<Reject> {
-    let results: Vec<_> = stream::iter(entries)
-        .map(|entry| async move {
-            let position = entry.position.sortable();
-            let (result, retries) = with_retries(config.backoff, deadline, || {
-                table.put_if_newer(&config.table, entry.item.clone(), POSITION_ATTR, &position)
-            })
-            .await;
-            (entry, result, retries)
-        })
-        .buffer_unordered(config.max_in_flight)
-        .collect()
-        .await;
-    let mut rejects = Vec::new();
-    for (entry, result, retries) in results {
-        counts.retried += u64::from(retries);
-        match result {
-            Ok(PutResult::Written) => counts.written += 1,
-            Ok(PutResult::Stale) => counts.stale_skipped += 1,
-            Err(WriteError::ItemRejected(reason)) => rejects.push(refused(&entry, reason)),
-            Err(_) => failed.push(entry.position.sequence),
-        }
-    }
-    rejects
-}
-
-async fn write_append<T: Table>(
-    table: &T,
-    config: &Config,
-    entries: Vec<Entry>,
-    deadline: Instant,
-    counts: &mut Counts,
-    failed: &mut Vec<String>,
-) -> Vec<Reject> {
-    // Items move into the requests; what is left of each entry is enough to
-    // report it: its position text (to match unprocessed items) and sequence.
-    let mut sequence_of: HashMap<String, String> = HashMap::with_capacity(entries.len());
-    let mut items = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.into_iter().enumerate() {
-        sequence_of.insert(entry.position.sortable(), entry.position.sequence);
-        items.push((entry.item, i));
-    }
-    let results: Vec<_> = stream::iter(chunks(items))
-        .map(|chunk| async move {
-            let size = chunk.len();
-            let items = chunk.into_iter().map(|(item, _)| item).collect();
-            let (unwritten, error, retries) =
-                batch_put_all(table, &config.table, items, config.backoff, deadline).await;
-            (size, unwritten, error, retries)
-        })
-        .buffer_unordered(config.max_in_flight)
-        .collect()
-        .await;
-    let position_of = |item: &Item| match item.get(POSITION_ATTR) {
-        Some(AttributeValue::S(p)) => sequence_of.get(p).cloned(),
-        _ => None,
-    };
-    let mut rejects = Vec::new();
-    for (size, unwritten, error, retries) in results {
-        counts.retried += u64::from(retries);
-        if let Some(WriteError::ItemRejected(_)) = error {
-            // One bad item fails the whole call: put them one by one to find it.
-            for item in unwritten {
-                let (result, retries) = with_retries(config.backoff, deadline, || {
-                    table.put(&config.table, item.clone())
-                })
-                .await;
-                counts.retried += u64::from(retries);
-                match result {
-                    Ok(()) => counts.written += 1,
-                    Err(WriteError::ItemRejected(reason)) => {
-                        rejects.push(refused_item(&item, reason))
-                    }
-                    Err(_) => failed.extend(position_of(&item)),
-                }
-            }
-            continue;
-        }
-        counts.written += (size - unwritten.len()) as u64;
-        failed.extend(unwritten.iter().filter_map(position_of));
-    }
-    rejects
 }
 
 /// Stores poison where people can inspect and replay it; a record is
@@ -292,5 +337,46 @@ async fn store_rejects<T: Table>(
             Ok(()) => counts.rejected += 1,
             Err(_) => failed.push(reject.position.sequence),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(size: usize) -> Entry {
+        Entry {
+            position: Position {
+                sequence: "1".into(),
+                sub: 0,
+            },
+            key: Vec::new(),
+            item: Item::new(),
+            size,
+        }
+    }
+
+    #[test]
+    fn chunks_hold_at_most_25_items_and_16_mb() {
+        let sizes = |entries: Vec<Entry>| -> Vec<usize> {
+            Chunks {
+                entries: entries.into_iter(),
+            }
+            .map(|c| c.len())
+            .collect()
+        };
+        assert_eq!(
+            sizes((0..60).map(|_| entry(10)).collect()),
+            vec![25, 25, 10]
+        );
+        let big = 400 * 1024;
+        let chunks = sizes((0..100).map(|_| entry(big)).collect());
+        assert!(
+            chunks
+                .iter()
+                .all(|&n| n * big <= MAX_BATCH_BYTES && n <= 25)
+        );
+        assert_eq!(chunks.iter().sum::<usize>(), 100);
+        assert!(sizes(Vec::new()).is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! Writing entries: the storage trait, its retry rules, and batching.
 
-use crate::convert::{Item, item_size};
+use crate::convert::Item;
 use shared::retry::backoff;
 use std::future::Future;
 use std::time::Duration;
@@ -122,53 +122,9 @@ pub async fn batch_put_all<T: Table>(
     }
 }
 
-/// Splits items into BatchWriteItem-sized chunks (25 items, 16 MB).
-pub fn chunks(items: Vec<(Item, usize)>) -> Vec<Vec<(Item, usize)>> {
-    let mut out: Vec<Vec<(Item, usize)>> = Vec::new();
-    let mut bytes = 0;
-    for (item, tag) in items {
-        let size = item_size(&item);
-        let full = out
-            .last()
-            .is_none_or(|c| c.len() == MAX_BATCH_ITEMS || bytes + size > MAX_BATCH_BYTES);
-        if full {
-            out.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += size;
-        out.last_mut().expect("pushed above").push((item, tag));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_dynamodb::types::AttributeValue;
-
-    fn item(i: usize, bytes: usize) -> (Item, usize) {
-        (
-            Item::from([("k".to_owned(), AttributeValue::S("x".repeat(bytes)))]),
-            i,
-        )
-    }
-
-    #[test]
-    fn chunks_respect_count_and_size() {
-        let sizes: Vec<usize> = chunks((0..60).map(|i| item(i, 10)).collect())
-            .iter()
-            .map(Vec::len)
-            .collect();
-        assert_eq!(sizes, vec![25, 25, 10]);
-        let big = chunks((0..5).map(|i| item(i, 6 * 1024 * 1024)).collect());
-        assert_eq!(big.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
-        let order: Vec<usize> = chunks((0..30).map(|i| item(i, 1)).collect())
-            .concat()
-            .into_iter()
-            .map(|(_, i)| i)
-            .collect();
-        assert_eq!(order, (0..30).collect::<Vec<_>>());
-    }
 
     #[tokio::test]
     async fn transient_errors_are_retried_until_the_deadline() {

@@ -1,7 +1,8 @@
 //! Arbitrary input never panics; conversions and decoding keep what they must.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use kinesis_to_dynamodb::checkpoint::{Position, compare_sequence, response};
-use kinesis_to_dynamodb::convert::json_to_item;
+use kinesis_to_dynamodb::convert::{ConvertError, json_to_item};
 use kinesis_to_dynamodb::kpl::{UserRecord, aggregate, deaggregate};
 use proptest::prelude::*;
 
@@ -21,7 +22,53 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
+/// True if `value` is what serde_json reads the same text as.
+fn same(value: &AttributeValue, json: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (value, json) {
+        (AttributeValue::S(s), J::String(t)) => s == t,
+        (AttributeValue::N(n), J::Number(m)) => *n == m.to_string(),
+        (AttributeValue::Bool(b), J::Bool(c)) => b == c,
+        (AttributeValue::Null(true), J::Null) => true,
+        (AttributeValue::L(l), J::Array(a)) => {
+            l.len() == a.len() && l.iter().zip(a).all(|(x, y)| same(x, y))
+        }
+        (AttributeValue::M(m), J::Object(o)) => {
+            m.len() == o.len() && o.iter().all(|(k, v)| m.get(k).is_some_and(|x| same(x, v)))
+        }
+        _ => false,
+    }
+}
+
 proptest! {
+    #[test]
+    fn reads_what_serde_json_reads(fields in proptest::collection::hash_map(".{0,8}", json_value(), 0..8), pretty in any::<bool>()) {
+        let object = serde_json::Value::Object(fields.into_iter().collect());
+        let text = if pretty { serde_json::to_string_pretty(&object).unwrap() } else { object.to_string() };
+        let item = json_to_item(text.as_bytes()).unwrap();
+        prop_assert!(same(&AttributeValue::M(item), &object), "{text}");
+    }
+
+    /// Damaged documents: accepted exactly when serde_json accepts them
+    /// (bar DynamoDB's own limits, which serde_json does not know).
+    #[test]
+    fn accepts_exactly_valid_json(fields in proptest::collection::hash_map(".{0,8}", json_value(), 1..6),
+                                  cut in any::<prop::sample::Index>(), len in 0usize..3,
+                                  insert in prop::sample::select(vec!["", "\\", "\"", "\\u", "\\ud800", ",", ":", "}", "]", "{", "[", "-", "0", ".", "e", " ", "\u{1}", "tru", "nul"]))
+    {
+        let text = serde_json::Value::Object(fields.into_iter().collect()).to_string();
+        let mut bytes = text.into_bytes();
+        let at = cut.index(bytes.len());
+        let end = (at + len).min(bytes.len());
+        bytes.splice(at..end, insert.bytes());
+        let serde_accepts = serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v.is_object());
+        match json_to_item(&bytes) {
+            Ok(_) => prop_assert!(serde_accepts, "accepted {:?}", String::from_utf8_lossy(&bytes)),
+            Err(ConvertError::TooPrecise { .. } | ConvertError::OutOfRange { .. } | ConvertError::TooDeep { .. }) => {}
+            Err(e) => prop_assert!(!serde_accepts, "rejected {:?}: {e}", String::from_utf8_lossy(&bytes)),
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = json_to_item(&bytes);

@@ -5,9 +5,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use kinesis_to_dynamodb::config::{Config, KeySource, Mode};
 use kinesis_to_dynamodb::convert::Item;
 use kinesis_to_dynamodb::pipeline::process;
-use kinesis_to_dynamodb::record::POSITION_ATTR;
+use kinesis_to_dynamodb::record::{EventRecord, POSITION_ATTR};
 use kinesis_to_dynamodb::writer::{Backoff, PutResult, Table, WriteError};
-use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,6 +32,7 @@ struct FakeTable {
     tables: Mutex<HashMap<String, HashMap<Vec<String>, Item>>>,
     rng: Mutex<Rng>,
     faults: bool,
+    conditional_puts: Mutex<usize>,
 }
 
 impl FakeTable {
@@ -42,6 +42,7 @@ impl FakeTable {
             tables: Mutex::new(HashMap::new()),
             rng: Mutex::new(Rng(seed | 1)),
             faults,
+            conditional_puts: Mutex::new(0),
         }
     }
     fn key(&self, table: &str, item: &Item) -> Vec<String> {
@@ -86,6 +87,7 @@ impl Table for FakeTable {
         attr: &str,
         position: &str,
     ) -> Result<PutResult, WriteError> {
+        *self.conditional_puts.lock().unwrap() += 1;
         if self.throttled() {
             return Err(WriteError::Transient(
                 "ProvisionedThroughputExceededException".into(),
@@ -165,7 +167,10 @@ async fn replay(table: &FakeTable, config: &Config, records: &[Value], batch_siz
         invocations += 1;
         assert!(invocations < 10_000, "no progress");
         let batch = &records[checkpoint..(checkpoint + batch_size).min(records.len())];
-        let raw: Vec<Box<RawValue>> = batch.iter().map(|r| to_raw_value(r).unwrap()).collect();
+        let raw: Vec<EventRecord> = batch
+            .iter()
+            .map(|r| EventRecord::read(&r.to_string()))
+            .collect();
         let (response, _) = process(
             table,
             config,
@@ -267,7 +272,10 @@ async fn poison_goes_to_the_rejects_table_and_does_not_block() {
     bad["kinesis"]["data"] = json!(aws_smithy_types::base64::encode(b"{not json"));
     records.push(bad);
     records.push(record(0, 3, 3, 3));
-    let raw: Vec<Box<RawValue>> = records.iter().map(|r| to_raw_value(r).unwrap()).collect();
+    let raw: Vec<EventRecord> = records
+        .iter()
+        .map(|r| EventRecord::read(&r.to_string()))
+        .collect();
     let (response, counts) = process(
         &table,
         &config,
@@ -288,5 +296,29 @@ async fn poison_goes_to_the_rejects_table_and_does_not_block() {
     assert_eq!(
         reject["data"],
         AttributeValue::B(b"{not json".to_vec().into())
+    );
+}
+
+#[tokio::test]
+async fn duplicate_keys_in_a_batch_collapse_to_one_write_of_the_newest() {
+    let table = FakeTable::new(&["pk"], 1, false);
+    let records: Vec<EventRecord> = [(1, 1), (2, 2), (3, 1), (4, 1)]
+        .iter()
+        .map(|&(seq, key)| EventRecord::read(&record(0, seq, key, seq).to_string()))
+        .collect();
+    let (response, counts) = process(
+        &table,
+        &config(Mode::Latest),
+        &records,
+        Instant::now() + Duration::from_secs(5),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((counts.written, counts.collapsed), (2, 2));
+    assert_eq!(*table.conditional_puts.lock().unwrap(), 2);
+    let items = table.items("items");
+    assert_eq!(
+        items[&vec!["key-1".to_owned()]]["version"].as_n().unwrap(),
+        "4"
     );
 }
