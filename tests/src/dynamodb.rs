@@ -3,7 +3,10 @@
 //! seed: UnprocessedItems, throttling, 500s and latency.
 
 use crate::http::{Received, reply, serve};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -34,9 +37,44 @@ impl Faults {
 struct State {
     /// Key attribute names per table.
     keys: HashMap<String, Vec<String>>,
-    tables: HashMap<String, HashMap<String, Value>>,
+    /// Items as the DynamoDB JSON text they were written as, by key text.
+    /// Kept as text (and requests read borrowed) so that the stand-in costs
+    /// little CPU: it shares the cores with the function it measures.
+    tables: HashMap<String, HashMap<String, String>>,
     rng: u64,
     calls: u64,
+}
+
+/// An item's attributes, borrowed from a request body.
+type RawItem<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutItem<'a> {
+    table_name: String,
+    #[serde(borrow)]
+    item: &'a RawValue,
+    condition_expression: Option<String>,
+    expression_attribute_names: Option<HashMap<String, String>>,
+    expression_attribute_values: Option<HashMap<String, HashMap<String, String>>>,
+}
+
+#[derive(Deserialize)]
+struct BatchWrite<'a> {
+    #[serde(rename = "RequestItems", borrow)]
+    request_items: HashMap<String, Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct WriteRequest<'a> {
+    #[serde(rename = "PutRequest", borrow)]
+    put_request: PutRequest<'a>,
+}
+
+#[derive(Deserialize)]
+struct PutRequest<'a> {
+    #[serde(rename = "Item", borrow)]
+    item: &'a RawValue,
 }
 
 impl State {
@@ -47,12 +85,14 @@ impl State {
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn key_of(&self, table: &str, item: &Value) -> Option<String> {
+    /// The key text of `item`: its key attributes' JSON, joined.
+    fn key_of(&self, table: &str, item: &RawValue) -> Option<String> {
         let names = self.keys.get(table)?;
+        let attrs: RawItem = serde_json::from_str(item.get()).ok()?;
         Some(
             names
                 .iter()
-                .map(|k| item[k].to_string())
+                .map(|k| attrs.get(k.as_str()).map_or("", |v| v.get()))
                 .collect::<Vec<_>>()
                 .join("|"),
         )
@@ -109,7 +149,6 @@ impl DynamoStandIn {
                     .next()
                     .unwrap_or("")
                     .to_owned();
-                let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
                 let mut s = state.lock().unwrap();
                 s.calls += 1;
                 if s.random() % 100 < faults.error_percent {
@@ -124,8 +163,10 @@ impl DynamoStandIn {
                     };
                 }
                 match op.as_str() {
-                    "PutItem" => put_item(&mut s, &body),
-                    "BatchWriteItem" => batch_write(&mut s, &body, faults.unprocessed_percent),
+                    "PutItem" => put_item(&mut s, &request.body),
+                    "BatchWriteItem" => {
+                        batch_write(&mut s, &request.body, faults.unprocessed_percent)
+                    }
                     other => error(
                         400,
                         "UnknownOperationException",
@@ -144,13 +185,19 @@ impl DynamoStandIn {
 
     /// The items of `table`, by their key text.
     pub fn items(&self, table: &str) -> HashMap<String, Value> {
-        self.state
-            .lock()
-            .unwrap()
-            .tables
-            .get(table)
-            .cloned()
-            .unwrap_or_default()
+        let state = self.state.lock().unwrap();
+        let Some(items) = state.tables.get(table) else {
+            return HashMap::new();
+        };
+        items
+            .iter()
+            .map(|(key, text)| {
+                (
+                    key.clone(),
+                    serde_json::from_str(text).expect("stored JSON"),
+                )
+            })
+            .collect()
     }
 
     pub fn calls(&self) -> u64 {
@@ -158,31 +205,36 @@ impl DynamoStandIn {
     }
 }
 
-fn put_item(s: &mut State, body: &Value) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
-    let table = body["TableName"].as_str().unwrap_or_default().to_owned();
-    let item = body["Item"].clone();
-    let Some(key) = s.key_of(&table, &item) else {
+fn validation(message: &str) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    error(400, "ValidationException", message)
+}
+
+fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let Ok(put) = serde_json::from_slice::<PutItem>(body) else {
+        return validation("stand-in could not read the PutItem request");
+    };
+    let Some(key) = s.key_of(&put.table_name, put.item) else {
         return error(400, "ResourceNotFoundException", "no such table");
     };
     // The one condition the function sends: absent, or an older position.
-    if let Some(condition) = body["ConditionExpression"].as_str() {
-        let names: &Map<String, Value> =
-            body["ExpressionAttributeNames"].as_object().expect("names");
-        let attr = names
-            .get("#position")
-            .and_then(Value::as_str)
-            .expect("#position");
-        let new = body["ExpressionAttributeValues"][":position"]["S"]
-            .as_str()
-            .expect(":position")
-            .to_owned();
+    if let Some(condition) = &put.condition_expression {
         assert!(
             condition.contains("attribute_not_exists(#position)"),
             "unexpected condition {condition}"
         );
-        if let Some(existing) = s.tables.get(&table).and_then(|t| t.get(&key))
-            && existing[attr]["S"].as_str().unwrap_or("") >= new.as_str()
-        {
+        let attr = &put.expression_attribute_names.expect("names")["#position"];
+        let new = &put.expression_attribute_values.expect("values")[":position"]["S"];
+        let existing = s
+            .tables
+            .get(&put.table_name)
+            .and_then(|t| t.get(&key))
+            .and_then(|text| {
+                let attrs: RawItem = serde_json::from_str(text).ok()?;
+                let value: HashMap<String, String> =
+                    serde_json::from_str(attrs.get(attr.as_str())?.get()).ok()?;
+                value.get("S").cloned()
+            });
+        if existing.is_some_and(|existing| existing >= *new) {
             return error(
                 400,
                 "ConditionalCheckFailedException",
@@ -190,55 +242,49 @@ fn put_item(s: &mut State, body: &Value) -> hyper::Response<http_body_util::Full
             );
         }
     }
-    s.tables.entry(table).or_default().insert(key, item);
+    s.tables
+        .entry(put.table_name)
+        .or_default()
+        .insert(key, put.item.get().to_owned());
     reply(200, "{}")
 }
 
 fn batch_write(
     s: &mut State,
-    body: &Value,
+    body: &[u8],
     unprocessed_percent: u64,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
-    let mut unprocessed = Map::new();
-    for (table, requests) in body["RequestItems"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default()
-    {
-        let requests = requests.as_array().cloned().unwrap_or_default();
+    let Ok(batch) = serde_json::from_slice::<BatchWrite>(body) else {
+        return validation("stand-in could not read the BatchWriteItem request");
+    };
+    let mut unprocessed: HashMap<&str, Vec<&RawValue>> = HashMap::new();
+    for (table, requests) in &batch.request_items {
         if requests.len() > 25 {
-            return error(
-                400,
-                "ValidationException",
-                "Too many items requested for the BatchWriteItem call",
-            );
+            return validation("Too many items requested for the BatchWriteItem call");
         }
-        let mut seen = std::collections::HashSet::new();
-        for request in &requests {
-            let key = s
-                .key_of(&table, &request["PutRequest"]["Item"])
-                .unwrap_or_default();
-            if !seen.insert(key) {
-                return error(
-                    400,
-                    "ValidationException",
-                    "Provided list of item keys contains duplicates",
-                );
-            }
-        }
-        let mut left = Vec::new();
+        let mut puts = Vec::with_capacity(requests.len());
         for request in requests {
+            let Ok(put) = serde_json::from_str::<WriteRequest>(request.get()) else {
+                return validation("stand-in takes PutRequests only");
+            };
+            let key = s.key_of(table, put.put_request.item).unwrap_or_default();
+            if puts.iter().any(|(k, _, _)| *k == key) {
+                return validation("Provided list of item keys contains duplicates");
+            }
+            puts.push((key, put.put_request.item, *request));
+        }
+        for (key, item, request) in puts {
             if s.random() % 100 < unprocessed_percent {
-                left.push(request);
+                unprocessed.entry(table).or_default().push(request);
                 continue;
             }
-            let item = request["PutRequest"]["Item"].clone();
-            let key = s.key_of(&table, &item).unwrap_or_default();
-            s.tables.entry(table.clone()).or_default().insert(key, item);
-        }
-        if !left.is_empty() {
-            unprocessed.insert(table, Value::Array(left));
+            s.tables
+                .entry(table.clone())
+                .or_default()
+                .insert(key, item.get().to_owned());
         }
     }
-    reply(200, json!({"UnprocessedItems": unprocessed}).to_string())
+    let answer = serde_json::to_string(&HashMap::from([("UnprocessedItems", unprocessed)]))
+        .expect("serializes");
+    reply(200, answer)
 }
