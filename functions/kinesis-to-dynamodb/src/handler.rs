@@ -42,6 +42,8 @@ pub async fn handle<T: Table>(
     let deadline = deadline_instant(event.context.deadline, SystemTime::now());
     let records = event.payload.records.ok_or(HandlerError::NotKinesis)?;
     let (response, counts) = process(table, config, &records, deadline).await;
+    drop(records);
+    crate::memory::release_freed_memory();
     emit(&counts);
     tracing::info!(
         ?counts,

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod dynamo;
 pub mod handler;
 pub mod kpl;
+pub mod memory;
 pub mod pipeline;
 pub mod record;
 pub mod writer;

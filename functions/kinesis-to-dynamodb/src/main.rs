@@ -7,6 +7,7 @@ use shared::config::EnvReader;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init_tracing();
+    kinesis_to_dynamodb::memory::keep_large_buffers_out_of_the_heap();
     let config = match Config::from_env(EnvReader::from_env()) {
         Ok(config) => config,
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
