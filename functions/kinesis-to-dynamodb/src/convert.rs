@@ -11,6 +11,9 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// DynamoDB nests documents at most 32 levels deep.
 const MAX_DEPTH: usize = 32;
+/// Attributes the function adds to each item: its key and the record's
+/// position, shard and arrival time.
+const ADDED_ATTRIBUTES: usize = 5;
 /// DynamoDB numbers carry at most 38 significant digits.
 const MAX_DIGITS: usize = 38;
 
@@ -62,6 +65,7 @@ pub fn json_to_item(bytes: &[u8]) -> Result<Item, ConvertError> {
         text,
         bytes: text.as_bytes(),
         at: 0,
+        fields: Vec::new(),
     };
     parser.skip_whitespace();
     let value = parser.value(0)?;
@@ -86,6 +90,7 @@ struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    fields: Vec<(String, AttributeValue)>,
 }
 
 impl Parser<'_> {
@@ -164,7 +169,10 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Item, ConvertError> {
-        let mut map = HashMap::new();
+        // Fields gather on a stack shared by all levels, so each map is
+        // allocated once at its final size (the top one with room for the
+        // attributes the function adds).
+        let base = self.fields.len();
         let mut more = self.open(b'}');
         while more {
             if self.peek() != Some(b'"') {
@@ -178,10 +186,13 @@ impl Parser<'_> {
             self.at += 1;
             self.skip_whitespace();
             let value = self.value(depth + 1).map_err(|e| e.within(&key))?;
-            // A repeated name keeps its last value, as serde_json does.
-            map.insert(key, value);
+            self.fields.push((key, value));
             more = self.another(b'}')?;
         }
+        let room = if depth == 0 { ADDED_ATTRIBUTES } else { 0 };
+        let mut map = HashMap::with_capacity(self.fields.len() - base + room);
+        // A repeated name keeps its last value, as serde_json does.
+        map.extend(self.fields.drain(base..));
         Ok(map)
     }
 
@@ -198,8 +209,23 @@ impl Parser<'_> {
         Ok(list)
     }
 
-    /// Moves past bytes that a string copies verbatim.
+    /// Moves past bytes that a string copies verbatim: eight at a time
+    /// while none of them is `"`, a backslash or a control character.
     fn skip_plain(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+        // High bit set in each byte of `word` below `n` (exact for "any").
+        let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH_BITS;
+        while let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+            if below(word ^ (ONES * u64::from(b'"')), 1) != 0
+                || below(word ^ (ONES * u64::from(b'\\')), 1) != 0
+                || below(word, 0x20) != 0
+            {
+                break;
+            }
+            self.at += 8;
+        }
         while let Some(b) = self.peek() {
             if b == b'"' || b == b'\\' || b < 0x20 {
                 break;
