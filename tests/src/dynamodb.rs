@@ -140,7 +140,11 @@ impl DynamoStandIn {
             let state = shared.clone();
             async move {
                 if !faults.latency.is_zero() {
-                    tokio::time::sleep(faults.latency).await;
+                    // tokio's timer rounds sleeps up to the next millisecond
+                    // tick (10 ms became ~11): a thread sleep keeps the
+                    // latency the benchmarks' floors assume.
+                    let latency = faults.latency;
+                    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(latency)).await;
                 }
                 let op = request
                     .header("x-amz-target")

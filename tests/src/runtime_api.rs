@@ -33,7 +33,8 @@ impl Invocation {
 
 struct Pending {
     id: String,
-    payload: Value,
+    /// Serialized at queueing, so that hand-out times measure the function.
+    payload: bytes::Bytes,
     deadline_ms: u64,
 }
 
@@ -105,7 +106,7 @@ impl RuntimeApi {
             .insert(id.clone(), (Instant::now(), tx));
         self.inner.queue.lock().unwrap().push_back(Pending {
             id: id.clone(),
-            payload,
+            payload: serde_json::to_vec(&payload)?.into(),
             deadline_ms: epoch_ms() + timeout.as_millis() as u64,
         });
         self.inner.queued.notify_one();
@@ -156,10 +157,7 @@ async fn route(
             .lock()
             .unwrap()
             .insert(pending.id.clone(), Instant::now());
-        let mut response = reply(
-            200,
-            serde_json::to_vec(&pending.payload).unwrap_or_default(),
-        );
+        let mut response = reply(200, pending.payload);
         let headers = response.headers_mut();
         let set = |h: &mut hyper::HeaderMap, k: &'static str, v: String| {
             if let Ok(v) = v.parse() {

@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
+#[derive(Clone)]
 pub struct DynamoTable(pub Client);
 
 /// Sorts an SDK error into retry, poison or give up.

@@ -34,7 +34,7 @@ pub struct KinesisBatch {
     pub records: Option<Vec<EventRecord>>,
 }
 
-pub async fn handle<T: Table>(
+pub async fn handle<T: Table + Clone + 'static>(
     table: &T,
     config: &Config,
     event: LambdaEvent<KinesisBatch>,

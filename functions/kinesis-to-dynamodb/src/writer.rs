@@ -63,6 +63,29 @@ pub trait Table: Send + Sync {
     fn put(&self, table: &str, item: Item) -> impl Future<Output = Result<(), WriteError>> + Send;
 }
 
+/// A shared table is a table: tests share their fakes with the write tasks.
+impl<T: Table> Table for std::sync::Arc<T> {
+    fn put_if_newer(
+        &self,
+        table: &str,
+        item: Item,
+        position_attr: &str,
+        position: &str,
+    ) -> impl Future<Output = Result<PutResult, WriteError>> + Send {
+        (**self).put_if_newer(table, item, position_attr, position)
+    }
+    fn batch_put(
+        &self,
+        table: &str,
+        items: Vec<Item>,
+    ) -> impl Future<Output = Result<Vec<Item>, WriteError>> + Send {
+        (**self).batch_put(table, items)
+    }
+    fn put(&self, table: &str, item: Item) -> impl Future<Output = Result<(), WriteError>> + Send {
+        (**self).put(table, item)
+    }
+}
+
 /// Retries a transient failure with backoff until `deadline`.
 /// Returns the result and the number of retries made.
 pub async fn with_retries<T, F, Fut>(

@@ -9,7 +9,7 @@ use kinesis_to_dynamodb::record::{EventRecord, POSITION_ATTR};
 use kinesis_to_dynamodb::writer::{Backoff, PutResult, Table, WriteError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -160,7 +160,12 @@ fn record(shard: usize, seq: u64, key: usize, version: u64) -> Value {
 
 /// Feeds one shard's records as Lambda does: batches from the checkpoint,
 /// resuming at the lowest reported sequence number.
-async fn replay(table: &FakeTable, config: &Config, records: &[Value], batch_size: usize) -> usize {
+async fn replay(
+    table: &Arc<FakeTable>,
+    config: &Config,
+    records: &[Value],
+    batch_size: usize,
+) -> usize {
     let mut checkpoint = 0;
     let mut invocations = 0;
     while checkpoint < records.len() {
@@ -210,7 +215,7 @@ fn shard_records(shard: usize, n: u64, keys: usize, rng: &mut Rng) -> Vec<Value>
 #[tokio::test]
 async fn latest_mode_keeps_the_newest_per_key_under_faults() {
     for seed in [1, 7, 42] {
-        let table = FakeTable::new(&["pk"], seed, true);
+        let table = Arc::new(FakeTable::new(&["pk"], seed, true));
         let config = config(Mode::Latest);
         let mut rng = Rng(seed * 31 + 1);
         let mut expected: HashMap<String, String> = HashMap::new();
@@ -244,7 +249,7 @@ async fn latest_mode_keeps_the_newest_per_key_under_faults() {
 #[tokio::test]
 async fn append_mode_keeps_every_record_under_faults() {
     for seed in [3, 11, 99] {
-        let table = FakeTable::new(&["pk", "sk"], seed, true);
+        let table = Arc::new(FakeTable::new(&["pk", "sk"], seed, true));
         let config = config(Mode::Append);
         let mut rng = Rng(seed + 5);
         let mut total = 0;
@@ -265,7 +270,7 @@ async fn append_mode_keeps_every_record_under_faults() {
 
 #[tokio::test]
 async fn poison_goes_to_the_rejects_table_and_does_not_block() {
-    let table = FakeTable::new(&["pk"], 5, false);
+    let table = Arc::new(FakeTable::new(&["pk"], 5, false));
     let config = config(Mode::Latest);
     let mut records = vec![record(0, 1, 1, 1)];
     let mut bad = record(0, 2, 2, 2);
@@ -301,7 +306,7 @@ async fn poison_goes_to_the_rejects_table_and_does_not_block() {
 
 #[tokio::test]
 async fn duplicate_keys_in_a_batch_collapse_to_one_write_of_the_newest() {
-    let table = FakeTable::new(&["pk"], 1, false);
+    let table = Arc::new(FakeTable::new(&["pk"], 1, false));
     let records: Vec<EventRecord> = [(1, 1), (2, 2), (3, 1), (4, 1)]
         .iter()
         .map(|&(seq, key)| EventRecord::read(&record(0, seq, key, seq).to_string()))
