@@ -1,0 +1,76 @@
+//! Settings from the environment, every problem reported at once.
+
+use crate::notification::Rules;
+use crate::suppression::Escalation;
+use shared::config::{ConfigError, EnvReader};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+    pub rules: Rules,
+    pub escalation: Escalation,
+    /// Also add suppressed addresses to the SES account suppression list.
+    pub account_suppression: bool,
+}
+
+impl Config {
+    /// Reads SUPPRESSION_TABLE, SOFT_BOUNCE_THRESHOLD (default 3),
+    /// SOFT_BOUNCE_WINDOW_DAYS (7), TRANSIENT_5XX_IS_PERMANENT (true),
+    /// RESET_SOFT_ON_DELIVERY (true) and ACCOUNT_SUPPRESSION (false).
+    pub fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
+        let table: Option<String> = env.required("SUPPRESSION_TABLE");
+        let threshold: usize = env.or_default("SOFT_BOUNCE_THRESHOLD", 3);
+        let window_days: i64 = env.or_default("SOFT_BOUNCE_WINDOW_DAYS", 7);
+        if threshold == 0 {
+            env.problem("SOFT_BOUNCE_THRESHOLD=0 is invalid: it must be at least 1");
+        }
+        if window_days < 1 {
+            env.problem(format!(
+                "SOFT_BOUNCE_WINDOW_DAYS={window_days} is invalid: it must be at least 1"
+            ));
+        }
+        let rules = Rules {
+            transient_5xx_is_permanent: env.flag("TRANSIENT_5XX_IS_PERMANENT", true),
+            reset_soft_on_delivery: env.flag("RESET_SOFT_ON_DELIVERY", true),
+        };
+        let account_suppression = env.flag("ACCOUNT_SUPPRESSION", false);
+        env.finish()?;
+        Ok(Self {
+            table: table.expect("checked by finish"),
+            rules,
+            escalation: Escalation {
+                threshold,
+                window_secs: window_days * 86_400,
+            },
+            account_suppression,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_every_problem_named() {
+        let config = Config::from_env(EnvReader::from_map([("SUPPRESSION_TABLE", "t")])).unwrap();
+        assert_eq!(config.escalation.threshold, 3);
+        assert_eq!(config.escalation.window_secs, 7 * 86_400);
+        assert!(config.rules.transient_5xx_is_permanent && !config.account_suppression);
+        let problems = Config::from_env(EnvReader::from_map([
+            ("SOFT_BOUNCE_THRESHOLD", "0"),
+            ("SOFT_BOUNCE_WINDOW_DAYS", "x"),
+            ("ACCOUNT_SUPPRESSION", "maybe"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "SUPPRESSION_TABLE",
+            "SOFT_BOUNCE_THRESHOLD",
+            "SOFT_BOUNCE_WINDOW_DAYS",
+            "ACCOUNT_SUPPRESSION",
+        ] {
+            assert!(problems.contains(name), "{name} missing from {problems}");
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Applies notifications to the store: read, decide, conditional write,
+//! and again on a conflict.
+
+use crate::account::AccountSuppression;
+use crate::notification::{Classified, NotificationError, RecipientEvent, Rules, classify};
+use crate::store::{StoreError, SuppressionStore, Written};
+use crate::suppression::{Escalation, Outcome, apply};
+use shared::logging::mask_email;
+use shared::metrics::Emf;
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Attempts at one address's read-decide-write before giving up.
+const MAX_ATTEMPTS: usize = 5;
+
+/// Epoch seconds; injectable so that time-window rules test without waiting.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Notification(#[from] NotificationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("SESv2 PutSuppressedDestination for {address}: {message}")]
+    AccountSuppression { address: String, message: String },
+    #[error("{address}: still contended after {MAX_ATTEMPTS} conditional writes")]
+    Contended { address: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub rules: Rules,
+    pub escalation: Escalation,
+}
+
+/// What a batch of notifications did, for metrics and the response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Notifications by type and subtype (`Bounce`, `Permanent/General`).
+    pub by_type: BTreeMap<(String, String), u64>,
+    pub suppressed: u64,
+    pub escalated: u64,
+    pub already_suppressed: u64,
+    pub soft_bounces: u64,
+    pub recorded: u64,
+    pub soft_resets: u64,
+    pub duplicates: u64,
+    pub ignored: u64,
+    pub failed: u64,
+}
+
+impl Tally {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Suppressed(_) => self.suppressed += 1,
+            Outcome::Escalated => self.escalated += 1,
+            Outcome::AlreadySuppressed => self.already_suppressed += 1,
+            Outcome::SoftCounted => self.soft_bounces += 1,
+            Outcome::Recorded => self.recorded += 1,
+            Outcome::SoftReset => self.soft_resets += 1,
+            Outcome::Duplicate => self.duplicates += 1,
+            Outcome::Unchanged => {}
+        }
+    }
+
+    /// EMF: totals, and one document per notification type and subtype.
+    pub fn emit(&self) {
+        let mut totals = Emf::new("LambdaSuite").dimension("Function", "ses-bounce-handler");
+        for (name, value) in [
+            ("Suppressed", self.suppressed),
+            ("Escalated", self.escalated),
+            ("AlreadySuppressed", self.already_suppressed),
+            ("SoftBounces", self.soft_bounces),
+            ("Recorded", self.recorded),
+            ("SoftResets", self.soft_resets),
+            ("Duplicates", self.duplicates),
+            ("Ignored", self.ignored),
+            ("Failed", self.failed),
+        ] {
+            totals.add(name, value);
+        }
+        totals.emit();
+        for ((kind, subtype), count) in &self.by_type {
+            let mut by_type = Emf::new("LambdaSuite")
+                .dimension("Function", "ses-bounce-handler")
+                .dimension("Type", kind.as_str())
+                .dimension("SubType", if subtype.is_empty() { "-" } else { subtype });
+            by_type.add("Notifications", *count);
+            by_type.emit();
+        }
+    }
+}
+
+pub struct Processor<S, A, C> {
+    pub store: S,
+    pub account: A,
+    pub clock: C,
+    pub settings: Settings,
+}
+
+impl<S: SuppressionStore, A: AccountSuppression, C: Clock> Processor<S, A, C> {
+    /// Applies one SES notification (an SNS Message's text).
+    pub async fn notification(&self, message: &str, tally: &mut Tally) -> Result<(), ProcessError> {
+        let (kind, subtype, events) = match classify(message, self.settings.rules)? {
+            Classified::Ignored { kind } => {
+                tally.ignored += 1;
+                *tally.by_type.entry((kind, String::new())).or_default() += 1;
+                return Ok(());
+            }
+            Classified::Recipients {
+                kind,
+                subtype,
+                events,
+            } => (kind, subtype, events),
+        };
+        *tally
+            .by_type
+            .entry((kind.to_owned(), subtype.clone()))
+            .or_default() += 1;
+        // A failure part-way is retried whole: recipients already applied
+        // then come back as duplicates.
+        for event in &events {
+            if event.address.is_empty() {
+                return Err(NotificationError::Empty {
+                    field: "recipient emailAddress",
+                }
+                .into());
+            }
+            let outcome = self.recipient(event).await?;
+            tally.count(outcome);
+            tracing::info!(
+                address = %mask_email(&event.address),
+                kind,
+                subtype = %event.subtype,
+                ?outcome,
+                "recipient applied"
+            );
+        }
+        Ok(())
+    }
+
+    async fn recipient(&self, event: &RecipientEvent) -> Result<Outcome, ProcessError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let stored = self.store.get(&event.address).await?;
+            let (write, outcome) = apply(
+                stored.as_ref(),
+                event,
+                self.clock.now(),
+                self.settings.escalation,
+            );
+            let Some(entry) = write else {
+                return Ok(outcome);
+            };
+            // The account list first: if the write then fails, the retry
+            // finds no record of this notification and calls again (SES
+            // takes repeats); the other order could skip it for good.
+            if let Some(reason) = outcome.account_reason() {
+                self.account
+                    .suppress(&event.address, reason)
+                    .await
+                    .map_err(|message| ProcessError::AccountSuppression {
+                        address: mask_email(&event.address),
+                        message,
+                    })?;
+            }
+            match self.store.put(&entry).await? {
+                Written::Yes => return Ok(outcome),
+                Written::Conflict => continue,
+            }
+        }
+        Err(ProcessError::Contended {
+            address: mask_email(&event.address),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::AccountSuppression;
+    use crate::notification::Reason;
+    use crate::store::MemoryStore;
+    use crate::suppression::Status;
+    use serde_json::json;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    struct FixedClock(AtomicI64);
+    impl Clock for FixedClock {
+        fn now(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, Reason)>>);
+    impl AccountSuppression for Recorder {
+        async fn suppress(&self, address: &str, reason: Reason) -> Result<(), String> {
+            self.0.lock().unwrap().push((address.to_owned(), reason));
+            Ok(())
+        }
+    }
+
+    fn processor() -> Processor<MemoryStore, Recorder, FixedClock> {
+        Processor {
+            store: MemoryStore::default(),
+            account: Recorder::default(),
+            clock: FixedClock(AtomicI64::new(1_763_700_000)),
+            settings: Settings {
+                rules: Rules {
+                    transient_5xx_is_permanent: true,
+                    reset_soft_on_delivery: true,
+                },
+                escalation: Escalation {
+                    threshold: 3,
+                    window_secs: 7 * 86_400,
+                },
+            },
+        }
+    }
+
+    fn soft_bounce(feedback: &str) -> String {
+        json!({"notificationType": "Bounce", "mail": {"messageId": "m"},
+               "bounce": {"bounceType": "Transient", "bounceSubType": "MailboxFull", "feedbackId": feedback,
+                          "bouncedRecipients": [{"emailAddress": "jane@example.com", "status": "4.2.2"}]}})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn soft_bounces_escalate_over_days_and_reach_the_account_list() {
+        let p = processor();
+        let mut tally = Tally::default();
+        for (day, feedback) in [(0, "f1"), (3, "f2"), (6, "f3")] {
+            p.clock
+                .0
+                .store(1_763_700_000 + day * 86_400, Ordering::SeqCst);
+            p.notification(&soft_bounce(feedback), &mut tally)
+                .await
+                .unwrap();
+        }
+        assert_eq!((tally.soft_bounces, tally.escalated), (2, 1));
+        let entry = &p.store.entries()["jane@example.com"];
+        assert_eq!(entry.status, Status::Suppressed);
+        assert_eq!(
+            *p.account.0.lock().unwrap(),
+            vec![("jane@example.com".to_owned(), Reason::Bounce)]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_notification_three_times_changes_nothing_after_the_first() {
+        let p = processor();
+        let mut tally = Tally::default();
+        p.notification(&soft_bounce("f1"), &mut tally)
+            .await
+            .unwrap();
+        let after_first = p.store.entries();
+        for _ in 0..2 {
+            p.notification(&soft_bounce("f1"), &mut tally)
+                .await
+                .unwrap();
+        }
+        assert_eq!(p.store.entries(), after_first);
+        assert_eq!(tally.duplicates, 2);
+    }
+
+    #[tokio::test]
+    async fn an_empty_address_is_an_error_naming_the_field() {
+        let p = processor();
+        let message = soft_bounce("f1").replace("jane@example.com", " ");
+        let err = p
+            .notification(&message, &mut Tally::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "recipient emailAddress is empty");
+    }
+}
