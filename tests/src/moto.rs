@@ -1,6 +1,11 @@
 //! moto in server mode, on 127.0.0.1 and a free port, one per test binary.
 
 use crate::process::{Guard, free_port, spawn, venv_tool, wait_for_port};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -47,4 +52,66 @@ impl Moto {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
     }
+}
+
+impl Moto {
+    /// SDK settings for this server, for tests' own clients.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+    }
+}
+
+/// An item as the SDK returns it.
+pub type Row = HashMap<String, AttributeValue>;
+
+/// Creates an on-demand table whose keys (hash, then range) are strings.
+pub async fn create_table(db: &aws_sdk_dynamodb::Client, name: &str, keys: &[&str]) {
+    let mut request = db
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (i, key) in keys.iter().enumerate() {
+        let kind = if i == 0 {
+            KeyType::Hash
+        } else {
+            KeyType::Range
+        };
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("complete"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(*key)
+                    .key_type(kind)
+                    .build()
+                    .expect("complete"),
+            );
+    }
+    request.send().await.expect("moto creates the table");
+}
+
+pub async fn scan(db: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Row> {
+    db.scan()
+        .table_name(table)
+        .send()
+        .await
+        .expect("moto scans the table")
+        .items
+        .unwrap_or_default()
 }

@@ -2,72 +2,15 @@
 //! with the sample events: both modes and every poison kind.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 use suite_tests::function::FunctionProcess;
-use suite_tests::moto::Moto;
+use suite_tests::moto::{Moto, Row, create_table, scan};
 use suite_tests::process::workspace_root;
 use suite_tests::runtime_api::RuntimeApi;
-
-type Row = HashMap<String, AttributeValue>;
-
-async fn client(moto: &Moto) -> Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    Client::new(&sdk)
-}
-
-async fn create_table(db: &Client, name: &str, keys: &[&str]) {
-    let mut request = db
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (i, key) in keys.iter().enumerate() {
-        let kind = if i == 0 {
-            KeyType::Hash
-        } else {
-            KeyType::Range
-        };
-        request = request
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(*key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(*key)
-                    .key_type(kind)
-                    .build()
-                    .unwrap(),
-            );
-    }
-    request.send().await.unwrap();
-}
-
-async fn scan(db: &Client, table: &str) -> Vec<Row> {
-    db.scan()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default()
-}
 
 fn by(rows: &[Row], attr: &str) -> HashMap<String, Row> {
     rows.iter()
@@ -95,7 +38,7 @@ struct Harness {
 impl Harness {
     async fn start() -> Self {
         let moto = Moto::start();
-        let db = client(&moto).await;
+        let db = moto.dynamodb().await;
         create_table(&db, "orders", &["pk"]).await;
         create_table(&db, "orders-log", &["pk", "sk"]).await;
         create_table(&db, "rejects", &["shardId", "position"]).await;
