@@ -100,3 +100,32 @@ pub fn reply(status: u16, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     response
 }
+
+/// Sends `request` on to `base` (such as moto), for stand-ins that handle
+/// some calls themselves and pass the rest through.
+pub async fn forward(request: &Received, base: &str) -> Response<Full<Bytes>> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut builder = Request::builder()
+        .method(request.method.as_str())
+        .uri(format!("{base}{}", request.path_and_query));
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let outgoing = builder
+        .body(Full::new(request.body.clone()))
+        .expect("a request copied from a valid one");
+    match client.request(outgoing).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Response::from_parts(parts, Full::new(body))
+        }
+        Err(e) => reply(502, format!("forwarding failed: {e}")),
+    }
+}

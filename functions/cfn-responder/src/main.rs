@@ -3,6 +3,7 @@ use cfn_responder::handler;
 use cfn_responder::idempotency::{DynamoStore, MemoryStore, Store};
 use cfn_responder::resource::Registry;
 use cfn_responder::resources::ami_lookup::{AmiLookup, Ec2Images};
+use cfn_responder::resources::ses_identity_notifications::{SesIdentityNotifications, SesV1};
 use cfn_responder::responder::{Responder, Settings};
 use lambda_runtime::service_fn;
 use shared::cfn::HttpsPut;
@@ -20,8 +21,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 }
                 None => Store::Memory(MemoryStore::default()),
             };
-            let registry =
-                Registry::new().register(AmiLookup::new(Ec2Images(aws_sdk_ec2::Client::new(&sdk))));
+            let registry = Registry::new()
+                .register(AmiLookup::new(Ec2Images(aws_sdk_ec2::Client::new(&sdk))))
+                .register(SesIdentityNotifications::new(SesV1(
+                    aws_sdk_ses::Client::new(&sdk),
+                )));
             Responder::new(registry, store, HttpsPut::default(), config.settings)
         }
         // Not fatal: a dead init would leave every stack waiting an hour.

@@ -622,54 +622,18 @@ async fn duplicate_delivery_runs_side_effects_once_in_memory() {
     assert_duplicates_run_once(MemoryStore::default(), "dup-memory").await;
 }
 
-async fn moto_sdk(moto: &Moto) -> aws_config::SdkConfig {
-    // Explicit settings rather than process env: tests run on many threads.
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
-}
-
 #[tokio::test]
 async fn duplicate_delivery_runs_side_effects_once_with_dynamodb() {
     let moto = Moto::start();
-    let sdk = moto_sdk(&moto).await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    dynamo
-        .create_table()
-        .table_name("idempotency")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("RequestId")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("RequestId")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let dynamo = moto.dynamodb().await;
+    suite_tests::moto::create_table(&dynamo, "idempotency", &["RequestId"]).await;
     assert_duplicates_run_once(DynamoStore::new(dynamo, "idempotency"), "dup-dynamo").await;
 }
 
 #[tokio::test]
 async fn ami_lookup_against_moto() {
     let moto = Moto::start();
-    let ec2 = aws_sdk_ec2::Client::new(&moto_sdk(&moto).await);
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config().await);
     let images = ec2.describe_images().owners("amazon").send().await.unwrap();
     let sample = images
         .images()

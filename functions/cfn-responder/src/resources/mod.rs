@@ -1,3 +1,4 @@
 //! The resource types this function hosts.
 
 pub mod ami_lookup;
+pub mod ses_identity_notifications;
