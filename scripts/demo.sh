@@ -11,7 +11,7 @@ rm -rf "$work" && mkdir -p "$work"
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 bold "Building the functions and the local stand-ins"
-cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p suite-tests
+cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce-handler -p suite-tests
 
 start_moto "$work/moto.log"
 sink_port=$(free_port); lambda_port=$(free_port)
@@ -29,6 +29,7 @@ ALLOW_LOCAL_RESPONSE_URL=true
 TABLE_NAME=orders
 PARTITION_KEY=pk
 REJECTS_TABLE_NAME=rejects
+SUPPRESSION_TABLE=suppression
 ENV
 cargo lambda watch --quiet -A 127.0.0.1 -P "$lambda_port" --timeout 120 \
   --env-file "$work/lambda.env" >"$work/lambda.log" 2>&1 & pids+=($!)
@@ -85,5 +86,30 @@ echo
 echo "> the tables afterwards"
 tables show orders
 tables show rejects
+
+bold "ses-bounce-handler: events/ses-bounce-handler/ into a suppression table in moto"
+tables create suppression address
+for event in events/ses-bounce-handler/*.json; do
+  echo
+  echo "> $(basename "$event")"
+  cargo lambda invoke ses-bounce-handler -A 127.0.0.1 -P "$lambda_port" --data-file "$event" >"$work/ses.out" 2>&1 \
+    || { echo "    invocation failed:"; sed 's/^/    /' "$work/ses.out"; continue; }
+  echo "    response: $(cat "$work/ses.out")"
+done
+echo
+echo "> the suppression table afterwards"
+tables show suppression
+echo
+echo "> may we send to them? ses-suppression check (exit status 1 = suppressed)"
+for address in Jane.Doe@Example.com full.box@example.net happy.reader@example.org; do
+  AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    AWS_REGION=us-east-1 target/debug/ses-suppression check "$address" --table suppression | sed 's/^/    /' || true
+done
+echo
+echo "> the same check with the aws CLI"
+AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+  .venv/bin/aws dynamodb get-item --endpoint-url "http://127.0.0.1:$moto_port" --region us-east-1 \
+  --table-name suppression --consistent-read --key '{"address": {"S": "jane.doe@example.com"}}' \
+  --query 'Item.[status.S, reason.S, subType.S]' --output text | sed 's/^/    /'
 
 bold "Demo finished. Logs are in .demo/"

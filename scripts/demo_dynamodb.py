@@ -36,5 +36,6 @@ if command == "create":
 elif command == "show":
     items = db.scan(TableName=table)["Items"]
     print(f"    {table}: {len(items)} item(s)")
-    for item in sorted(items, key=lambda i: json.dumps(plain(i["pk"] if "pk" in i else i["position"]))):
+    key = next((k for k in ("pk", "address", "position") if items and k in items[0]), None)
+    for item in sorted(items, key=lambda i: json.dumps(plain(i[key])) if key else ""):
         print("      " + json.dumps({k: plain(v) for k, v in sorted(item.items())}))

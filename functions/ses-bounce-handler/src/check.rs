@@ -38,9 +38,12 @@ impl fmt::Display for Verdict {
             .fmt(Format::DateTime)
             .unwrap_or_default();
         let verdict = match entry.status {
-            Status::Suppressed => "SUPPRESSED",
-            Status::Soft => "not suppressed (soft bounces counting)",
-            Status::Recorded => "not suppressed (recorded only)",
+            Status::Suppressed => "SUPPRESSED".to_owned(),
+            Status::Soft => format!(
+                "not suppressed ({} soft bounce(s) in the window)",
+                entry.soft_bounces.len()
+            ),
+            Status::Recorded => "not suppressed (recorded only)".to_owned(),
         };
         write!(
             f,

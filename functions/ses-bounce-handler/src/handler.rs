@@ -149,6 +149,10 @@ where
         None => Ok(json!({
             "suppressed": tally.suppressed,
             "escalated": tally.escalated,
+            "alreadySuppressed": tally.already_suppressed,
+            "softBounces": tally.soft_bounces,
+            "recorded": tally.recorded,
+            "softResets": tally.soft_resets,
             "duplicates": tally.duplicates,
             "ignored": tally.ignored,
         })),

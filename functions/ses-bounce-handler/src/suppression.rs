@@ -201,18 +201,19 @@ fn suppress(entry: &mut Entry, reason: Reason) {
     entry.expires_at = None;
 }
 
-/// The event's details copied onto the entry, whatever it does.
+/// The event's details copied onto the entry, whatever it does. A delivery
+/// leaves the bounce details alone: they say why the entry exists.
 fn touched(mut entry: Entry, event: &RecipientEvent, now: i64) -> Entry {
-    entry.kind = event.kind.to_owned();
-    entry.subtype = event.subtype.clone();
-    if let Some(code) = &event.diagnostic_code {
-        entry.diagnostic_code = Some(code.chars().take(MAX_DIAGNOSTIC_CHARS).collect());
+    if event.action != Action::ResetSoft {
+        entry.kind = event.kind.to_owned();
+        entry.subtype = event.subtype.clone();
+        entry.last_feedback_id = event.idempotency_key.clone();
+        if let Some(code) = &event.diagnostic_code {
+            entry.diagnostic_code = Some(code.chars().take(MAX_DIAGNOSTIC_CHARS).collect());
+        }
     }
     entry.last_seen = now;
     entry.last_message_id = event.message_id.clone();
-    if event.kind != "Delivery" {
-        entry.last_feedback_id = event.idempotency_key.clone();
-    }
     entry.recent_keys.push(event.idempotency_key.clone());
     let excess = entry
         .recent_keys
@@ -311,7 +312,9 @@ mod tests {
         ]);
         assert_eq!(outcomes[2], Outcome::SoftReset);
         assert_eq!(outcomes[3], Outcome::SoftCounted);
-        assert_eq!(entry.unwrap().soft_bounces, vec![3 * DAY]);
+        let entry = entry.unwrap();
+        assert_eq!(entry.soft_bounces, vec![3 * DAY]);
+        assert_eq!(entry.kind, "Bounce", "a delivery keeps the bounce details");
     }
 
     #[test]
