@@ -21,6 +21,9 @@ pub struct Faults {
     /// Percent of calls answered with throttling or a 500.
     pub error_percent: u64,
     pub latency: Duration,
+    /// Store nothing: every GetItem finds nothing, every write succeeds.
+    /// For benchmarks that want the first-write path on every invoke.
+    pub forget: bool,
 }
 
 impl Faults {
@@ -30,6 +33,7 @@ impl Faults {
             unprocessed_percent: 0,
             error_percent: 0,
             latency,
+            forget: false,
         }
     }
 }
@@ -166,7 +170,14 @@ impl DynamoStandIn {
                         error(500, "InternalServerError", "injected failure")
                     };
                 }
+                if faults.forget {
+                    return match op.as_str() {
+                        "GetItem" | "PutItem" => reply(200, "{}"),
+                        _ => reply(200, r#"{"UnprocessedItems":{}}"#),
+                    };
+                }
                 match op.as_str() {
+                    "GetItem" => get_item(&s, &request.body),
                     "PutItem" => put_item(&mut s, &request.body),
                     "BatchWriteItem" => {
                         batch_write(&mut s, &request.body, faults.unprocessed_percent)
@@ -213,6 +224,32 @@ fn validation(message: &str) -> hyper::Response<http_body_util::Full<bytes::Byte
     error(400, "ValidationException", message)
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetItem<'a> {
+    table_name: String,
+    #[serde(borrow)]
+    key: RawItem<'a>,
+}
+
+fn get_item(s: &State, body: &[u8]) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let Ok(get) = serde_json::from_slice::<GetItem>(body) else {
+        return validation("stand-in could not read the GetItem request");
+    };
+    let Some(names) = s.keys.get(&get.table_name) else {
+        return error(400, "ResourceNotFoundException", "no such table");
+    };
+    let key = names
+        .iter()
+        .map(|k| get.key.get(k.as_str()).map_or("", |v| v.get()))
+        .collect::<Vec<_>>()
+        .join("|");
+    match s.tables.get(&get.table_name).and_then(|t| t.get(&key)) {
+        Some(item) => reply(200, format!("{{\"Item\":{item}}}")),
+        None => reply(200, "{}"),
+    }
+}
+
 fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     let Ok(put) = serde_json::from_slice::<PutItem>(body) else {
         return validation("stand-in could not read the PutItem request");
@@ -220,25 +257,31 @@ fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<
     let Some(key) = s.key_of(&put.table_name, put.item) else {
         return error(400, "ResourceNotFoundException", "no such table");
     };
-    // The one condition the function sends: absent, or an older position.
     if let Some(condition) = &put.condition_expression {
-        assert!(
-            condition.contains("attribute_not_exists(#position)"),
-            "unexpected condition {condition}"
-        );
-        let attr = &put.expression_attribute_names.expect("names")["#position"];
-        let new = &put.expression_attribute_values.expect("values")[":position"]["S"];
-        let existing = s
-            .tables
-            .get(&put.table_name)
-            .and_then(|t| t.get(&key))
-            .and_then(|text| {
-                let attrs: RawItem = serde_json::from_str(text).ok()?;
-                let value: HashMap<String, String> =
-                    serde_json::from_str(attrs.get(attr.as_str())?.get()).ok()?;
-                value.get("S").cloned()
-            });
-        if existing.is_some_and(|existing| existing >= *new) {
+        let names = put.expression_attribute_names.unwrap_or_default();
+        let values = put.expression_attribute_values.unwrap_or_default();
+        let stored = s.tables.get(&put.table_name).and_then(|t| t.get(&key));
+        // A stored attribute's text, of DynamoDB type `kind`.
+        let stored_value = |name: &str, kind: &str| {
+            let attrs: RawItem = serde_json::from_str(stored?).ok()?;
+            let value: HashMap<String, String> =
+                serde_json::from_str(attrs.get(names.get(name)?.as_str())?.get()).ok()?;
+            value.get(kind).cloned()
+        };
+        let holds = match condition.as_str() {
+            // kinesis-to-dynamodb, latest mode: absent, or an older position.
+            c if c.contains("attribute_not_exists(#position)") => {
+                let new = &values[":position"]["S"];
+                stored_value("#position", "S").is_none_or(|existing| existing < *new)
+            }
+            // ses-bounce-handler: optimistic locking.
+            "attribute_not_exists(#key)" => stored.is_none(),
+            "#version = :version" => {
+                stored_value("#version", "N").as_ref() == values[":version"].get("N")
+            }
+            other => panic!("the stand-in does not evaluate {other}"),
+        };
+        if !holds {
             return error(
                 400,
                 "ConditionalCheckFailedException",

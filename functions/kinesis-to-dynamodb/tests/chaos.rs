@@ -59,6 +59,7 @@ async fn run(mode: &str, seed: u64) {
         unprocessed_percent: 30,
         error_percent: 5,
         latency: Duration::from_millis(1),
+        forget: false,
     };
     let db = DynamoStandIn::start(
         &[("items", keys), ("rejects", &["shardId", "position"])],

@@ -418,3 +418,54 @@ async fn bad_configuration_fails_init_naming_every_variable() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(process.exit_code(), Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_notifications_for_one_address_lose_no_count() {
+    use ses_bounce_handler::account::Disabled;
+    use ses_bounce_handler::notification::Rules;
+    use ses_bounce_handler::processor::{Processor, Settings, SystemClock, Tally};
+    use ses_bounce_handler::store::DynamoStore;
+    use ses_bounce_handler::suppression::Escalation;
+
+    let h = Harness::start().await;
+    let processor = Arc::new(Processor {
+        store: DynamoStore::new(h.db.clone(), TABLE),
+        account: Disabled,
+        clock: SystemClock,
+        settings: Settings {
+            rules: Rules {
+                transient_5xx_is_permanent: true,
+                reset_soft_on_delivery: true,
+            },
+            escalation: Escalation {
+                threshold: 1000,
+                window_secs: 86_400,
+            },
+        },
+    });
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let processor = processor.clone();
+            tokio::spawn(async move {
+                let message = json!({"notificationType": "Bounce", "mail": {"messageId": format!("m-{i}")},
+                    "bounce": {"bounceType": "Transient", "bounceSubType": "General", "feedbackId": format!("f-{i}"),
+                               "bouncedRecipients": [{"emailAddress": "busy@example.com", "status": "4.4.7"}]}})
+                .to_string();
+                // As Lambda would: a notification that failed comes back.
+                let mut conflicts = 0;
+                while processor.notification(&message, &mut Tally::default()).await.is_err() {
+                    conflicts += 1;
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let mut gave_up = 0;
+    for task in tasks {
+        gave_up += task.await.unwrap();
+    }
+    let busy = &h.table().await["busy@example.com"];
+    assert_eq!(number(busy, "count"), 20, "every notification counted once");
+    assert_eq!(busy["softBounces"].as_l().unwrap().len(), 20);
+    eprintln!("{gave_up} notifications were retried after repeated conflicts");
+}

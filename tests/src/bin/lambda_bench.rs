@@ -4,13 +4,15 @@
 //! lambda-bench --function NAME --binary PATH --zip PATH --runs N
 //!              --event FILE [--event FILE ...] [--env KEY=VALUE ...]
 //!              [--warm N] [--dynamodb-latency-ms MS --table NAME:KEY[,KEY]]
+//!              [--dynamodb-forget true]
 //!
 //! Init is process start to the first poll of `/next`. A custom-resource
 //! invoke is timed from the hand-out of the event to the arrival of the
 //! CloudFormation response at the local sink (the PUT's round trip is
 //! excluded); any other invoke from hand-out to the function's answer.
 //! With --dynamodb-latency-ms the function writes to the DynamoDB stand-in,
-//! which answers every call after that latency.
+//! which answers every call after that latency; with --dynamodb-forget it
+//! stores nothing, so each invoke takes the first-write path.
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -31,6 +33,7 @@ struct Args {
     warm: usize,
     dynamodb_latency: Option<Duration>,
     tables: Vec<(String, Vec<String>)>,
+    forget: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -38,6 +41,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let (mut function, mut binary, mut zip, mut runs) = (None, None, None, 5);
     let (mut events, mut env, mut warm, mut dynamodb_latency, mut tables) =
         (Vec::new(), Vec::new(), 20, None, Vec::new());
+    let mut forget = false;
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -65,6 +69,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     keys.split(',').map(str::to_owned).collect(),
                 ));
             }
+            "--dynamodb-forget" => forget = value.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -78,6 +83,7 @@ fn parse_args() -> anyhow::Result<Args> {
         warm,
         dynamodb_latency,
         tables,
+        forget,
     })
 }
 
@@ -103,7 +109,11 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             let tables: Vec<(&str, &[&str])> =
                 tables.iter().map(|(t, k)| (*t, k.as_slice())).collect();
-            let db = DynamoStandIn::start(&tables, Faults::none(latency)).await?;
+            let faults = Faults {
+                forget: args.forget,
+                ..Faults::none(latency)
+            };
+            let db = DynamoStandIn::start(&tables, faults).await?;
             args.env
                 .push(("AWS_ENDPOINT_URL_DYNAMODB".into(), db.endpoint()));
             Some(db)

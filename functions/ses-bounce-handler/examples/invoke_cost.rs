@@ -1,0 +1,64 @@
+//! `make bench`: the handler's own time for the two-recipient bounce, no
+//! I/O (an in-memory table), each invoke with a fresh feedbackId so that
+//! every one takes the full read-decide-write path.
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use ses_bounce_handler::account::Disabled;
+use ses_bounce_handler::handler::handle;
+use ses_bounce_handler::notification::Rules;
+use ses_bounce_handler::processor::{Processor, Settings, SystemClock};
+use ses_bounce_handler::store::MemoryStore;
+use ses_bounce_handler::suppression::Escalation;
+use std::time::Instant;
+
+const INVOKES: usize = 2000;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let sample = std::fs::read_to_string(
+        "events/ses-bounce-handler/01-permanent-bounce-two-recipients.json",
+    )
+    .expect("run from the repository root");
+    let events: Vec<Value> = (0..INVOKES)
+        .map(|i| {
+            let text = sample.replace("11111111-2222", &format!("{i:08}-2222"));
+            serde_json::from_str(&text).expect("sample is JSON")
+        })
+        .collect();
+    let processor = Processor {
+        store: MemoryStore::default(),
+        account: Disabled,
+        clock: SystemClock,
+        settings: Settings {
+            rules: Rules {
+                transient_5xx_is_permanent: true,
+                reset_soft_on_delivery: true,
+            },
+            escalation: Escalation {
+                threshold: 3,
+                window_secs: 7 * 86_400,
+            },
+        },
+    };
+    let mut times: Vec<f64> = events
+        .into_iter()
+        .map(|event| {
+            let start = Instant::now();
+            runtime
+                .block_on(handle(
+                    &processor,
+                    LambdaEvent::new(event, Context::default()),
+                ))
+                .expect("handled");
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "| warm invoke without I/O (in-memory table), 01-permanent-bounce-two-recipients.json (median of {INVOKES}) | {:.3} ms |",
+        times[times.len() / 2]
+    );
+}
