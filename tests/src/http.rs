@@ -129,3 +129,22 @@ pub async fn forward(request: &Received, base: &str) -> Response<Full<Bytes>> {
         Err(e) => reply(502, format!("forwarding failed: {e}")),
     }
 }
+
+/// [`forward`], with the answer's body text passed through `rewrite`: for
+/// stand-ins that make the real service's answer say something else.
+pub async fn forward_rewriting(
+    request: &Received,
+    base: &str,
+    rewrite: impl FnOnce(String) -> String,
+) -> Response<Full<Bytes>> {
+    let (mut parts, body) = forward(request, base).await.into_parts();
+    // The new body sets its own length.
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    let text = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let text = rewrite(String::from_utf8_lossy(&text).into_owned());
+    Response::from_parts(parts, Full::new(Bytes::from(text)))
+}

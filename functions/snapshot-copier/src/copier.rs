@@ -1,0 +1,598 @@
+//! Copying tagged snapshots to their destination regions, once each, and
+//! pruning old copies.
+
+use crate::api::{CopyRequest, Ec2Error, Regions, SnapshotApi};
+use crate::destinations;
+use crate::retention::{self, Retention};
+use crate::snapshot::{
+    MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_VOLUME_TAG,
+    Snapshot, State,
+};
+use futures_util::{StreamExt, stream};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub source_region: String,
+    pub copy_tag_key: String,
+    pub default_destinations: Vec<String>,
+    /// Destination region to KMS key (id, ARN or alias in that region).
+    pub kms_keys: BTreeMap<String, String>,
+    pub max_concurrent_copies: usize,
+    pub retention: Retention,
+    pub dry_run: bool,
+    pub completion_duration_minutes: Option<i32>,
+    /// EC2 calls in flight during a sweep.
+    pub concurrency: usize,
+}
+
+/// One source snapshot and one destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pair {
+    pub source: String,
+    pub region: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What an invocation did; the function's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub copied: Vec<Pair>,
+    pub skipped_existing: Vec<Pair>,
+    /// Held back by the copy limit; the next sweep copies them.
+    pub deferred: Vec<Pair>,
+    pub retried_after_error: Vec<Pair>,
+    /// `region/snapshot-id` of deleted copies.
+    pub pruned: Vec<String>,
+    /// With DRY_RUN: what would have been copied or deleted.
+    pub dry_run_plan: Vec<String>,
+    /// Snapshots not copied, and why (untagged, not completed, ...).
+    pub ignored: Vec<String>,
+    /// copySnapshot results seen.
+    pub completions: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+impl Summary {
+    pub fn merge(&mut self, other: Summary) {
+        self.copied.extend(other.copied);
+        self.skipped_existing.extend(other.skipped_existing);
+        self.deferred.extend(other.deferred);
+        self.retried_after_error.extend(other.retried_after_error);
+        self.pruned.extend(other.pruned);
+        self.dry_run_plan.extend(other.dry_run_plan);
+        self.ignored.extend(other.ignored);
+        self.completions.extend(other.completions);
+        self.errors.extend(other.errors);
+    }
+}
+
+/// What a destination already holds for one source snapshot.
+#[derive(Debug, Clone, Default)]
+struct Existing {
+    live: Option<String>,
+    errored: Vec<String>,
+}
+
+impl Existing {
+    fn from(copies: &[&Snapshot]) -> Self {
+        Self {
+            live: copies
+                .iter()
+                .find(|c| c.state != State::Error)
+                .map(|c| c.id.clone()),
+            errored: copies
+                .iter()
+                .filter(|c| c.state == State::Error)
+                .map(|c| c.id.clone())
+                .collect(),
+        }
+    }
+}
+
+pub struct Copier<R: Regions> {
+    pub regions: R,
+    pub settings: Settings,
+    /// Copies in progress per destination, as counted at the start plus
+    /// those started since: the limit is checked against it.
+    in_flight: Mutex<HashMap<String, usize>>,
+}
+
+impl<R: Regions> Copier<R> {
+    pub fn new(regions: R, settings: Settings) -> Self {
+        Self {
+            regions,
+            settings,
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn source(&self) -> R::Api {
+        self.regions.region(&self.settings.source_region)
+    }
+
+    /// The destinations a snapshot asks for, or why it is not copied.
+    fn destinations(&self, snapshot: &Snapshot) -> Result<Vec<String>, String> {
+        if snapshot.state != State::Completed {
+            return Err(format!("{}: not completed", snapshot.id));
+        }
+        let Some(value) = snapshot.tag(&self.settings.copy_tag_key) else {
+            return Err(format!(
+                "{}: no {} tag",
+                snapshot.id, self.settings.copy_tag_key
+            ));
+        };
+        destinations::parse(
+            value,
+            &self.settings.default_destinations,
+            &self.settings.source_region,
+        )
+        .map_err(|e| format!("{}: tag {}: {e}", snapshot.id, self.settings.copy_tag_key))
+    }
+
+    fn request(&self, source: &Snapshot, region: &str) -> CopyRequest {
+        let mut tags: Vec<(String, String)> = source
+            .tags
+            .iter()
+            .filter(|(k, _)| !k.starts_with("aws:") && *k != self.settings.copy_tag_key)
+            .cloned()
+            .collect();
+        tags.extend([
+            (SOURCE_ID_TAG.to_owned(), source.id.clone()),
+            (
+                SOURCE_REGION_TAG.to_owned(),
+                self.settings.source_region.clone(),
+            ),
+            (SOURCE_VOLUME_TAG.to_owned(), source.volume_id.clone()),
+            (MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned()),
+        ]);
+        let kms_key_id = self.settings.kms_keys.get(region).cloned();
+        CopyRequest {
+            source_region: self.settings.source_region.clone(),
+            source_snapshot_id: source.id.clone(),
+            description: format!(
+                "Disaster-recovery copy of {} ({}) from {}",
+                source.id, source.volume_id, self.settings.source_region
+            ),
+            tags,
+            // An encrypted source stays encrypted; a mapped key encrypts
+            // (it requires Encrypted=true). Without one, EC2 uses the
+            // destination's default key.
+            encrypted: source.encrypted || kms_key_id.is_some(),
+            kms_key_id,
+            completion_duration_minutes: self.settings.completion_duration_minutes,
+        }
+    }
+
+    /// Takes a copy slot in `region`, counting its pending copies on first use.
+    async fn reserve(&self, api: &R::Api, region: &str) -> Result<bool, Ec2Error> {
+        let counted = self
+            .in_flight
+            .lock()
+            .expect("not poisoned")
+            .contains_key(region);
+        if !counted {
+            let pending = api.pending_count().await?;
+            self.in_flight
+                .lock()
+                .expect("not poisoned")
+                .entry(region.to_owned())
+                .or_insert(pending);
+        }
+        let mut in_flight = self.in_flight.lock().expect("not poisoned");
+        let slot = in_flight.entry(region.to_owned()).or_default();
+        if *slot >= self.settings.max_concurrent_copies {
+            return Ok(false);
+        }
+        *slot += 1;
+        Ok(true)
+    }
+
+    /// Counts start afresh with each invocation: a warm container's old
+    /// counts are stale.
+    fn start(&self) {
+        self.in_flight.lock().expect("not poisoned").clear();
+    }
+
+    fn release(&self, region: &str) {
+        if let Some(slot) = self.in_flight.lock().expect("not poisoned").get_mut(region) {
+            *slot = slot.saturating_sub(1);
+        }
+    }
+
+    /// Copies `source` to `region` unless a live copy exists there.
+    async fn copy_to(&self, source: &Snapshot, region: &str, existing: Existing) -> Summary {
+        let mut summary = Summary::default();
+        let pair = |copy: Option<String>, note: Option<String>| Pair {
+            source: source.id.clone(),
+            region: region.to_owned(),
+            copy,
+            note,
+        };
+        if let Some(live) = existing.live {
+            summary.skipped_existing.push(pair(Some(live), None));
+            return summary;
+        }
+        if self.settings.dry_run {
+            summary
+                .dry_run_plan
+                .push(format!("copy {} to {region}", source.id));
+            return summary;
+        }
+        let api = self.regions.region(region);
+        match self.reserve(&api, region).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let note = format!("{} copies in progress", self.settings.max_concurrent_copies);
+                summary.deferred.push(pair(None, Some(note)));
+                return summary;
+            }
+            Err(e) => {
+                summary
+                    .errors
+                    .push(format!("{}: counting copies in {region}: {e}", source.id));
+                return summary;
+            }
+        }
+        for errored in &existing.errored {
+            if let Err(e) = api.delete(errored).await {
+                self.release(region);
+                summary.errors.push(format!(
+                    "{}: deleting failed copy {errored} in {region}: {e}",
+                    source.id
+                ));
+                return summary;
+            }
+        }
+        match api.copy(&self.request(source, region)).await {
+            Ok(copy) if existing.errored.is_empty() => summary.copied.push(pair(Some(copy), None)),
+            Ok(copy) => summary.retried_after_error.push(pair(
+                Some(copy),
+                Some(format!("replaces {}", existing.errored.join(", "))),
+            )),
+            Err(Ec2Error::LimitExceeded(e)) => {
+                // EC2's own count is the truth: stop starting copies here.
+                self.in_flight
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(region.to_owned(), self.settings.max_concurrent_copies);
+                summary
+                    .deferred
+                    .push(pair(None, Some(format!("ResourceLimitExceeded: {e}"))));
+            }
+            Err(Ec2Error::Other(e)) => {
+                self.release(region);
+                summary
+                    .errors
+                    .push(format!("{}: CopySnapshot in {region}: {e}", source.id));
+            }
+        }
+        summary
+    }
+
+    /// A snapshot just created (EventBridge createSnapshot/createSnapshots).
+    pub async fn copy_snapshot(&self, id: &str) -> Summary {
+        self.start();
+        let mut summary = Summary::default();
+        let snapshot = match self.source().describe(id).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => {
+                summary.ignored.push(format!("{id}: not found"));
+                return summary;
+            }
+            Err(e) => {
+                summary.errors.push(format!("{id}: DescribeSnapshots: {e}"));
+                return summary;
+            }
+        };
+        let regions = match self.destinations(&snapshot) {
+            Ok(regions) => regions,
+            Err(why) => {
+                summary.ignored.push(why);
+                return summary;
+            }
+        };
+        for region in regions {
+            let api = self.regions.region(&region);
+            let existing = match api.with_tag(SOURCE_ID_TAG, &snapshot.id).await {
+                Ok(copies) => Existing::from(&copies.iter().collect::<Vec<_>>()),
+                Err(e) => {
+                    summary
+                        .errors
+                        .push(format!("{id}: looking for copies in {region}: {e}"));
+                    continue;
+                }
+            };
+            summary.merge(self.copy_to(&snapshot, &region, existing).await);
+        }
+        summary
+    }
+
+    /// A copySnapshot result seen in a destination region. A failed copy is
+    /// replaced at once (the sweep would otherwise do it).
+    pub async fn copy_finished(&self, region: &str, copy_id: &str, succeeded: bool) -> Summary {
+        let mut summary = Summary::default();
+        summary.completions.push(format!(
+            "{region}/{copy_id}: {}",
+            if succeeded { "succeeded" } else { "failed" }
+        ));
+        if succeeded {
+            return summary;
+        }
+        let source_id = match self.regions.region(region).describe(copy_id).await {
+            Ok(Some(copy)) if copy.is_managed() => copy.tag(SOURCE_ID_TAG).map(str::to_owned),
+            Ok(_) => None,
+            Err(e) => {
+                summary
+                    .errors
+                    .push(format!("{region}/{copy_id}: DescribeSnapshots: {e}"));
+                return summary;
+            }
+        };
+        if let Some(source_id) = source_id {
+            summary.merge(self.copy_snapshot(&source_id).await);
+        }
+        summary
+    }
+
+    /// Every tagged snapshot to every destination, then retention.
+    pub async fn sweep(&self) -> Summary {
+        self.start();
+        let mut summary = Summary::default();
+        let sources = match self.source().tagged(&self.settings.copy_tag_key).await {
+            Ok(sources) => sources,
+            Err(e) => {
+                summary
+                    .errors
+                    .push(format!("listing tagged snapshots: {e}"));
+                return summary;
+            }
+        };
+        let mut pairs: Vec<(&Snapshot, String)> = Vec::new();
+        let mut regions: BTreeSet<String> =
+            self.settings.default_destinations.iter().cloned().collect();
+        for source in &sources {
+            match self.destinations(source) {
+                Ok(dests) => {
+                    regions.extend(dests.iter().cloned());
+                    pairs.extend(dests.into_iter().map(|d| (source, d)));
+                }
+                Err(why) => summary.ignored.push(why),
+            }
+        }
+        regions.remove(&self.settings.source_region);
+        // One listing per destination serves both the existence checks and
+        // retention.
+        let listings: Vec<(String, Result<Vec<Snapshot>, Ec2Error>)> = stream::iter(regions)
+            .map(|region| async move {
+                let copies = self
+                    .regions
+                    .region(&region)
+                    .with_tag(MANAGED_BY_TAG, MANAGED_BY_VALUE)
+                    .await;
+                (region, copies)
+            })
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        let mut managed: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
+        for (region, listing) in listings {
+            match listing {
+                Ok(copies) => {
+                    managed.insert(
+                        region,
+                        copies
+                            .into_iter()
+                            .filter(|c| {
+                                c.tag(SOURCE_REGION_TAG)
+                                    == Some(self.settings.source_region.as_str())
+                            })
+                            .collect(),
+                    );
+                }
+                Err(e) => summary
+                    .errors
+                    .push(format!("listing copies in {region}: {e}")),
+            }
+        }
+        let work: Vec<_> = pairs
+            .into_iter()
+            .filter_map(|(source, region)| {
+                let copies = managed.get(&region)?;
+                let mine: Vec<&Snapshot> = copies
+                    .iter()
+                    .filter(|c| c.tag(SOURCE_ID_TAG) == Some(source.id.as_str()))
+                    .collect();
+                Some((source, region, Existing::from(&mine)))
+            })
+            .collect();
+        let results: Vec<Summary> = stream::iter(work)
+            .map(|(source, region, existing)| async move {
+                self.copy_to(source, &region, existing).await
+            })
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        for result in results {
+            summary.merge(result);
+        }
+        summary.merge(self.prune(&managed).await);
+        summary
+    }
+
+    /// Deletes what retention selects among this region's copies.
+    async fn prune(&self, managed: &BTreeMap<String, Vec<Snapshot>>) -> Summary {
+        let mut summary = Summary::default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for (region, copies) in managed {
+            let doomed = retention::plan(copies, self.settings.retention, now);
+            if self.settings.dry_run {
+                summary
+                    .dry_run_plan
+                    .extend(doomed.iter().map(|id| format!("delete {region}/{id}")));
+                continue;
+            }
+            let api = self.regions.region(region);
+            for id in doomed {
+                match api.delete(&id).await {
+                    Ok(()) => summary.pruned.push(format!("{region}/{id}")),
+                    Err(e) => summary.errors.push(format!("deleting {region}/{id}: {e}")),
+                }
+            }
+        }
+        summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeRegions;
+
+    fn settings() -> Settings {
+        Settings {
+            source_region: "us-east-1".into(),
+            copy_tag_key: "dr:copy-to".into(),
+            default_destinations: vec!["eu-west-1".into()],
+            kms_keys: BTreeMap::from([("us-west-2".into(), "alias/dr".into())]),
+            max_concurrent_copies: 20,
+            retention: Retention {
+                keep: Some(2),
+                max_age_secs: None,
+            },
+            dry_run: false,
+            completion_duration_minutes: None,
+            concurrency: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn copies_once_with_the_tags_and_never_twice() {
+        let fake = FakeRegions::default();
+        let id = fake.source(
+            "us-east-1",
+            "vol-1",
+            &[
+                ("dr:copy-to", "us-west-2,eu-west-1"),
+                ("team", "db"),
+                ("aws:backup", "x"),
+            ],
+        );
+        let untagged = fake.source("us-east-1", "vol-2", &[("team", "web")]);
+        let copier = Copier::new(fake.clone(), settings());
+        let first = copier.sweep().await;
+        assert_eq!(first.copied.len(), 2, "{first:?}");
+        assert!(fake.copies_of(&untagged).is_empty());
+        let ignored = copier.copy_snapshot(&untagged).await.ignored;
+        assert!(ignored[0].contains("no dr:copy-to tag"), "{ignored:?}");
+        let copy = fake.copies_of(&id);
+        assert_eq!(copy.len(), 2);
+        let west = copy.iter().find(|(r, _)| r == "us-west-2").unwrap();
+        let tags: BTreeMap<_, _> = west.1.tags.iter().cloned().collect();
+        assert_eq!(tags["team"], "db");
+        assert!(!tags.contains_key("aws:backup") && !tags.contains_key("dr:copy-to"));
+        assert_eq!(tags[SOURCE_ID_TAG], id);
+        assert_eq!(tags[SOURCE_VOLUME_TAG], "vol-1");
+        assert_eq!(tags[MANAGED_BY_TAG], MANAGED_BY_VALUE);
+        assert!(west.1.encrypted, "a mapped key encrypts");
+        let again = copier.sweep().await;
+        assert!(again.copied.is_empty());
+        assert_eq!(again.skipped_existing.len(), 2);
+        assert_eq!(copier.copy_snapshot(&id).await.skipped_existing.len(), 2);
+        assert_eq!(fake.copies_of(&id).len(), 2, "no duplicate copies");
+    }
+
+    #[tokio::test]
+    async fn an_errored_copy_is_replaced() {
+        let fake = FakeRegions::default();
+        let id = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
+        let copier = Copier::new(fake.clone(), settings());
+        copier.copy_snapshot(&id).await;
+        let (_, broken) = fake.copies_of(&id).pop().unwrap();
+        fake.set_state("us-west-2", &broken.id, State::Error);
+        let summary = copier.copy_finished("us-west-2", &broken.id, false).await;
+        assert_eq!(summary.retried_after_error.len(), 1, "{summary:?}");
+        let copies = fake.copies_of(&id);
+        assert_eq!(copies.len(), 1);
+        assert_ne!(copies[0].1.id, broken.id);
+    }
+
+    #[tokio::test]
+    async fn the_limit_defers_and_a_later_sweep_completes() {
+        let fake = FakeRegions::default();
+        let ids: Vec<String> = (0..5)
+            .map(|i| {
+                fake.source(
+                    "us-east-1",
+                    &format!("vol-{i}"),
+                    &[("dr:copy-to", "us-west-2")],
+                )
+            })
+            .collect();
+        fake.limit_after("us-west-2", 2);
+        let copier = Copier::new(
+            fake.clone(),
+            Settings {
+                concurrency: 1,
+                ..settings()
+            },
+        );
+        let first = copier.sweep().await;
+        assert_eq!(
+            (first.copied.len(), first.deferred.len()),
+            (2, 3),
+            "{first:?}"
+        );
+        assert!(first.errors.is_empty());
+        fake.complete_all();
+        fake.limit_after("us-west-2", usize::MAX);
+        let second = copier.sweep().await;
+        assert_eq!((second.copied.len(), second.skipped_existing.len()), (3, 2));
+        for id in ids {
+            assert_eq!(fake.copies_of(&id).len(), 1, "{id}: exactly one copy");
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_and_dry_run() {
+        let fake = FakeRegions::default();
+        let id = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
+        for day in 1..=4 {
+            fake.managed_copy("us-west-2", "vol-1", "us-east-1", day, State::Completed);
+        }
+        let unmanaged = fake.unmanaged("us-west-2", "vol-1", 0);
+        let dry = Copier::new(
+            fake.clone(),
+            Settings {
+                dry_run: true,
+                ..settings()
+            },
+        );
+        let plan = dry.sweep().await;
+        assert_eq!(
+            plan.dry_run_plan.len(),
+            1 + 2,
+            "one copy, two deletions: {plan:?}"
+        );
+        assert!(plan.pruned.is_empty() && plan.copied.is_empty());
+        assert_eq!(fake.count("us-west-2"), 5, "a dry run changes nothing");
+        let real = Copier::new(fake.clone(), settings());
+        let done = real.sweep().await;
+        assert_eq!(done.copied.len(), 1);
+        // Four managed copies listed before copying: keep the newest two.
+        assert_eq!(done.pruned.len(), 2, "{done:?}");
+        assert_eq!(fake.count("us-west-2"), 4);
+        assert!(
+            fake.exists("us-west-2", &unmanaged),
+            "unmanaged snapshots survive"
+        );
+        let _ = id;
+    }
+}

@@ -1,0 +1,150 @@
+//! The EC2 API through the SDK: one client per region, made on first use.
+
+use crate::api::{CopyRequest, Ec2Error, Regions, SnapshotApi};
+use crate::snapshot::{Snapshot, State};
+use aws_config::SdkConfig;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub struct Ec2Regions {
+    base: SdkConfig,
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+impl Ec2Regions {
+    pub fn new(base: SdkConfig) -> Self {
+        Self {
+            base,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Regions for Ec2Regions {
+    type Api = Ec2Region;
+    fn region(&self, name: &str) -> Ec2Region {
+        let mut clients = self.clients.lock().expect("not poisoned");
+        let client = clients
+            .entry(name.to_owned())
+            .or_insert_with(|| Client::new(&shared::aws::config_for_region(&self.base, name)));
+        Ec2Region(client.clone())
+    }
+}
+
+pub struct Ec2Region(pub Client);
+
+fn error<E: ProvideErrorMetadata + std::error::Error>(e: E) -> Ec2Error {
+    let text = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
+    match e.code() {
+        Some("ResourceLimitExceeded") => Ec2Error::LimitExceeded(text),
+        _ => Ec2Error::Other(text),
+    }
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+fn snapshot(s: &aws_sdk_ec2::types::Snapshot) -> Option<Snapshot> {
+    Some(Snapshot {
+        id: s.snapshot_id()?.to_owned(),
+        volume_id: s.volume_id().unwrap_or_default().to_owned(),
+        state: State::parse(s.state().map_or("", |st| st.as_str())),
+        start_time: s.start_time().map_or(0, |t| t.secs()),
+        encrypted: s.encrypted().unwrap_or(false),
+        tags: s
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect(),
+    })
+}
+
+impl Ec2Region {
+    /// This account's snapshots matching `filters`, every page.
+    async fn owned(&self, filters: Vec<Filter>) -> Result<Vec<Snapshot>, Ec2Error> {
+        let mut pages = self
+            .0
+            .describe_snapshots()
+            .owner_ids("self")
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            found.extend(page.map_err(error)?.snapshots().iter().filter_map(snapshot));
+        }
+        Ok(found)
+    }
+}
+
+impl SnapshotApi for Ec2Region {
+    async fn describe(&self, id: &str) -> Result<Option<Snapshot>, Ec2Error> {
+        match self.0.describe_snapshots().snapshot_ids(id).send().await {
+            Ok(out) => Ok(out.snapshots().iter().find_map(snapshot)),
+            Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => Ok(None),
+            Err(e) => Err(error(e)),
+        }
+    }
+
+    async fn tagged(&self, tag_key: &str) -> Result<Vec<Snapshot>, Ec2Error> {
+        self.owned(vec![
+            filter("tag-key", tag_key),
+            filter("status", "completed"),
+        ])
+        .await
+    }
+
+    async fn with_tag(&self, key: &str, value: &str) -> Result<Vec<Snapshot>, Ec2Error> {
+        self.owned(vec![filter(&format!("tag:{key}"), value)]).await
+    }
+
+    async fn pending_count(&self) -> Result<usize, Ec2Error> {
+        Ok(self.owned(vec![filter("status", "pending")]).await?.len())
+    }
+
+    async fn copy(&self, request: &CopyRequest) -> Result<String, Ec2Error> {
+        let tags = request
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let mut call = self
+            .0
+            .copy_snapshot()
+            .source_region(&request.source_region)
+            .source_snapshot_id(&request.source_snapshot_id)
+            .description(&request.description)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Snapshot)
+                    .set_tags(Some(tags))
+                    .build(),
+            )
+            .set_kms_key_id(request.kms_key_id.clone())
+            .set_completion_duration_minutes(request.completion_duration_minutes);
+        if request.encrypted {
+            call = call.encrypted(true);
+        }
+        let out = call.send().await.map_err(error)?;
+        out.snapshot_id()
+            .map(str::to_owned)
+            .ok_or_else(|| Ec2Error::Other("CopySnapshot returned no SnapshotId".into()))
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), Ec2Error> {
+        match self.0.delete_snapshot().snapshot_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => Ok(()),
+            Err(e) => Err(error(e)),
+        }
+    }
+}

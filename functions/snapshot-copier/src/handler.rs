@@ -1,0 +1,210 @@
+//! EventBridge events to copier calls.
+//!
+//! "EBS Snapshot Notification" createSnapshot / createSnapshots (succeeded)
+//! copy the new snapshots; copySnapshot results, routed here from the
+//! destination regions, are recorded (a failed copy is replaced); a
+//! "Scheduled Event" sweeps.
+
+use crate::api::Regions;
+use crate::copier::{Copier, Summary};
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use shared::metrics::Emf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("unsupported event: {0}")]
+    Unsupported(String),
+    #[error("{count} error(s); the next sweep retries: {first}")]
+    Incomplete { count: usize, first: String },
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match e {
+            HandlerError::Unsupported(_) => "UnsupportedEvent",
+            HandlerError::Incomplete { .. } => "CopiesIncomplete",
+        };
+        Self {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What an event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Copy(Vec<String>),
+    CopyFinished {
+        region: String,
+        copy: String,
+        succeeded: bool,
+    },
+    Sweep,
+    /// A failed createSnapshot: nothing to copy.
+    Nothing(String),
+}
+
+/// `arn:aws:ec2::us-east-1:snapshot/snap-0123` -> `snap-0123`.
+fn snapshot_id(arn: &str) -> Option<String> {
+    arn.rsplit_once("snapshot/")
+        .map(|(_, id)| id.to_owned())
+        .filter(|id| id.starts_with("snap-"))
+}
+
+pub fn parse(event: &Value) -> Result<Request, HandlerError> {
+    let text = |v: &Value, field: &str| {
+        v.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let detail_type = text(event, "detail-type");
+    if detail_type == "Scheduled Event" {
+        return Ok(Request::Sweep);
+    }
+    if detail_type != "EBS Snapshot Notification" {
+        return Err(HandlerError::Unsupported(format!(
+            "detail-type {detail_type:?}: expected \"EBS Snapshot Notification\" or \"Scheduled Event\""
+        )));
+    }
+    let detail = event.get("detail").cloned().unwrap_or_default();
+    let (kind, result) = (text(&detail, "event"), text(&detail, "result"));
+    let missing = |field: &str| {
+        HandlerError::Unsupported(format!("detail.{field} is missing or not a snapshot ARN"))
+    };
+    match kind.as_str() {
+        "createSnapshot" | "createSnapshots" if result != "succeeded" => {
+            Ok(Request::Nothing(format!("{kind} {result}")))
+        }
+        "createSnapshot" => Ok(Request::Copy(vec![
+            snapshot_id(&text(&detail, "snapshot_id")).ok_or_else(|| missing("snapshot_id"))?,
+        ])),
+        "createSnapshots" => {
+            let ids = detail
+                .get("snapshots")
+                .and_then(Value::as_array)
+                .ok_or_else(|| missing("snapshots"))?
+                .iter()
+                .map(|s| {
+                    snapshot_id(&text(s, "snapshot_id"))
+                        .ok_or_else(|| missing("snapshots[].snapshot_id"))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Request::Copy(ids))
+        }
+        "copySnapshot" => Ok(Request::CopyFinished {
+            region: text(event, "region"),
+            copy: snapshot_id(&text(&detail, "snapshot_id"))
+                .ok_or_else(|| missing("snapshot_id"))?,
+            succeeded: result == "succeeded",
+        }),
+        other => Err(HandlerError::Unsupported(format!("detail.event {other:?}"))),
+    }
+}
+
+pub async fn handle<R: Regions>(
+    copier: &Copier<R>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError> {
+    let summary = match parse(&event.payload)? {
+        Request::Copy(ids) => {
+            let mut summary = Summary::default();
+            for id in ids {
+                summary.merge(copier.copy_snapshot(&id).await);
+            }
+            summary
+        }
+        Request::CopyFinished {
+            region,
+            copy,
+            succeeded,
+        } => copier.copy_finished(&region, &copy, succeeded).await,
+        Request::Sweep => copier.sweep().await,
+        Request::Nothing(why) => Summary {
+            ignored: vec![why],
+            ..Summary::default()
+        },
+    };
+    emit(&summary);
+    tracing::info!(?summary, "done");
+    match summary.errors.first() {
+        Some(first) => Err(HandlerError::Incomplete {
+            count: summary.errors.len(),
+            first: first.clone(),
+        }),
+        None => Ok(serde_json::to_value(&summary).unwrap_or_default()),
+    }
+}
+
+fn emit(summary: &Summary) {
+    let mut emf = Emf::new("LambdaSuite").dimension("Function", "snapshot-copier");
+    for (name, count) in [
+        ("Copied", summary.copied.len()),
+        ("SkippedExisting", summary.skipped_existing.len()),
+        ("Deferred", summary.deferred.len()),
+        ("RetriedAfterError", summary.retried_after_error.len()),
+        ("Pruned", summary.pruned.len()),
+        ("Errors", summary.errors.len()),
+    ] {
+        emf.add(name, count as u64);
+    }
+    emf.emit();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ebs(detail: Value) -> Value {
+        json!({"version": "0", "detail-type": "EBS Snapshot Notification", "source": "aws.ec2",
+               "region": "us-west-2", "detail": detail})
+    }
+
+    #[test]
+    fn events_map_to_requests() {
+        assert_eq!(
+            parse(&ebs(
+                json!({"event": "createSnapshot", "result": "succeeded",
+                              "snapshot_id": "arn:aws:ec2::us-east-1:snapshot/snap-01"})
+            ))
+            .unwrap(),
+            Request::Copy(vec!["snap-01".into()])
+        );
+        assert!(matches!(
+            parse(&ebs(json!({"event": "createSnapshot", "result": "failed"}))).unwrap(),
+            Request::Nothing(_)
+        ));
+        assert_eq!(
+            parse(&ebs(
+                json!({"event": "createSnapshots", "result": "succeeded", "snapshots": [
+                {"snapshot_id": "arn:aws:ec2::us-east-1:snapshot/snap-a"},
+                {"snapshot_id": "arn:aws:ec2::us-east-1:snapshot/snap-b"}]})
+            ))
+            .unwrap(),
+            Request::Copy(vec!["snap-a".into(), "snap-b".into()])
+        );
+        assert_eq!(
+            parse(&ebs(json!({"event": "copySnapshot", "result": "failed",
+                              "snapshot_id": "arn:aws:ec2::us-west-2:snapshot/snap-c"})))
+            .unwrap(),
+            Request::CopyFinished {
+                region: "us-west-2".into(),
+                copy: "snap-c".into(),
+                succeeded: false
+            }
+        );
+        assert_eq!(
+            parse(&json!({"detail-type": "Scheduled Event"})).unwrap(),
+            Request::Sweep
+        );
+        let err = parse(&ebs(
+            json!({"event": "createSnapshot", "result": "succeeded"}),
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("detail.snapshot_id"));
+        assert!(parse(&json!({"detail-type": "Object Created"})).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+use lambda_runtime::service_fn;
+use shared::config::EnvReader;
+use snapshot_copier::copier::Copier;
+use snapshot_copier::ec2::Ec2Regions;
+use snapshot_copier::{config, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::logging::init_tracing();
+    let settings = match config::from_env(EnvReader::from_env()) {
+        Ok(settings) => settings,
+        Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
+    };
+    let sdk = shared::aws::load_sdk_config().await;
+    let copier = Copier::new(Ec2Regions::new(sdk), settings);
+    let copier = &copier;
+    lambda_runtime::run(service_fn(move |event| handler::handle(copier, event))).await
+}

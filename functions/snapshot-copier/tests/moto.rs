@@ -1,0 +1,359 @@
+//! The copier against moto, which copies across regions inside one server
+//! (by the region in each request's signature); faults from a pass-through
+//! stand-in in front of it.
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use snapshot_copier::copier::{Copier, Settings};
+use snapshot_copier::ec2::Ec2Regions;
+use snapshot_copier::retention::Retention;
+use snapshot_copier::snapshot::{
+    MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_VOLUME_TAG,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use suite_tests::http::{Received, forward, forward_rewriting, reply, serve};
+use suite_tests::moto::Moto;
+
+fn settings() -> Settings {
+    Settings {
+        source_region: "us-east-1".into(),
+        copy_tag_key: "dr:copy-to".into(),
+        default_destinations: vec!["eu-west-1".into()],
+        kms_keys: BTreeMap::new(),
+        max_concurrent_copies: 20,
+        retention: Retention {
+            keep: Some(7),
+            max_age_secs: None,
+        },
+        dry_run: false,
+        completion_duration_minutes: None,
+        concurrency: 4,
+    }
+}
+
+async fn client(sdk: &aws_config::SdkConfig, region: &str) -> Client {
+    Client::new(&shared::aws::config_for_region(sdk, region))
+}
+
+fn tags(pairs: &[(&str, &str)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(ResourceType::Snapshot)
+        .set_tags(Some(
+            pairs
+                .iter()
+                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+/// A snapshot of a new volume in `ec2`'s region; returns (snapshot, volume).
+async fn snapshot(ec2: &Client, encrypted: bool, pairs: &[(&str, &str)]) -> (String, String) {
+    let region = ec2.config().region().unwrap().to_string();
+    let volume = ec2
+        .create_volume()
+        .availability_zone(format!("{region}a"))
+        .size(1)
+        .encrypted(encrypted)
+        .send()
+        .await
+        .unwrap();
+    let volume_id = volume.volume_id().unwrap().to_owned();
+    let mut call = ec2.create_snapshot().volume_id(&volume_id);
+    if !pairs.is_empty() {
+        call = call.tag_specifications(tags(pairs));
+    }
+    let snap = call.send().await.unwrap();
+    (snap.snapshot_id().unwrap().to_owned(), volume_id)
+}
+
+/// The snapshots in a region, by id, with their tags.
+async fn listing(
+    ec2: &Client,
+) -> HashMap<String, (HashMap<String, String>, aws_sdk_ec2::types::Snapshot)> {
+    ec2.describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .map(|s| {
+            let tags = s
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
+                .collect();
+            (s.snapshot_id().unwrap().to_owned(), (tags, s.clone()))
+        })
+        .collect()
+}
+
+fn copies_of<'a>(
+    listing: &'a HashMap<String, (HashMap<String, String>, aws_sdk_ec2::types::Snapshot)>,
+    source: &str,
+) -> Vec<&'a (HashMap<String, String>, aws_sdk_ec2::types::Snapshot)> {
+    listing
+        .values()
+        .filter(|(tags, _)| tags.get(SOURCE_ID_TAG).map(String::as_str) == Some(source))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_to_two_regions_with_tags_once_and_ignores_the_untagged() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let east = client(&sdk, "us-east-1").await;
+    let (source, volume) = snapshot(
+        &east,
+        false,
+        &[("dr:copy-to", "us-west-2, eu-west-1"), ("team", "db")],
+    )
+    .await;
+    let (untagged, _) = snapshot(&east, false, &[("team", "web")]).await;
+    let copier = Copier::new(Ec2Regions::new(sdk.clone()), settings());
+
+    let first = copier.sweep().await;
+    assert!(first.errors.is_empty(), "{first:?}");
+    assert_eq!(first.copied.len(), 2);
+    let ignored = copier.copy_snapshot(&untagged).await.ignored;
+    assert!(ignored[0].starts_with(&untagged), "{ignored:?}");
+    for region in ["us-west-2", "eu-west-1"] {
+        let listing = listing(&client(&sdk, region).await).await;
+        assert!(copies_of(&listing, &untagged).is_empty());
+        let copies = copies_of(&listing, &source);
+        assert_eq!(copies.len(), 1, "{region}");
+        let (tags, copy) = copies[0];
+        assert_eq!(tags["team"], "db");
+        assert_eq!(tags[SOURCE_REGION_TAG], "us-east-1");
+        assert_eq!(tags[SOURCE_VOLUME_TAG], volume);
+        assert_eq!(tags[MANAGED_BY_TAG], MANAGED_BY_VALUE);
+        assert!(!tags.contains_key("dr:copy-to"));
+        assert!(copy.description().unwrap().contains(&source));
+    }
+    // The event path and a second sweep find the copies and make none.
+    assert_eq!(
+        copier.copy_snapshot(&source).await.skipped_existing.len(),
+        2
+    );
+    let again = copier.sweep().await;
+    assert_eq!((again.copied.len(), again.skipped_existing.len()), (0, 2));
+    for region in ["us-west-2", "eu-west-1"] {
+        assert_eq!(
+            copies_of(&listing(&client(&sdk, region).await).await, &source).len(),
+            1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encrypted_source_gets_the_mapped_key() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let east = client(&sdk, "us-east-1").await;
+    let (source, _) = snapshot(&east, true, &[("dr:copy-to", "us-west-2")]).await;
+    let key = "arn:aws:kms:us-west-2:123456789012:key/0b5e1f6c-1111-2222-3333-444455556666";
+    let copier = Copier::new(
+        Ec2Regions::new(sdk.clone()),
+        Settings {
+            kms_keys: BTreeMap::from([("us-west-2".into(), key.into())]),
+            ..settings()
+        },
+    );
+    assert_eq!(copier.sweep().await.copied.len(), 1);
+    let listing = listing(&client(&sdk, "us-west-2").await).await;
+    let (_, copy) = copies_of(&listing, &source)[0];
+    assert_eq!(copy.encrypted(), Some(true));
+    assert_eq!(copy.kms_key_id(), Some(key));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_spares_unmanaged_snapshots_and_dry_run_changes_nothing() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let east = client(&sdk, "us-east-1").await;
+    let west = client(&sdk, "us-west-2").await;
+    snapshot(&east, false, &[("dr:copy-to", "us-west-2")]).await;
+    let managed = [
+        (MANAGED_BY_TAG, MANAGED_BY_VALUE),
+        (SOURCE_REGION_TAG, "us-east-1"),
+        (SOURCE_VOLUME_TAG, "vol-0123456789abcdef0"),
+        (SOURCE_ID_TAG, "snap-0000000000000old"),
+    ];
+    let mut old = Vec::new();
+    for _ in 0..3 {
+        old.push(snapshot(&west, false, &managed).await.0);
+    }
+    let (unmanaged, _) = snapshot(
+        &west,
+        false,
+        &[(SOURCE_VOLUME_TAG, "vol-0123456789abcdef0")],
+    )
+    .await;
+    let keep_one = Settings {
+        retention: Retention {
+            keep: Some(1),
+            max_age_secs: None,
+        },
+        ..settings()
+    };
+
+    let before = listing(&west).await.len();
+    let dry = Copier::new(
+        Ec2Regions::new(sdk.clone()),
+        Settings {
+            dry_run: true,
+            ..keep_one.clone()
+        },
+    );
+    let plan = dry.sweep().await;
+    assert_eq!(
+        plan.dry_run_plan.len(),
+        1 + 2,
+        "one copy, two deletions: {plan:?}"
+    );
+    assert_eq!(
+        listing(&west).await.len(),
+        before,
+        "a dry run changes nothing"
+    );
+
+    let done = Copier::new(Ec2Regions::new(sdk.clone()), keep_one)
+        .sweep()
+        .await;
+    assert!(done.errors.is_empty(), "{done:?}");
+    assert_eq!(done.pruned.len(), 2);
+    let after = listing(&west).await;
+    assert!(
+        after.contains_key(&unmanaged),
+        "unmanaged snapshots survive"
+    );
+    assert_eq!(
+        old.iter().filter(|id| after.contains_key(*id)).count(),
+        1,
+        "the newest copy stays"
+    );
+}
+
+/// Forwards to moto, answering the `fail_copy`-th CopySnapshot with
+/// ResourceLimitExceeded and showing `errored` snapshots in state error.
+async fn fault_proxy(moto: &Moto, fail_copy: usize, errored: Arc<Mutex<Vec<String>>>) -> String {
+    let copies = Arc::new(Mutex::new(0usize));
+    let upstream = moto.endpoint();
+    let (addr, _task) = serve(0, move |request: Received| {
+        let (copies, upstream, errored) = (copies.clone(), upstream.clone(), errored.clone());
+        async move {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            if body.contains("Action=CopySnapshot") {
+                let n = {
+                    let mut copies = copies.lock().unwrap();
+                    *copies += 1;
+                    *copies
+                };
+                if n == fail_copy {
+                    return reply(
+                        400,
+                        "<Response><Errors><Error><Code>ResourceLimitExceeded</Code><Message>too many snapshot copies in progress</Message></Error></Errors><RequestID>r</RequestID></Response>",
+                    );
+                }
+            }
+            if !body.contains("Action=DescribeSnapshots") {
+                return forward(&request, &upstream).await;
+            }
+            let errored = errored.lock().unwrap().clone();
+            forward_rewriting(&request, &upstream, move |mut xml| {
+                for id in errored {
+                    let marker = format!("<snapshotId>{id}</snapshotId>");
+                    if let Some(start) = xml.find(&marker)
+                        && let Some(end) = xml[start..].find("</item>")
+                    {
+                        let item = xml[start..start + end]
+                            .replace("<status>completed</status>", "<status>error</status>");
+                        xml.replace_range(start..start + end, &item);
+                    }
+                }
+                xml
+            })
+            .await
+        }
+    })
+    .await
+    .unwrap();
+    format!("http://{addr}")
+}
+
+async fn sdk_via(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_copy_limit_defers_and_a_later_sweep_completes_without_duplicates() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let east = client(&sdk, "us-east-1").await;
+    let mut sources = Vec::new();
+    for _ in 0..5 {
+        sources.push(
+            snapshot(&east, false, &[("dr:copy-to", "us-west-2")])
+                .await
+                .0,
+        );
+    }
+    let proxy = fault_proxy(&moto, 3, Arc::default()).await;
+    let copier = Copier::new(
+        Ec2Regions::new(sdk_via(&proxy).await),
+        Settings {
+            concurrency: 1,
+            ..settings()
+        },
+    );
+    let first = copier.sweep().await;
+    assert!(first.errors.is_empty(), "{first:?}");
+    assert_eq!(
+        (first.copied.len(), first.deferred.len()),
+        (2, 3),
+        "the third copy hit the limit"
+    );
+    let second = copier.sweep().await;
+    assert_eq!(
+        (second.copied.len(), second.skipped_existing.len()),
+        (3, 2),
+        "{second:?}"
+    );
+    let west = listing(&client(&sdk, "us-west-2").await).await;
+    for source in &sources {
+        assert_eq!(
+            copies_of(&west, source).len(),
+            1,
+            "{source}: exactly one copy"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_in_error_is_deleted_and_made_again() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let east = client(&sdk, "us-east-1").await;
+    let (source, _) = snapshot(&east, false, &[("dr:copy-to", "us-west-2")]).await;
+    let errored = Arc::new(Mutex::new(Vec::new()));
+    let proxy = fault_proxy(&moto, 0, errored.clone()).await;
+    let copier = Copier::new(Ec2Regions::new(sdk_via(&proxy).await), settings());
+    let first = copier.copy_snapshot(&source).await;
+    let broken = first.copied[0].copy.clone().unwrap();
+    errored.lock().unwrap().push(broken.clone());
+    let retried = copier.sweep().await;
+    assert_eq!(retried.retried_after_error.len(), 1, "{retried:?}");
+    let west = listing(&client(&sdk, "us-west-2").await).await;
+    assert!(!west.contains_key(&broken), "the failed copy is deleted");
+    assert_eq!(copies_of(&west, &source).len(), 1);
+}
