@@ -11,7 +11,7 @@ rm -rf "$work" && mkdir -p "$work"
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 bold "Building the functions and the local stand-ins"
-cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce-handler -p suite-tests
+cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce-handler -p snapshot-copier -p suite-tests
 
 start_moto "$work/moto.log"
 sink_port=$(free_port); lambda_port=$(free_port)
@@ -30,6 +30,8 @@ TABLE_NAME=orders
 PARTITION_KEY=pk
 REJECTS_TABLE_NAME=rejects
 SUPPRESSION_TABLE=suppression
+DEFAULT_DESTINATIONS=eu-west-1
+KEEP_COPIES=2
 ENV
 cargo lambda watch --quiet -A 127.0.0.1 -P "$lambda_port" --timeout 120 \
   --env-file "$work/lambda.env" >"$work/lambda.log" 2>&1 & pids+=($!)
@@ -111,5 +113,27 @@ AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
   .venv/bin/aws dynamodb get-item --endpoint-url "http://127.0.0.1:$moto_port" --region us-east-1 \
   --table-name suppression --consistent-read --key '{"address": {"S": "jane.doe@example.com"}}' \
   --query 'Item.[status.S, reason.S, subType.S]' --output text | sed 's/^/    /'
+
+bold "snapshot-copier: tagged snapshots in moto us-east-1, copied to us-west-2 and eu-west-1"
+ec2_demo() { .venv/bin/python scripts/demo_ec2.py "http://127.0.0.1:$moto_port" "$@"; }
+announced=$(ec2_demo setup)
+echo "> before"
+for region in us-east-1 us-west-2 eu-west-1; do ec2_demo show "$region"; done
+python3 - events/snapshot-copier/01-create-snapshot-succeeded.json "$announced" "$work/created.json" <<'PY'
+import json, sys
+event = json.load(open(sys.argv[1]))
+event["detail"]["snapshot_id"] = f"arn:aws:ec2::us-east-1:snapshot/{sys.argv[2]}"
+json.dump(event, open(sys.argv[3], "w"))
+PY
+for event in "$work/created.json" events/snapshot-copier/02-create-snapshot-failed.json events/snapshot-copier/04-scheduled-sweep.json; do
+  echo
+  echo "> $(basename "$event" | sed 's/^created.json$/01-create-snapshot-succeeded.json (with the real id)/')"
+  cargo lambda invoke snapshot-copier -A 127.0.0.1 -P "$lambda_port" --data-file "$event" >"$work/snapshot.out" 2>&1 \
+    || { echo "    invocation failed:"; sed 's/^/    /' "$work/snapshot.out"; continue; }
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); [print(f"    {k}: {json.dumps(v)}") for k, v in s.items() if v]' "$work/snapshot.out"
+done
+echo
+echo "> after (KEEP_COPIES=2: two of the four old copies of vol-0feedfacefeedface pruned; moto gives them one start time)"
+for region in us-east-1 us-west-2 eu-west-1; do ec2_demo show "$region"; done
 
 bold "Demo finished. Logs are in .demo/"

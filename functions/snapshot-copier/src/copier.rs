@@ -366,15 +366,18 @@ impl<R: Regions> Copier<R> {
             }
         }
         regions.remove(&self.settings.source_region);
-        // One listing per destination serves both the existence checks and
-        // retention.
+        // One listing per destination serves the existence checks and
+        // retention; its copies in progress are counted once, up front.
         let listings: Vec<(String, Result<Vec<Snapshot>, Ec2Error>)> = stream::iter(regions)
             .map(|region| async move {
-                let copies = self
-                    .regions
-                    .region(&region)
-                    .with_tag(MANAGED_BY_TAG, MANAGED_BY_VALUE)
-                    .await;
+                let api = self.regions.region(&region);
+                let copies = api.with_tag(MANAGED_BY_TAG, MANAGED_BY_VALUE).await;
+                if let Ok(pending) = api.pending_count().await {
+                    self.in_flight
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(region.clone(), pending);
+                }
                 (region, copies)
             })
             .buffer_unordered(self.settings.concurrency)

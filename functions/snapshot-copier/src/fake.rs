@@ -195,6 +195,15 @@ impl FakeRegion {
         }
     }
 
+    fn count_where(&self, keep: impl Fn(&Snapshot) -> bool) -> usize {
+        self.inner
+            .regions
+            .lock()
+            .expect("not poisoned")
+            .get(&self.region)
+            .map_or(0, |r| r.iter().filter(|s| keep(s)).count())
+    }
+
     fn select(&self, keep: impl Fn(&Snapshot) -> bool) -> Vec<Snapshot> {
         self.inner
             .regions
@@ -224,12 +233,12 @@ impl SnapshotApi for FakeRegion {
 
     async fn pending_count(&self) -> Result<usize, Ec2Error> {
         self.call().await;
-        Ok(self.select(|s| s.state == State::Pending).len())
+        Ok(self.count_where(|s| s.state == State::Pending))
     }
 
     async fn copy(&self, request: &CopyRequest) -> Result<String, Ec2Error> {
         self.call().await;
-        let pending = self.select(|s| s.state == State::Pending).len();
+        let pending = self.count_where(|s| s.state == State::Pending);
         let limit = self
             .inner
             .limits

@@ -357,3 +357,107 @@ async fn a_copy_in_error_is_deleted_and_made_again() {
     assert!(!west.contains_key(&broken), "the failed copy is deleted");
     assert_eq!(copies_of(&west, &source).len(), 1);
 }
+
+mod binary {
+    use super::*;
+    use serde_json::{Value, json};
+    use std::path::Path;
+    use std::time::Duration;
+    use suite_tests::function::FunctionProcess;
+    use suite_tests::process::workspace_root;
+    use suite_tests::runtime_api::RuntimeApi;
+
+    fn sample(name: &str) -> Value {
+        let path = workspace_root().join("events/snapshot-copier").join(name);
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    async fn invoke(api: &RuntimeApi, event: Value) -> Result<Value, Value> {
+        api.invoke(event, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .result
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_sample_events_through_the_binary() {
+        let moto = Moto::start();
+        let sdk = moto.sdk_config().await;
+        let east = client(&sdk, "us-east-1").await;
+        let (source, _) = snapshot(&east, false, &[("dr:copy-to", "true")]).await;
+        let api = RuntimeApi::start().await.unwrap();
+        let mut env = moto.env();
+        env.push(("DEFAULT_DESTINATIONS".into(), "us-west-2".into()));
+        let _f = FunctionProcess::spawn(
+            Path::new(env!("CARGO_BIN_EXE_snapshot-copier")),
+            &api.host_port(),
+            &env,
+        );
+
+        let mut created = sample("01-create-snapshot-succeeded.json");
+        created["detail"]["snapshot_id"] =
+            json!(format!("arn:aws:ec2::us-east-1:snapshot/{source}"));
+        let answer = invoke(&api, created).await.unwrap();
+        assert_eq!(answer["copied"][0]["source"], source.as_str(), "{answer}");
+        assert_eq!(answer["copied"][0]["region"], "us-west-2");
+        let copy = answer["copied"][0]["copy"].as_str().unwrap().to_owned();
+
+        let failed = invoke(&api, sample("02-create-snapshot-failed.json"))
+            .await
+            .unwrap();
+        assert_eq!(failed["ignored"][0], "createSnapshot failed");
+
+        // createSnapshots names snapshots moto does not have: ignored, not failed.
+        let multi = invoke(&api, sample("03-create-snapshots-multi-volume.json"))
+            .await
+            .unwrap();
+        assert_eq!(multi["ignored"].as_array().unwrap().len(), 2, "{multi}");
+
+        let sweep = invoke(&api, sample("04-scheduled-sweep.json"))
+            .await
+            .unwrap();
+        assert_eq!(
+            sweep["skipped_existing"][0]["copy"],
+            copy.as_str(),
+            "{sweep}"
+        );
+        assert!(sweep["copied"].as_array().unwrap().is_empty());
+
+        let mut done = sample("05-copy-snapshot-completed.json");
+        done["detail"]["snapshot_id"] = json!(format!("arn:aws:ec2::us-west-2:snapshot/{copy}"));
+        let done = invoke(&api, done).await.unwrap();
+        assert_eq!(
+            done["completions"][0],
+            format!("us-west-2/{copy}: succeeded")
+        );
+
+        let error = invoke(&api, json!({"detail-type": "Object Created", "detail": {}}))
+            .await
+            .unwrap_err();
+        assert_eq!(error["errorType"], "UnsupportedEvent");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn bad_configuration_fails_init_naming_every_variable() {
+        let api = RuntimeApi::start().await.unwrap();
+        let mut process = FunctionProcess::spawn(
+            Path::new(env!("CARGO_BIN_EXE_snapshot-copier")),
+            &api.host_port(),
+            &[
+                ("DEST_KMS_KEYS".into(), "alias/dr".into()),
+                ("MAX_CONCURRENT_COPIES".into(), "0".into()),
+            ],
+        );
+        let report = api
+            .init_error(Duration::from_secs(10))
+            .await
+            .expect("an init error");
+        assert_eq!(report["errorType"], "InvalidConfiguration");
+        let message = report["errorMessage"].as_str().unwrap();
+        for name in ["DEST_KMS_KEYS", "MAX_CONCURRENT_COPIES"] {
+            assert!(message.contains(name), "{name}: {message}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(process.exit_code(), Some(1));
+    }
+}
