@@ -208,26 +208,15 @@ async fn strict_key_pointer_and_oversized_items_are_poison() {
 
 #[tokio::test]
 async fn bad_configuration_fails_init_naming_every_variable() {
-    let api = RuntimeApi::start().await.unwrap();
-    let mut process = FunctionProcess::spawn(
+    suite_tests::function::assert_init_fails_naming(
         Path::new(env!("CARGO_BIN_EXE_kinesis-to-dynamodb")),
-        &api.host_port(),
-        &[("MODE".into(), "newest".into())],
-    );
-    let report = api
-        .init_error(Duration::from_secs(10))
-        .await
-        .expect("an init error is reported");
-    assert_eq!(report["errorType"], "InvalidConfiguration");
-    let message = report["errorMessage"].as_str().unwrap();
-    for name in [
-        "TABLE_NAME",
-        "PARTITION_KEY",
-        "REJECTS_TABLE_NAME",
-        "MODE=\"newest\"",
-    ] {
-        assert!(message.contains(name), "{name}: {message}");
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(process.exit_code(), Some(1));
+        &[("MODE", "newest")],
+        &[
+            "TABLE_NAME",
+            "PARTITION_KEY",
+            "REJECTS_TABLE_NAME",
+            "MODE=\"newest\"",
+        ],
+    )
+    .await;
 }

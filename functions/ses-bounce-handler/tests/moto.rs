@@ -401,23 +401,12 @@ async fn the_cli_answers_from_the_table() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_configuration_fails_init_naming_every_variable() {
-    let api = RuntimeApi::start().await.unwrap();
-    let mut process = FunctionProcess::spawn(
+    suite_tests::function::assert_init_fails_naming(
         Path::new(env!("CARGO_BIN_EXE_ses-bounce-handler")),
-        &api.host_port(),
-        &[("SOFT_BOUNCE_THRESHOLD".into(), "0".into())],
-    );
-    let report = api
-        .init_error(Duration::from_secs(10))
-        .await
-        .expect("an init error is reported");
-    assert_eq!(report["errorType"], "InvalidConfiguration");
-    let message = report["errorMessage"].as_str().unwrap();
-    for name in ["SUPPRESSION_TABLE", "SOFT_BOUNCE_THRESHOLD"] {
-        assert!(message.contains(name), "{name}: {message}");
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(process.exit_code(), Some(1));
+        &[("SOFT_BOUNCE_THRESHOLD", "0")],
+        &["SUPPRESSION_TABLE", "SOFT_BOUNCE_THRESHOLD"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -434,14 +423,7 @@ async fn concurrent_notifications_for_one_address_lose_no_count() {
     let db = DynamoStandIn::start(&[(TABLE, &["address"])], Faults::none(Duration::ZERO))
         .await
         .unwrap();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(db.endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
+    let sdk = suite_tests::moto::local_sdk_config(&db.endpoint()).await;
     let processor = Arc::new(Processor {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE),
         account: Disabled,

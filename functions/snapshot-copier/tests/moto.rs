@@ -284,15 +284,12 @@ async fn fault_proxy(moto: &Moto, fail_copy: usize, errored: Arc<Mutex<Vec<Strin
 }
 
 async fn sdk_via(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
+    // The stand-in's faults must reach the copier, not the SDK's retries.
+    suite_tests::moto::local_sdk_config(endpoint)
         .await
+        .to_builder()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -439,25 +436,14 @@ mod binary {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn bad_configuration_fails_init_naming_every_variable() {
-        let api = RuntimeApi::start().await.unwrap();
-        let mut process = FunctionProcess::spawn(
+        suite_tests::function::assert_init_fails_naming(
             Path::new(env!("CARGO_BIN_EXE_snapshot-copier")),
-            &api.host_port(),
             &[
-                ("DEST_KMS_KEYS".into(), "alias/dr".into()),
-                ("MAX_CONCURRENT_COPIES".into(), "0".into()),
+                ("DEST_KMS_KEYS", "alias/dr"),
+                ("MAX_CONCURRENT_COPIES", "0"),
             ],
-        );
-        let report = api
-            .init_error(Duration::from_secs(10))
-            .await
-            .expect("an init error");
-        assert_eq!(report["errorType"], "InvalidConfiguration");
-        let message = report["errorMessage"].as_str().unwrap();
-        for name in ["DEST_KMS_KEYS", "MAX_CONCURRENT_COPIES"] {
-            assert!(message.contains(name), "{name}: {message}");
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(process.exit_code(), Some(1));
+            &["DEST_KMS_KEYS", "MAX_CONCURRENT_COPIES"],
+        )
+        .await;
     }
 }
