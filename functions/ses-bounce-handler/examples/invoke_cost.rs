@@ -6,10 +6,8 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use ses_bounce_handler::account::Disabled;
 use ses_bounce_handler::handler::handle;
-use ses_bounce_handler::notification::Rules;
 use ses_bounce_handler::processor::{Processor, Settings, SystemClock};
 use ses_bounce_handler::store::MemoryStore;
-use ses_bounce_handler::suppression::Escalation;
 use std::time::Instant;
 
 const INVOKES: usize = 2000;
@@ -32,16 +30,7 @@ fn main() {
         store: MemoryStore::default(),
         account: Disabled,
         clock: SystemClock,
-        settings: Settings {
-            rules: Rules {
-                transient_5xx_is_permanent: true,
-                reset_soft_on_delivery: true,
-            },
-            escalation: Escalation {
-                threshold: 3,
-                window_secs: 7 * 86_400,
-            },
-        },
+        settings: Settings::default(),
     };
     let mut times: Vec<f64> = events
         .into_iter()

@@ -1,6 +1,7 @@
 //! Settings from the environment, every problem reported at once.
 
 use crate::notification::Rules;
+use crate::processor::Settings;
 use crate::suppression::Escalation;
 use shared::config::{ConfigError, EnvReader};
 
@@ -19,8 +20,13 @@ impl Config {
     /// RESET_SOFT_ON_DELIVERY (true) and ACCOUNT_SUPPRESSION (false).
     pub fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
         let table: Option<String> = env.required("SUPPRESSION_TABLE");
-        let threshold: usize = env.or_default("SOFT_BOUNCE_THRESHOLD", 3);
-        let window_days: i64 = env.or_default("SOFT_BOUNCE_WINDOW_DAYS", 7);
+        let defaults = Settings::default();
+        let threshold: usize =
+            env.or_default("SOFT_BOUNCE_THRESHOLD", defaults.escalation.threshold);
+        let window_days: i64 = env.or_default(
+            "SOFT_BOUNCE_WINDOW_DAYS",
+            defaults.escalation.window_secs / 86_400,
+        );
         if threshold == 0 {
             env.problem("SOFT_BOUNCE_THRESHOLD=0 is invalid: it must be at least 1");
         }
@@ -30,8 +36,14 @@ impl Config {
             ));
         }
         let rules = Rules {
-            transient_5xx_is_permanent: env.flag("TRANSIENT_5XX_IS_PERMANENT", true),
-            reset_soft_on_delivery: env.flag("RESET_SOFT_ON_DELIVERY", true),
+            transient_5xx_is_permanent: env.flag(
+                "TRANSIENT_5XX_IS_PERMANENT",
+                defaults.rules.transient_5xx_is_permanent,
+            ),
+            reset_soft_on_delivery: env.flag(
+                "RESET_SOFT_ON_DELIVERY",
+                defaults.rules.reset_soft_on_delivery,
+            ),
         };
         let account_suppression = env.flag("ACCOUNT_SUPPRESSION", false);
         env.finish()?;

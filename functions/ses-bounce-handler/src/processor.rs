@@ -46,6 +46,23 @@ pub struct Settings {
     pub escalation: Escalation,
 }
 
+/// The defaults the README documents (and `Config` falls back to): 5.x.x
+/// transient bounces are hard, a delivery resets, 3 soft bounces in 7 days.
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            rules: Rules {
+                transient_5xx_is_permanent: true,
+                reset_soft_on_delivery: true,
+            },
+            escalation: Escalation {
+                threshold: 3,
+                window_secs: 7 * 86_400,
+            },
+        }
+    }
+}
+
 /// What a batch of notifications did, for metrics and the response.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -219,16 +236,7 @@ mod tests {
             store: MemoryStore::default(),
             account: Recorder::default(),
             clock: FixedClock(AtomicI64::new(1_763_700_000)),
-            settings: Settings {
-                rules: Rules {
-                    transient_5xx_is_permanent: true,
-                    reset_soft_on_delivery: true,
-                },
-                escalation: Escalation {
-                    threshold: 3,
-                    window_secs: 7 * 86_400,
-                },
-            },
+            settings: Settings::default(),
         }
     }
 

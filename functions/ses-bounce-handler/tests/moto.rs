@@ -412,7 +412,6 @@ async fn bad_configuration_fails_init_naming_every_variable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_notifications_for_one_address_lose_no_count() {
     use ses_bounce_handler::account::Disabled;
-    use ses_bounce_handler::notification::Rules;
     use ses_bounce_handler::processor::{Processor, Settings, SystemClock, Tally};
     use ses_bounce_handler::store::DynamoStore;
     use ses_bounce_handler::suppression::Escalation;
@@ -429,14 +428,11 @@ async fn concurrent_notifications_for_one_address_lose_no_count() {
         account: Disabled,
         clock: SystemClock,
         settings: Settings {
-            rules: Rules {
-                transient_5xx_is_permanent: true,
-                reset_soft_on_delivery: true,
-            },
             escalation: Escalation {
                 threshold: 1000,
                 window_secs: 86_400,
             },
+            ..Settings::default()
         },
     });
     let tasks: Vec<_> = (0..20)

@@ -8,7 +8,6 @@ use ses_bounce_handler::handler::handle;
 use ses_bounce_handler::notification::{Rules, classify};
 use ses_bounce_handler::processor::{Processor, Settings, SystemClock};
 use ses_bounce_handler::store::MemoryStore;
-use ses_bounce_handler::suppression::Escalation;
 
 const RULES: Rules = Rules {
     transient_5xx_is_permanent: true,
@@ -60,13 +59,7 @@ fn processor() -> Processor<MemoryStore, Disabled, SystemClock> {
         store: MemoryStore::default(),
         account: Disabled,
         clock: SystemClock,
-        settings: Settings {
-            rules: RULES,
-            escalation: Escalation {
-                threshold: 3,
-                window_secs: 7 * 86_400,
-            },
-        },
+        settings: Settings::default(),
     }
 }
 
