@@ -1,0 +1,152 @@
+//! The fleet through the EC2 API.
+
+use crate::fleet::{Fleet, FleetError, LaunchRequest};
+use crate::job::TAG_JOB_ID;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{
+    Filter, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType,
+    LaunchTemplateSpecification, MarketType, ResourceType, ShutdownBehavior, SpotInstanceType,
+    SpotMarketOptions, Tag, TagSpecification,
+};
+use aws_smithy_types::base64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateRef {
+    Id(String),
+    Name(String),
+}
+
+/// How every worker is launched; the template holds the rest (AMI, role,
+/// network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSettings {
+    pub template: TemplateRef,
+    /// A number, `$Default` or `$Latest`.
+    pub version: String,
+    pub instance_type: Option<String>,
+    pub spot: bool,
+}
+
+pub struct Ec2Fleet {
+    client: Client,
+    launch: LaunchSettings,
+}
+
+impl Ec2Fleet {
+    pub fn new(client: Client, launch: LaunchSettings) -> Self {
+        Self { client, launch }
+    }
+
+    async fn count(
+        &self,
+        filters: Vec<Filter>,
+        first_only: bool,
+    ) -> Result<(usize, Option<String>), FleetError> {
+        let mut pages = self
+            .client
+            .describe_instances()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
+        let (mut count, mut first) = (0, None);
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(error)?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                count += 1;
+                if first.is_none() {
+                    first = instance.instance_id().map(str::to_owned);
+                }
+                if first_only {
+                    return Ok((count, first));
+                }
+            }
+        }
+        Ok((count, first))
+    }
+}
+
+fn error<E: std::error::Error>(e: E) -> FleetError {
+    FleetError(aws_sdk_ec2::error::DisplayErrorContext(&e).to_string())
+}
+
+fn filter(name: &str, values: &[&str]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.iter().map(|v| (*v).to_owned()).collect()))
+        .build()
+}
+
+const LIVE: &[&str] = &["pending", "running"];
+
+impl Fleet for Ec2Fleet {
+    async fn live_instance(&self, job_id: &str) -> Result<Option<String>, FleetError> {
+        let filters = vec![
+            filter(&format!("tag:{TAG_JOB_ID}"), &[job_id]),
+            filter("instance-state-name", LIVE),
+        ];
+        Ok(self.count(filters, true).await?.1)
+    }
+
+    async fn running_jobs(&self) -> Result<usize, FleetError> {
+        let filters = vec![
+            filter("tag-key", &[TAG_JOB_ID]),
+            filter("instance-state-name", LIVE),
+        ];
+        Ok(self.count(filters, false).await?.0)
+    }
+
+    async fn launch(&self, request: &LaunchRequest) -> Result<String, FleetError> {
+        let template = match &self.launch.template {
+            TemplateRef::Id(id) => LaunchTemplateSpecification::builder().launch_template_id(id),
+            TemplateRef::Name(name) => {
+                LaunchTemplateSpecification::builder().launch_template_name(name)
+            }
+        }
+        .version(&self.launch.version)
+        .build();
+        let tags: Vec<Tag> = request
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let tagged = |kind| {
+            TagSpecification::builder()
+                .resource_type(kind)
+                .set_tags(Some(tags.clone()))
+                .build()
+        };
+        let spot = self.launch.spot.then(|| {
+            InstanceMarketOptionsRequest::builder()
+                .market_type(MarketType::Spot)
+                .spot_options(
+                    SpotMarketOptions::builder()
+                        .spot_instance_type(SpotInstanceType::OneTime)
+                        .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
+                        .build(),
+                )
+                .build()
+        });
+        let output = self
+            .client
+            .run_instances()
+            .launch_template(template)
+            .min_count(1)
+            .max_count(1)
+            .client_token(&request.client_token)
+            .user_data(base64::encode(&request.user_data))
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+            .set_instance_type(self.launch.instance_type.as_deref().map(InstanceType::from))
+            .set_instance_market_options(spot)
+            .tag_specifications(tagged(ResourceType::Instance))
+            .tag_specifications(tagged(ResourceType::Volume))
+            .send()
+            .await
+            .map_err(error)?;
+        output
+            .instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .map(str::to_owned)
+            .ok_or_else(|| FleetError("RunInstances returned no instance".into()))
+    }
+}

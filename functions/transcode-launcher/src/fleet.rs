@@ -1,0 +1,78 @@
+//! The EC2 calls the launcher makes, and an in-memory fleet for tests and
+//! benchmarks.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+/// One worker to start. Launch-template settings live in the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchRequest {
+    /// RunInstances ClientToken: EC2 starts nothing new for a token it has seen.
+    pub client_token: String,
+    pub user_data: String,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FleetError(pub String);
+
+pub trait Fleet: Send + Sync {
+    /// A pending or running instance tagged with this job id.
+    fn live_instance(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, FleetError>> + Send;
+    /// Pending or running instances carrying a job-id tag.
+    fn running_jobs(&self) -> impl Future<Output = Result<usize, FleetError>> + Send;
+    /// Returns the instance id.
+    fn launch(
+        &self,
+        request: &LaunchRequest,
+    ) -> impl Future<Output = Result<String, FleetError>> + Send;
+}
+
+/// Instances in memory, all running, with client-token idempotency.
+#[derive(Debug, Default)]
+pub struct MemoryFleet {
+    pub instances: Mutex<Vec<LaunchRequest>>,
+    /// The error every launch returns, when set.
+    pub launch_error: Mutex<Option<String>>,
+}
+
+fn instance_id(index: usize) -> String {
+    format!("i-{index:017x}")
+}
+
+impl Fleet for MemoryFleet {
+    async fn live_instance(&self, job_id: &str) -> Result<Option<String>, FleetError> {
+        let instances = self.instances.lock().expect("not poisoned");
+        Ok(instances
+            .iter()
+            .position(|r| {
+                r.tags
+                    .iter()
+                    .any(|(k, v)| k == crate::job::TAG_JOB_ID && v == job_id)
+            })
+            .map(instance_id))
+    }
+
+    async fn running_jobs(&self) -> Result<usize, FleetError> {
+        Ok(self.instances.lock().expect("not poisoned").len())
+    }
+
+    async fn launch(&self, request: &LaunchRequest) -> Result<String, FleetError> {
+        if let Some(error) = self.launch_error.lock().expect("not poisoned").clone() {
+            return Err(FleetError(error));
+        }
+        let mut instances = self.instances.lock().expect("not poisoned");
+        if let Some(i) = instances
+            .iter()
+            .position(|r| r.client_token == request.client_token)
+        {
+            return Ok(instance_id(i));
+        }
+        instances.push(request.clone());
+        Ok(instance_id(instances.len() - 1))
+    }
+}

@@ -1,0 +1,12 @@
+//! An S3 upload launches one EC2 worker that transcodes it with ffmpeg and
+//! terminates itself: keys decoded per delivery path, one job per object,
+//! and the key carried to the worker as data, never as shell code.
+
+pub mod config;
+pub mod ec2;
+pub mod event;
+pub mod fleet;
+pub mod handler;
+pub mod job;
+pub mod launcher;
+pub mod worker;

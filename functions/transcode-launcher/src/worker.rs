@@ -1,0 +1,250 @@
+//! The worker's user-data: a bash script that transcodes one object,
+//! uploads the outputs and `status.json`, and shuts the instance down.
+//!
+//! Everything that comes from an event or the configuration is carried as
+//! base64 in a single-quoted word and decoded into a variable at run time:
+//! it is data, never shell code, and the script never `eval`s.
+
+use crate::event::ObjectCreated;
+use aws_smithy_types::base64;
+
+/// EC2's limit on raw user data.
+pub const USER_DATA_LIMIT: usize = 16 * 1024;
+
+/// An output the worker makes: ffmpeg options followed by the file name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub output: &'static str,
+    pub args: &'static [&'static str],
+}
+
+macro_rules! h264 {
+    ($name:literal, $output:literal, $scale:literal) => {
+        Preset {
+            name: $name,
+            output: $output,
+            args: &[
+                "-map",
+                "0:v:0",
+                "-map",
+                "0:a:0?",
+                "-vf",
+                $scale,
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-crf",
+                "23",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                "-movflags",
+                "+faststart",
+            ],
+        }
+    };
+}
+
+pub const PRESETS: &[Preset] = &[
+    h264!("mp4-1080p", "video-1080p.mp4", "scale=-2:1080"),
+    h264!("mp4-720p", "video-720p.mp4", "scale=-2:720"),
+    h264!("mp4-480p", "video-480p.mp4", "scale=-2:480"),
+    Preset {
+        name: "thumbnail",
+        output: "thumbnail.jpg",
+        args: &[
+            "-map",
+            "0:v:0",
+            "-vf",
+            "thumbnail,scale=-2:360",
+            "-frames:v",
+            "1",
+            "-q:v",
+            "3",
+        ],
+    },
+];
+
+pub const DEFAULT_PRESETS: &str = "mp4-720p,thumbnail";
+
+pub fn preset(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name == name)
+}
+
+/// What the worker needs beyond the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerSettings {
+    pub region: String,
+    pub output_bucket: String,
+    /// "" or "dir/".
+    pub output_prefix: String,
+    /// When set, the only ffmpeg tried.
+    pub ffmpeg_path: Option<String>,
+    /// When set, the only aws CLI tried.
+    pub aws_cli_path: Option<String>,
+    /// Colon-separated directories searched for ffmpeg and aws.
+    pub search_dirs: String,
+    pub max_runtime_secs: u64,
+    pub presets: Vec<&'static Preset>,
+}
+
+pub const DEFAULT_SEARCH_DIRS: &str = "/usr/local/bin:/usr/bin:/opt/bin:/bin";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("user data would be {bytes} bytes, over EC2's {USER_DATA_LIMIT}-byte limit")]
+    TooLarge { bytes: usize },
+    #[error("the object key contains a NUL character, which a shell variable cannot hold")]
+    NulInKey,
+}
+
+const BODY: &str = include_str!("worker.sh");
+
+/// A word bash reads back as exactly `text` (no NUL).
+fn single_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn assign(script: &mut String, name: &str, value: &str) {
+    script.push_str(&format!("decode_into {name} '{}'\n", base64::encode(value)));
+}
+
+pub fn render(
+    settings: &WorkerSettings,
+    object: &ObjectCreated,
+    job_id: &str,
+) -> Result<String, RenderError> {
+    if object.key.contains('\0') {
+        return Err(RenderError::NulInKey);
+    }
+    let source = serde_json::json!({
+        "bucket": object.bucket,
+        "key": object.key,
+        "versionId": object.version_id,
+        "eTag": object.etag,
+    });
+    let mut script = String::with_capacity(BODY.len() + 2048);
+    script.push_str("#!/bin/bash\n");
+    script.push_str(&format!(
+        "# transcode-launcher worker for job {job_id}: transcode one S3 object, upload the\n\
+         # outputs and status.json, then shut down (which terminates the instance).\n"
+    ));
+    script.push_str("set -euo pipefail\n");
+    // printf x keeps trailing newlines, which $(...) would strip.
+    script.push_str(
+        "decode_into() { local v; v=$(printf '%s' \"$2\" | base64 -d; printf x); printf -v \"$1\" '%s' \"${v%x}\"; }\n",
+    );
+    assign(&mut script, "JOB_ID", job_id);
+    assign(&mut script, "SOURCE_BUCKET", &object.bucket);
+    assign(&mut script, "SOURCE_KEY", &object.key);
+    assign(&mut script, "SOURCE_JSON", &source.to_string());
+    assign(&mut script, "REGION", &settings.region);
+    assign(&mut script, "OUTPUT_BUCKET", &settings.output_bucket);
+    assign(&mut script, "OUTPUT_PREFIX", &settings.output_prefix);
+    let unset = String::new();
+    assign(
+        &mut script,
+        "FFMPEG_PATH",
+        settings.ffmpeg_path.as_ref().unwrap_or(&unset),
+    );
+    assign(
+        &mut script,
+        "AWS_CLI_PATH",
+        settings.aws_cli_path.as_ref().unwrap_or(&unset),
+    );
+    assign(&mut script, "PROGRAM_SEARCH_DIRS", &settings.search_dirs);
+    script.push_str(&format!("MAX_RUNTIME={}\n", settings.max_runtime_secs));
+    let args: Vec<String> = settings
+        .presets
+        .iter()
+        .flat_map(|p| p.args.iter().chain([&p.output]))
+        .map(|a| single_quoted(a))
+        .collect();
+    script.push_str(&format!("FFMPEG_ARGS=({})\n", args.join(" ")));
+    let outputs: Vec<String> = settings
+        .presets
+        .iter()
+        .map(|p| single_quoted(p.output))
+        .collect();
+    script.push_str(&format!("OUTPUTS=({})\n", outputs.join(" ")));
+    script.push_str(BODY);
+    if script.len() > USER_DATA_LIMIT {
+        return Err(RenderError::TooLarge {
+            bytes: script.len(),
+        });
+    }
+    Ok(script)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn settings() -> WorkerSettings {
+        WorkerSettings {
+            region: "us-east-1".into(),
+            output_bucket: "out".into(),
+            output_prefix: "transcoded/".into(),
+            ffmpeg_path: None,
+            aws_cli_path: None,
+            search_dirs: DEFAULT_SEARCH_DIRS.into(),
+            max_runtime_secs: 3600,
+            presets: DEFAULT_PRESETS
+                .split(',')
+                .map(|n| preset(n).unwrap())
+                .collect(),
+        }
+    }
+
+    fn object(key: &str) -> ObjectCreated {
+        ObjectCreated {
+            bucket: "in".into(),
+            key: key.into(),
+            size: Some(1),
+            etag: None,
+            version_id: None,
+            sequencer: None,
+        }
+    }
+
+    #[test]
+    fn hostile_keys_never_appear_as_text() {
+        let key = "$(touch /tmp/pwned)'\"`id`;\n../x.mp4";
+        let script = render(&settings(), &object(key), "tj-1").unwrap();
+        assert!(!script.contains("pwned"));
+        assert!(!script.contains("eval"));
+        assert!(script.contains(&base64::encode(key)));
+        assert!(script.starts_with("#!/bin/bash\n"));
+    }
+
+    #[test]
+    fn the_script_is_well_under_the_limit_even_for_the_longest_key() {
+        let key = "動".repeat(341); // 1023 bytes: S3's longest key
+        let script = render(&settings(), &object(&key), "tj-1").unwrap();
+        assert!(script.len() < USER_DATA_LIMIT / 2, "{} bytes", script.len());
+    }
+
+    #[test]
+    fn oversized_and_nul() {
+        let mut s = settings();
+        s.search_dirs = "/x".repeat(USER_DATA_LIMIT);
+        assert!(matches!(
+            render(&s, &object("a.mp4"), "tj-1"),
+            Err(RenderError::TooLarge { .. })
+        ));
+        assert_eq!(
+            render(&settings(), &object("a\0.mp4"), "tj-1"),
+            Err(RenderError::NulInKey)
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(single_quoted("it's"), r"'it'\''s'");
+    }
+}
