@@ -1,0 +1,155 @@
+//! The launcher binary against moto EC2 and S3, for the integration tests.
+#![allow(dead_code)]
+
+use aws_sdk_ec2::types::RequestLaunchTemplateData;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+use suite_tests::function::FunctionProcess;
+use suite_tests::moto::Moto;
+use suite_tests::process::{venv_tool, workspace_root};
+use suite_tests::runtime_api::RuntimeApi;
+
+pub const TEMPLATE: &str = "transcode-worker";
+pub const AMI: &str = "ami-12c6146b";
+
+pub struct Launcher {
+    pub moto: Moto,
+    pub ec2: aws_sdk_ec2::Client,
+    pub api: RuntimeApi,
+    _function: FunctionProcess,
+}
+
+/// The launcher's environment: INPUT_BUCKET uploads, OUTPUT_BUCKET outputs,
+/// the moto launch template, then `extra` (later entries win).
+pub async fn start(extra: &[(&str, &str)]) -> Launcher {
+    let moto = Moto::start();
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config().await);
+    ec2.create_launch_template()
+        .launch_template_name(TEMPLATE)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(AMI)
+                .instance_type(aws_sdk_ec2::types::InstanceType::C6iLarge)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto creates the launch template");
+    let api = RuntimeApi::start().await.unwrap();
+    let mut env = moto.env();
+    for (k, v) in [
+        ("INPUT_BUCKET", "uploads"),
+        ("OUTPUT_BUCKET", "outputs"),
+        ("LAUNCH_TEMPLATE_NAME", TEMPLATE),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        env.retain(|(name, _)| name != k);
+        env.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    let function = FunctionProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_transcode-launcher")),
+        &api.host_port(),
+        &env,
+    );
+    Launcher {
+        moto,
+        ec2,
+        api,
+        _function: function,
+    }
+}
+
+impl Launcher {
+    pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
+        self.api
+            .invoke(event, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .result
+    }
+
+    /// The user data EC2 stored for the instance, decoded.
+    pub async fn user_data(&self, instance_id: &str) -> String {
+        let attribute = self
+            .ec2
+            .describe_instance_attribute()
+            .instance_id(instance_id)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await
+            .unwrap();
+        let encoded = attribute.user_data().and_then(|u| u.value()).unwrap();
+        String::from_utf8(aws_smithy_types::base64::decode(encoded).unwrap()).unwrap()
+    }
+
+    pub async fn instances(&self) -> Vec<aws_sdk_ec2::types::Instance> {
+        let page = self.ec2.describe_instances().send().await.unwrap();
+        page.reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .cloned()
+            .collect()
+    }
+
+    /// The venv's aws CLI against moto.
+    pub fn aws(&self, args: &[&str]) -> Output {
+        let output = Command::new(venv_tool("aws"))
+            .args(["--endpoint-url", &self.moto.endpoint()])
+            .args(args)
+            .envs(self.moto.env())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+}
+
+pub fn tag<'a>(instance: &'a aws_sdk_ec2::types::Instance, key: &str) -> Option<&'a str> {
+    instance
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+/// A key as S3 notifications carry it: form-urlencoded.
+pub fn form_encode(key: &str) -> String {
+    let mut out = String::new();
+    for byte in key.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' | b'/' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+/// An S3 notification for one created object.
+pub fn notification(bucket: &str, key: &str, size: u64, sequencer: &str) -> Value {
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "transcode",
+               "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": form_encode(key), "size": size,
+                          "eTag": "0123456789abcdef0123456789abcdef", "sequencer": sequencer}}
+    }]})
+}
+
+pub fn sample(name: &str) -> Value {
+    let path = workspace_root()
+        .join("events/transcode-launcher")
+        .join(name);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
