@@ -1,0 +1,109 @@
+//! Key decoding and the worker's data header, over arbitrary keys.
+
+mod common;
+
+use common::form_encode;
+use proptest::prelude::*;
+use serde_json::json;
+use std::process::Command;
+use transcode_launcher::event::{Event, ObjectCreated, Record, parse};
+use transcode_launcher::worker::{DEFAULT_PRESETS, WorkerSettings, preset, render};
+
+fn only_record(event: &serde_json::Value) -> Record {
+    match parse(event).unwrap() {
+        Event::Records(mut records) => records.remove(0),
+        Event::Test => panic!("not a test event"),
+    }
+}
+
+fn notification(raw_key: &str) -> serde_json::Value {
+    json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "in"}, "object": {"key": raw_key, "size": 1}}}]})
+}
+
+fn eventbridge(raw_key: &str) -> serde_json::Value {
+    json!({"source": "aws.s3", "detail-type": "Object Created",
+        "detail": {"bucket": {"name": "in"}, "object": {"key": raw_key, "size": 1}}})
+}
+
+/// Plain percent-encoding, as EventBridge sends keys: `+` stays literal.
+fn percent_encode(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' | b'+' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn created_key(record: Record) -> String {
+    match record {
+        Record::Created(object) => object.key,
+        other => panic!("{other:?}"),
+    }
+}
+
+proptest! {
+    #[test]
+    fn notification_keys_round_trip(key in "\\PC{0,60}|[ +%/a-z動画]{0,30}") {
+        prop_assert_eq!(created_key(only_record(&notification(&form_encode(&key)))), key);
+    }
+
+    #[test]
+    fn eventbridge_keys_round_trip(key in "\\PC{0,60}|[ +%/a-z動画]{0,30}") {
+        prop_assert_eq!(created_key(only_record(&eventbridge(&percent_encode(&key)))), key);
+    }
+
+    /// Any text at all: a key or an error naming the field, never a panic.
+    #[test]
+    fn raw_keys_never_panic(raw in "\\PC{0,40}|[%0-9a-fA-FzZ+]{0,12}") {
+        for (record, field) in [
+            (only_record(&notification(&raw)), "Records[0].s3.object.key"),
+            (only_record(&eventbridge(&raw)), "detail.object.key"),
+        ] {
+            match record {
+                Record::Created(_) => {}
+                Record::Invalid(message) => prop_assert!(message.starts_with(field), "{}", message),
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// bash reads back exactly the key the event carried, whatever it holds.
+    #[test]
+    fn the_worker_header_carries_any_key_exactly(key in "[^\u{0}]{1,80}|[\\n'\"$`;\\\\ ()*?]{1,20}") {
+        let settings = WorkerSettings {
+            region: "us-east-1".into(),
+            output_bucket: "out".into(),
+            output_prefix: "transcoded/".into(),
+            ffmpeg_path: None,
+            aws_cli_path: None,
+            search_dirs: "/usr/bin".into(),
+            max_runtime_secs: 60,
+            presets: DEFAULT_PRESETS.split(',').map(|n| preset(n).unwrap()).collect(),
+        };
+        let object = ObjectCreated {
+            bucket: "in".into(),
+            key: key.clone(),
+            size: Some(1),
+            etag: None,
+            version_id: None,
+            sequencer: None,
+        };
+        let script = render(&settings, &object, "tj-1").unwrap();
+        let header = &script[..script.find("# --- Everything below").unwrap()];
+        let output = Command::new("/bin/bash")
+            .arg("-c")
+            .arg(format!("{header}\nprintf '%s' \"$SOURCE_KEY\""))
+            .output()
+            .unwrap();
+        prop_assert!(output.status.success());
+        prop_assert_eq!(String::from_utf8(output.stdout).unwrap(), key);
+    }
+}

@@ -1,0 +1,368 @@
+//! The worker script as EC2 would run it: the user data moto stored, run as
+//! cloud-init does (`env -i`, a bare PATH, HOME=/root), with Debian's real
+//! ffmpeg and an aws CLI pointed at moto S3.
+
+mod common;
+
+use common::{Launcher, notification, start};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use suite_tests::process::venv_tool;
+
+/// cloud-init and SSM run commands with this PATH and nothing else.
+const BARE_PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("transcode-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("cwd")).unwrap();
+        Self { dir }
+    }
+
+    fn executable(&self, name: &str, text: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    /// The aws CLI the worker finds: the venv's, pointed at `endpoint`.
+    /// On EC2 it is /usr/bin/aws with the instance profile's credentials.
+    fn aws_cli(&self, endpoint: &str) -> String {
+        self.executable(
+            "aws",
+            &format!(
+                "#!/bin/bash\nexport AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\n\
+                 exec '{}' --endpoint-url '{endpoint}' \"$@\"\n",
+                venv_tool("aws").display()
+            ),
+        )
+    }
+
+    /// A test clip from ffmpeg's lavfi sources, with a sine soundtrack.
+    fn clip(&self, seconds: u32, size: &str) -> PathBuf {
+        let path = self.dir.join("clip.mp4");
+        let output = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+            ])
+            .arg(format!("testsrc=duration={seconds}:size={size}:rate=25"))
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("sine=frequency=440:duration={seconds}"))
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-c:a",
+                "aac",
+                "-shortest",
+            ])
+            .arg(&path)
+            .output()
+            .expect("ffmpeg (Debian package ffmpeg) is installed");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        path
+    }
+
+    /// Runs the user data as cloud-init does; shutdown is a recorder.
+    fn run(&self, script: &str) -> Output {
+        let path = self.dir.join("user-data");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let shutdown = self.executable(
+            "shutdown-recorder",
+            &format!(
+                "#!/bin/bash\ntouch '{}'\n",
+                self.dir.join("shutdown-called").display()
+            ),
+        );
+        Command::new("/usr/bin/env")
+            .args(["-i", BARE_PATH, "HOME=/root"])
+            .arg(format!("TRANSCODE_SHUTDOWN_COMMAND={shutdown}"))
+            .arg(&path)
+            .current_dir(self.dir.join("cwd"))
+            .output()
+            .unwrap()
+    }
+
+    fn shut_down(&self) -> bool {
+        self.dir.join("shutdown-called").exists()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Launches a job for `key` and returns its job id and user data.
+async fn launch(launcher: &Launcher, bucket: &str, key: &str, sequencer: &str) -> (String, String) {
+    let answer = launcher
+        .invoke(notification(bucket, key, 1000, sequencer))
+        .await
+        .unwrap();
+    let result = &answer["results"][0];
+    assert_eq!(result["outcome"], "launched", "{answer}");
+    assert_eq!(result["key"], key);
+    let instance = result["instanceId"].as_str().unwrap();
+    (
+        result["jobId"].as_str().unwrap().to_owned(),
+        launcher.user_data(instance).await,
+    )
+}
+
+fn download(launcher: &Launcher, key: &str, to: &Path) {
+    launcher.aws(&[
+        "s3api",
+        "get-object",
+        "--bucket=outputs",
+        &format!("--key={key}"),
+        &to.to_string_lossy(),
+    ]);
+}
+
+fn status(launcher: &Launcher, sandbox: &Sandbox, job_id: &str) -> Value {
+    let path = sandbox.dir.join("status.json");
+    download(launcher, &format!("transcoded/{job_id}/status.json"), &path);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn upload(launcher: &Launcher, clip: &Path, key: &str) {
+    launcher.aws(&[
+        "s3api",
+        "put-object",
+        "--bucket=uploads",
+        &format!("--key={key}"),
+        "--body",
+        &clip.to_string_lossy(),
+    ]);
+}
+
+fn buckets(launcher: &Launcher) {
+    for bucket in ["uploads", "outputs"] {
+        launcher.aws(&["s3api", "create-bucket", "--bucket", bucket]);
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_transcodes_under_the_bare_cloud_init_environment() {
+    let sandbox = Sandbox::new("e2e");
+    // The wrapper's path goes into the launcher's settings; its text needs
+    // moto's port, known once the launcher is up.
+    let aws_path = sandbox.dir.join("aws").to_string_lossy().into_owned();
+    let launcher = start(&[("AWS_CLI_PATH", &aws_path)]).await;
+    sandbox.aws_cli(&launcher.moto.endpoint());
+    buckets(&launcher);
+    let key = "videos/My Holiday+2024 (final).MOV";
+    upload(&launcher, &sandbox.clip(2, "960x540"), key);
+    let (job_id, script) = launch(&launcher, "uploads", key, "0A1").await;
+
+    let run = sandbox.run(&script);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert!(sandbox.shut_down(), "the worker ends by shutting down");
+
+    let status = status(&launcher, &sandbox, &job_id);
+    assert_eq!(status["status"], "success", "{status}");
+    assert_eq!(status["exitCode"], 0);
+    assert_eq!(status["source"]["key"], key);
+    assert_eq!(status["ffmpeg"], "/usr/bin/ffmpeg");
+    assert!(status["durationSeconds"].as_u64().is_some());
+    assert!(status["stderrTail"].is_string());
+    let prefix = format!("transcoded/{job_id}/");
+    assert_eq!(
+        status["outputs"],
+        serde_json::json!([
+            format!("{prefix}video-720p.mp4"),
+            format!("{prefix}thumbnail.jpg")
+        ])
+    );
+
+    let video = sandbox.dir.join("video.mp4");
+    download(&launcher, &format!("{prefix}video-720p.mp4"), &video);
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,height",
+            "-of",
+            "json",
+        ])
+        .arg(&video)
+        .output()
+        .unwrap();
+    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let streams = probe["streams"].as_array().unwrap();
+    let video_stream = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
+    assert_eq!(video_stream["codec_name"], "h264", "{probe}");
+    assert_eq!(video_stream["height"], 720, "{probe}");
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio").unwrap();
+    assert_eq!(audio["codec_name"], "aac", "{probe}");
+    let thumbnail = sandbox.dir.join("thumbnail.jpg");
+    download(&launcher, &format!("{prefix}thumbnail.jpg"), &thumbnail);
+    assert!(
+        std::fs::read(&thumbnail)
+            .unwrap()
+            .starts_with(&[0xFF, 0xD8]),
+        "a JPEG"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_ffmpeg_on_the_search_paths_the_worker_exits_127_and_says_where_it_looked() {
+    let sandbox = Sandbox::new("no-ffmpeg");
+    let empty = sandbox.dir.join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let search = format!("{}:/nonexistent/bin", empty.display());
+    let aws_path = sandbox.dir.join("aws").to_string_lossy().into_owned();
+    let launcher = start(&[("AWS_CLI_PATH", &aws_path), ("WORKER_SEARCH_DIRS", &search)]).await;
+    sandbox.aws_cli(&launcher.moto.endpoint());
+    buckets(&launcher);
+    upload(&launcher, &sandbox.clip(1, "320x180"), "a.mp4");
+    let (job_id, script) = launch(&launcher, "uploads", "a.mp4", "01").await;
+
+    let run = sandbox.run(&script);
+    assert_eq!(run.status.code(), Some(127), "{}", stderr(&run));
+    assert!(sandbox.shut_down(), "a failed worker still shuts down");
+    let status = status(&launcher, &sandbox, &job_id);
+    assert_eq!(status["status"], "failure", "{status}");
+    assert_eq!(status["exitCode"], 127);
+    assert_eq!(status["searchedPaths"], search.as_str());
+    assert_eq!(status["path"], "/usr/sbin:/usr/bin:/sbin:/bin");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("ffmpeg not found"),
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watchdog_kills_a_stuck_ffmpeg_and_reports_it() {
+    let sandbox = Sandbox::new("watchdog");
+    let stuck = sandbox.executable(
+        "ffmpeg",
+        "#!/bin/bash\necho 'stuck reading input' >&2\nexec sleep 60\n",
+    );
+    let aws_path = sandbox.dir.join("aws").to_string_lossy().into_owned();
+    let launcher = start(&[
+        ("AWS_CLI_PATH", &aws_path),
+        ("FFMPEG_PATH", &stuck),
+        ("MAX_RUNTIME", "1"),
+    ])
+    .await;
+    sandbox.aws_cli(&launcher.moto.endpoint());
+    buckets(&launcher);
+    upload(&launcher, &sandbox.clip(1, "320x180"), "a.mp4");
+    let (job_id, script) = launch(&launcher, "uploads", "a.mp4", "01").await;
+
+    let run = sandbox.run(&script);
+    assert_eq!(run.status.code(), Some(124), "{}", stderr(&run));
+    let status = status(&launcher, &sandbox, &job_id);
+    assert_eq!(status["timedOut"], true, "{status}");
+    assert_eq!(status["ffmpeg"], stuck.as_str());
+    assert_eq!(status["stderrTail"], "stuck reading input");
+    assert!(status["error"].as_str().unwrap().contains("MAX_RUNTIME=1s"));
+}
+
+/// moto's router cannot match a key containing a newline (real S3 stores
+/// it). This stand-in in front of moto swaps %0A for "␤" both ways, so the
+/// object lands and is fetched under one name, and records what the worker
+/// asked for.
+async fn newline_tolerant_s3(moto: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let (addr, _task) = suite_tests::http::serve(0, move |mut request| {
+        let moto = moto.clone();
+        log.lock().unwrap().push(request.path_and_query.clone());
+        request.path_and_query = request.path_and_query.replace("%0A", "%E2%90%A4");
+        async move { suite_tests::http::forward(&request, &moto).await }
+    })
+    .await
+    .unwrap();
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_keys_run_as_data_and_the_canary_never_appears() {
+    let sandbox = Sandbox::new("injection");
+    let canary = sandbox.dir.join("canary");
+    let c = canary.display();
+    let keys = [
+        format!("it's \"quoted\" $(touch {c}) `touch {c}`; touch {c}.mp4"),
+        format!("line one\n$(touch {c})\nline three.mp4"),
+        format!("../../tmp/$(touch {c})/../x.mp4"),
+        format!("-rf --key=evil $IFS ${{PATH}} * && touch {c} | touch {c}.mp4"),
+    ];
+    let aws_path = sandbox.dir.join("aws").to_string_lossy().into_owned();
+    let launcher = start(&[
+        ("AWS_CLI_PATH", &aws_path),
+        ("PRESETS", "mp4-480p,thumbnail"),
+    ])
+    .await;
+    let (endpoint, seen) = newline_tolerant_s3(launcher.moto.endpoint()).await;
+    sandbox.aws_cli(&endpoint);
+    buckets(&launcher);
+    let clip = sandbox.clip(1, "320x180");
+    for (i, key) in keys.iter().enumerate() {
+        // Uploaded through the stand-in too, so the newline key lands.
+        let upload = Command::new(&aws_path)
+            .args(["s3api", "put-object", "--bucket=uploads"])
+            .arg(format!("--key={key}"))
+            .arg("--body")
+            .arg(&clip)
+            .output()
+            .unwrap();
+        assert!(upload.status.success(), "{}", stderr(&upload));
+        let (job_id, script) = launch(&launcher, "uploads", key, &format!("0{i}")).await;
+        let run = sandbox.run(&script);
+        assert_eq!(run.status.code(), Some(0), "{key:?}: {}", stderr(&run));
+        assert!(!canary.exists(), "{key:?} ran as code");
+        let status = status(&launcher, &sandbox, &job_id);
+        assert_eq!(status["status"], "success", "{status}");
+        assert_eq!(
+            status["source"]["key"],
+            key.as_str(),
+            "processed under its real key"
+        );
+    }
+    assert!(!canary.exists());
+    assert_eq!(
+        std::fs::read_dir(sandbox.dir.join("cwd")).unwrap().count(),
+        0
+    );
+    // The worker asked S3 for the newline key itself (%0A), not a mangled one.
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("line%20one%0A")),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}
