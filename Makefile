@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: venv demo test lint sam-build bench clean
+.PHONY: venv system-deps demo test lint sam-build bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: tools/requirements.txt
@@ -15,10 +15,14 @@ $(VENV)/.installed: tools/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 	touch $@
 
-demo: venv
+# Real local services from Debian (ffmpeg), installed when missing.
+system-deps:
+	scripts/system-deps.sh
+
+demo: venv system-deps
 	scripts/demo.sh
 
-test: venv
+test: venv system-deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	mkdir -p target && cargo test --workspace 2>&1 | tee target/test-output.log

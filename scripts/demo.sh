@@ -11,7 +11,7 @@ rm -rf "$work" && mkdir -p "$work"
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 bold "Building the functions and the local stand-ins"
-cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce-handler -p snapshot-copier -p suite-tests
+cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce-handler -p snapshot-copier -p transcode-launcher -p suite-tests
 
 start_moto "$work/moto.log"
 sink_port=$(free_port); lambda_port=$(free_port)
@@ -32,6 +32,13 @@ REJECTS_TABLE_NAME=rejects
 SUPPRESSION_TABLE=suppression
 DEFAULT_DESTINATIONS=eu-west-1
 KEEP_COPIES=2
+INPUT_BUCKET=video-uploads-123456789012
+INPUT_PREFIX=videos
+OUTPUT_BUCKET=video-uploads-123456789012
+OUTPUT_PREFIX=transcoded
+LAUNCH_TEMPLATE_NAME=transcode-worker
+MAX_RUNNING_JOBS=5
+AWS_CLI_PATH=$work/worker-bin/aws
 ENV
 cargo lambda watch --quiet -A 127.0.0.1 -P "$lambda_port" --timeout 120 \
   --env-file "$work/lambda.env" >"$work/lambda.log" 2>&1 & pids+=($!)
@@ -135,5 +142,60 @@ done
 echo
 echo "> after (KEEP_COPIES=2: two of the four old copies of vol-0feedfacefeedface pruned; moto gives them one start time)"
 for region in us-east-1 us-west-2 eu-west-1; do ec2_demo show "$region"; done
+
+bold "transcode-launcher: the sample uploads against moto EC2, then one worker run for real"
+ec2_demo launch-template
+for event in events/transcode-launcher/*.json; do
+  echo
+  name=$(basename "$event")
+  out="$work/transcode-${name%%-*}.out"
+  echo "> $name"
+  cargo lambda invoke transcode-launcher -A 127.0.0.1 -P "$lambda_port" --data-file "$event" >"$out" 2>&1 \
+    || { echo "    invocation failed:"; sed 's/^/    /' "$out"; continue; }
+  python3 - "$out" <<'PY'
+import json, sys
+answer = json.load(open(sys.argv[1]))
+if answer.get("testEvent"):
+    print("    s3:TestEvent: nothing to do")
+for r in answer["results"]:
+    detail = r.get("instanceId") or r.get("reason")
+    print(f"    {r['outcome']:<9} {r.get('key', '')!r}  {detail}")
+PY
+done
+echo
+echo "> the workers in moto (one per object; the duplicate launched nothing)"
+ec2_demo instances
+# The worker as cloud-init runs it: env -i, a bare PATH, Debian's ffmpeg,
+# the aws CLI pointed at moto S3, and a recorder instead of shutdown.
+mkdir -p "$work/worker-bin"
+cat >"$work/worker-bin/aws" <<SH
+#!/bin/bash
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+exec "$root/.venv/bin/aws" --endpoint-url "http://127.0.0.1:$moto_port" "\$@"
+SH
+cat >"$work/worker-bin/shutdown" <<SH
+#!/bin/bash
+echo "    (worker called shutdown: the instance would terminate now)"
+SH
+chmod +x "$work/worker-bin/aws" "$work/worker-bin/shutdown"
+s3() { "$work/worker-bin/aws" --region us-east-1 "$@"; }
+key="videos/My Holiday+2024 (final).MOV"
+s3 s3api create-bucket --bucket video-uploads-123456789012 >/dev/null
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc=duration=2:size=1280x720:rate=25 \
+  -f lavfi -i sine=duration=2 -c:v libx264 -preset ultrafast -c:a aac -shortest "$work/clip.mp4"
+s3 s3api put-object --bucket video-uploads-123456789012 --key="$key" --body "$work/clip.mp4" >/dev/null
+instance=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["instanceId"])' "$work/transcode-01.out" 2>/dev/null || true)
+echo
+echo "> running the user data of the worker launched for $key"
+ec2_demo user-data "$instance" >"$work/user-data.sh"
+chmod +x "$work/user-data.sh"
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TRANSCODE_SHUTDOWN_COMMAND="$work/worker-bin/shutdown" \
+  "$work/user-data.sh" 2>"$work/worker.log" && echo "    worker exit status 0" || echo "    worker exit status $?"
+echo "> what landed in s3://video-uploads-123456789012/transcoded/"
+s3 s3api list-objects-v2 --bucket video-uploads-123456789012 --prefix transcoded/ \
+  --query 'Contents[].[Key,Size]' --output text | sed 's/^/    /'
+job=$(s3 s3api list-objects-v2 --bucket video-uploads-123456789012 --prefix transcoded/ --query 'Contents[0].Key' --output text | cut -d/ -f2)
+s3 s3api get-object --bucket video-uploads-123456789012 --key "transcoded/$job/status.json" "$work/status.json" >/dev/null
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("    status.json:", json.dumps({k: s[k] for k in ("status", "exitCode", "durationSeconds", "source", "ffmpeg")}, ensure_ascii=False))' "$work/status.json"
 
 bold "Demo finished. Logs are in .demo/"

@@ -1,8 +1,12 @@
-"""Demo helper for snapshot-copier: snapshots in moto, and what each region holds.
+"""Demo helper for the EC2 functions, against moto.
 
-usage: demo_ec2.py ENDPOINT setup        prints the id of the snapshot to announce
-       demo_ec2.py ENDPOINT show REGION
+usage: demo_ec2.py ENDPOINT setup           snapshot-copier: prints the id of the snapshot to announce
+       demo_ec2.py ENDPOINT show REGION     snapshot-copier: what the region holds
+       demo_ec2.py ENDPOINT launch-template transcode-launcher: the worker launch template
+       demo_ec2.py ENDPOINT instances       transcode-launcher: the workers and their tags
+       demo_ec2.py ENDPOINT user-data ID    transcode-launcher: an instance's user data
 """
+import base64
 import sys
 
 import boto3
@@ -43,3 +47,18 @@ elif command == "show":
         source = tags.get("dr:source-snapshot-id")
         print(f"      {s['SnapshotId']}  {tags.get('Name', '-'):<34} "
               + (f"copy of {source}" if source else f"copy-to={tags.get('dr:copy-to', '-')}"))
+elif command == "launch-template":
+    ec2("us-east-1").create_launch_template(
+        LaunchTemplateName="transcode-worker",
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "c6i.large"})
+elif command == "instances":
+    reservations = ec2("us-east-1").describe_instances()["Reservations"]
+    instances = [i for r in reservations for i in r["Instances"]]
+    print(f"    {len(instances)} worker(s)")
+    for i in instances:
+        tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+        print(f"      {i['InstanceId']}  {i['InstanceType']}  {i['State']['Name']:<8} "
+              f"{tags.get('transcode:job-id')}  {tags.get('transcode:source-key')!r}")
+elif command == "user-data":
+    value = ec2("us-east-1").describe_instance_attribute(InstanceId=sys.argv[3], Attribute="userData")
+    sys.stdout.write(base64.b64decode(value["UserData"]["Value"]).decode())
