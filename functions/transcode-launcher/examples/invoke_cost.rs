@@ -1,0 +1,58 @@
+//! `make bench`: the handler's own time for an upload that launches a
+//! worker (decode, filter, job id, user-data render, tags), with an
+//! in-memory fleet instead of EC2. Each invoke has a fresh sequencer, so
+//! every one is a new job and takes the full path.
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use shared::config::EnvReader;
+use std::time::Instant;
+use transcode_launcher::fleet::MemoryFleet;
+use transcode_launcher::handler::handle;
+use transcode_launcher::launcher::Launcher;
+
+const INVOKES: usize = 2000;
+const SAMPLE: &str = "events/transcode-launcher/01-put-holiday-video.json";
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(SAMPLE).expect("run from the repository root"),
+    )
+    .expect("sample is JSON");
+    let (settings, _) = transcode_launcher::config::from_env(EnvReader::from_map([
+        ("AWS_REGION", "us-east-1"),
+        ("INPUT_BUCKET", "video-uploads-123456789012"),
+        ("INPUT_PREFIX", "videos"),
+        ("OUTPUT_BUCKET", "video-uploads-123456789012"),
+        ("OUTPUT_PREFIX", "transcoded"),
+        ("LAUNCH_TEMPLATE_NAME", "transcode-worker"),
+        ("MAX_RUNNING_JOBS", "100000"),
+    ]))
+    .expect("valid settings");
+    let launcher = Launcher::new(MemoryFleet::default(), settings);
+    let mut times: Vec<f64> = (0..INVOKES)
+        .map(|i| {
+            let mut event = sample.clone();
+            event["Records"][0]["s3"]["object"]["sequencer"] = format!("{i:018X}").into();
+            let start = Instant::now();
+            let answer = runtime
+                .block_on(handle(
+                    &launcher,
+                    LambdaEvent::new(event, Context::default()),
+                ))
+                .expect("handled");
+            let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+            assert_eq!(answer["results"][0]["outcome"], "launched");
+            elapsed
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "| warm invoke without I/O (in-memory fleet), {} launching a worker (median of {INVOKES}) | {:.3} ms |",
+        SAMPLE.rsplit('/').next().unwrap_or(SAMPLE),
+        times[times.len() / 2]
+    );
+}
