@@ -1,0 +1,274 @@
+//! Targets from the configuration or DescribeDBInstances, logins from
+//! Secrets Manager or IAM database authentication, one connection each.
+
+use crate::config::{Config, Tls};
+use crate::mysql::MySqlDb;
+use crate::target::{Connector, Target};
+use aws_config::SdkConfig;
+use aws_sdk_rds::auth_token::{AuthTokenGenerator, Config as TokenConfig};
+use aws_sdk_rds::config::Region;
+use mysql_async::{OptsBuilder, SslOpts};
+use std::path::PathBuf;
+
+pub struct RdsConnector {
+    pub sdk: SdkConfig,
+    pub rds: aws_sdk_rds::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub config: Config,
+}
+
+const ENGINES: [&str; 2] = ["mysql", "mariadb"];
+
+/// An IAM database authentication token: a SigV4-presigned `connect` for
+/// `user` at `host:port`, valid 900 s, used as the password over TLS.
+pub async fn iam_token(
+    sdk: &SdkConfig,
+    host: &str,
+    port: u16,
+    user: &str,
+    region: &str,
+) -> Result<String, String> {
+    let config = TokenConfig::builder()
+        .hostname(host)
+        .port(u64::from(port))
+        .username(user)
+        .region(Region::new(region.to_owned()))
+        .expires_in(900)
+        .build()
+        .map_err(|e| e.to_string())?;
+    AuthTokenGenerator::new(config)
+        .auth_token(sdk)
+        .await
+        .map(|t| t.as_str().to_owned())
+        .map_err(|e| format!("making the IAM auth token: {e}"))
+}
+
+/// A secret's password: RDS's JSON (`{"username": ..., "password": ...}`)
+/// or the plain string.
+pub fn password_of(secret: &str) -> Result<(Option<String>, String), String> {
+    match serde_json::from_str::<serde_json::Value>(secret) {
+        Ok(serde_json::Value::Object(fields)) => {
+            let password = fields
+                .get("password")
+                .and_then(|p| p.as_str())
+                .ok_or("the secret is JSON without a \"password\" string")?;
+            let user = fields
+                .get("username")
+                .and_then(|u| u.as_str())
+                .map(str::to_owned);
+            Ok((user, password.to_owned()))
+        }
+        _ => Ok((None, secret.to_owned())),
+    }
+}
+
+impl RdsConnector {
+    async fn describe(
+        &self,
+        id: Option<&str>,
+    ) -> Result<Vec<aws_sdk_rds::types::DbInstance>, String> {
+        let mut pages = self
+            .rds
+            .describe_db_instances()
+            .set_db_instance_identifier(id.map(str::to_owned))
+            .into_paginator()
+            .send();
+        let mut instances = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_sdk_rds::error::DisplayErrorContext(&e).to_string())?;
+            instances.extend(page.db_instances().iter().cloned());
+        }
+        Ok(instances)
+    }
+
+    fn secret_for(&self, id: &str) -> Option<String> {
+        self.config
+            .secret_arns
+            .get(id)
+            .cloned()
+            .or_else(|| self.config.default_secret.clone())
+    }
+}
+
+fn endpoint(instance: &aws_sdk_rds::types::DbInstance) -> Option<(String, u16)> {
+    let endpoint = instance.endpoint()?;
+    Some((
+        endpoint.address()?.to_owned(),
+        u16::try_from(endpoint.port()?).ok()?,
+    ))
+}
+
+impl Connector for RdsConnector {
+    type Db = MySqlDb;
+
+    async fn targets(&self, only: Option<&[String]>) -> Result<Vec<Target>, String> {
+        let configured = &self.config.targets;
+        if !configured.is_empty() {
+            let chosen: Vec<Target> = configured
+                .iter()
+                .filter(|t| only.is_none_or(|ids| ids.contains(&t.id)))
+                .cloned()
+                .collect();
+            if let Some(missing) = only.and_then(|ids| {
+                ids.iter()
+                    .find(|id| !configured.iter().any(|t| &t.id == *id))
+            }) {
+                return Err(format!("instance {missing:?} is not in DB_INSTANCES"));
+            }
+            return Ok(chosen);
+        }
+        let (key, value) = &self.config.discovery_tag;
+        let mut targets = Vec::new();
+        for instance in self.describe(None).await? {
+            let id = instance
+                .db_instance_identifier()
+                .unwrap_or_default()
+                .to_owned();
+            let engine = instance.engine().unwrap_or_default();
+            let tagged = instance
+                .tag_list()
+                .iter()
+                .any(|t| t.key() == Some(key.as_str()) && t.value() == Some(value.as_str()));
+            if !tagged || !ENGINES.contains(&engine) || only.is_some_and(|ids| !ids.contains(&id)) {
+                continue;
+            }
+            targets.push(Target {
+                secret_arn: self.secret_for(&id),
+                endpoint: endpoint(&instance),
+                id,
+            });
+        }
+        if let Some(missing) =
+            only.and_then(|ids| ids.iter().find(|id| !targets.iter().any(|t| &t.id == *id)))
+        {
+            return Err(format!(
+                "instance {missing:?} is not a MySQL or MariaDB instance tagged {key}={value}"
+            ));
+        }
+        Ok(targets)
+    }
+
+    async fn connect(&self, target: &Target) -> Result<MySqlDb, String> {
+        let (host, port) = match &target.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => self
+                .describe(Some(&target.id))
+                .await?
+                .first()
+                .and_then(endpoint)
+                .ok_or_else(|| format!("DescribeDBInstances gave no endpoint for {}", target.id))?,
+        };
+        let mut user = self.config.db_user.clone();
+        let password = match &target.secret_arn {
+            Some(arn) => {
+                let secret = self
+                    .secrets
+                    .get_secret_value()
+                    .secret_id(arn)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "GetSecretValue {arn}: {}",
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                        )
+                    })?;
+                let text = secret
+                    .secret_string()
+                    .ok_or_else(|| format!("secret {arn} has no SecretString"))?;
+                let (secret_user, password) =
+                    password_of(text).map_err(|e| format!("secret {arn}: {e}"))?;
+                if let Some(secret_user) = secret_user {
+                    user = secret_user;
+                }
+                password
+            }
+            None => {
+                if self.config.tls == Tls::Disabled {
+                    return Err("IAM database authentication needs TLS, but DB_TLS=disabled".into());
+                }
+                iam_token(&self.sdk, &host, port, &user, &self.config.region).await?
+            }
+        };
+        let ssl = match &self.config.tls {
+            Tls::Disabled => None,
+            Tls::Required { ca_file } => Some(match ca_file {
+                Some(path) => SslOpts::default().with_root_certs(vec![PathBuf::from(path).into()]),
+                None => SslOpts::default(),
+            }),
+        };
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(host.clone())
+            .tcp_port(port)
+            .user(Some(user))
+            .pass(Some(password))
+            .prefer_socket(false)
+            // IAM tokens travel as a cleartext password, inside TLS.
+            .enable_cleartext_plugin(target.secret_arn.is_none())
+            .ssl_opts(ssl);
+        let conn = mysql_async::Conn::new(opts)
+            .await
+            .map_err(|e| format!("{host}:{port}: {e}"))?;
+        Ok(MySqlDb { conn })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_rds::config::Credentials;
+
+    #[tokio::test]
+    async fn iam_tokens_are_presigned_connects_valid_900_seconds() {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .credentials_provider(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .region(Region::new("eu-west-1"))
+            .load()
+            .await;
+        let token = iam_token(
+            &sdk,
+            "orders.abc123.eu-west-1.rds.amazonaws.com",
+            3306,
+            "log_rotator",
+            "eu-west-1",
+        )
+        .await
+        .unwrap();
+        assert!(
+            token.starts_with("orders.abc123.eu-west-1.rds.amazonaws.com:3306/?"),
+            "{token}"
+        );
+        for part in [
+            "Action=connect",
+            "DBUser=log_rotator",
+            "X-Amz-Expires=900",
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+            "X-Amz-Credential=AKIDEXAMPLE%2F",
+            "%2Feu-west-1%2Frds-db%2Faws4_request",
+            "X-Amz-Signature=",
+        ] {
+            assert!(token.contains(part), "{part}: {token}");
+        }
+        assert!(!token.starts_with("https://"));
+    }
+
+    #[test]
+    fn secrets() {
+        assert_eq!(
+            password_of(r#"{"username": "admin", "password": "p'w"}"#).unwrap(),
+            (Some("admin".into()), "p'w".into())
+        );
+        assert_eq!(password_of("plain").unwrap(), (None, "plain".into()));
+        assert!(
+            password_of(r#"{"user": "x"}"#)
+                .unwrap_err()
+                .contains("password")
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! What the rotator asks of a MySQL server, and an in-memory server that
+//! behaves like RDS's log tables for the domain tests.
+
+use crate::log::Log;
+use std::collections::HashMap;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+
+/// One row as the server sent it: each column's text, or NULL.
+pub type Row = Vec<Option<Vec<u8>>>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DbError(pub String);
+
+/// What the pre-checks look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerState {
+    /// `@@log_output`, such as "TABLE" or "FILE,TABLE".
+    pub log_output: String,
+    pub slow_log_on: bool,
+    pub general_log_on: bool,
+    pub read_only: bool,
+    /// Which rotate procedures exist in `mysql`.
+    pub procedures: Vec<String>,
+}
+
+impl ServerState {
+    /// Why `log` cannot be rotated here, or None.
+    pub fn skip_reason(&self, log: Log) -> Option<String> {
+        if !self
+            .log_output
+            .split(',')
+            .any(|o| o.trim().eq_ignore_ascii_case("TABLE"))
+        {
+            return Some(format!(
+                "log_output is {:?}: the log is not written to a table",
+                self.log_output
+            ));
+        }
+        let on = match log {
+            Log::Slow => self.slow_log_on,
+            Log::General => self.general_log_on,
+        };
+        if !on {
+            return Some(format!("{} is OFF", log.enabled_variable()));
+        }
+        if self.read_only {
+            return Some("the server is read-only (a replica): rotate on the primary".into());
+        }
+        if !self.procedures.iter().any(|p| p == log.rotate_procedure()) {
+            return Some(format!(
+                "procedure mysql.{} does not exist: not an RDS MySQL server",
+                log.rotate_procedure()
+            ));
+        }
+        None
+    }
+}
+
+pub trait LogDb: Send {
+    fn server_state(&mut self) -> impl Future<Output = Result<ServerState, DbError>> + Send;
+    /// GET_LOCK(name, 0): false when another session holds it.
+    fn try_lock(&mut self, name: &str) -> impl Future<Output = Result<bool, DbError>> + Send;
+    fn release_lock(&mut self, name: &str) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Rows in `mysql.<table>`, or None when the table does not exist.
+    fn count(&mut self, table: &str) -> impl Future<Output = Result<Option<u64>, DbError>> + Send;
+    /// The oldest `column` value in `mysql.<table>`.
+    fn oldest(
+        &mut self,
+        table: &str,
+        column: &str,
+    ) -> impl Future<Output = Result<Option<String>, DbError>> + Send;
+    /// Rows `offset..offset + limit` of `mysql.<table>` in storage order (log
+    /// tables are append-only CSV files, so the order of a backup table never
+    /// changes), each passed to `sink` until it breaks. Returns the column
+    /// names and the rows passed.
+    fn read<F>(
+        &mut self,
+        table: &str,
+        offset: u64,
+        limit: u64,
+        sink: F,
+    ) -> impl Future<Output = Result<(Vec<String>, u64), DbError>> + Send
+    where
+        F: FnMut(&[String], Row) -> ControlFlow<()> + Send;
+    /// CALL mysql.rds_rotate_<log>_log.
+    fn rotate(&mut self, log: Log) -> impl Future<Output = Result<(), DbError>> + Send;
+}
+
+/// A server in memory. Clones share it, like connections to one server.
+#[derive(Debug, Clone)]
+pub struct MemoryServer {
+    pub inner: Arc<Mutex<MemoryInner>>,
+}
+
+#[derive(Debug)]
+pub struct MemoryInner {
+    pub state: ServerState,
+    pub tables: HashMap<String, Vec<Row>>,
+    pub lock_holder: Option<u64>,
+    pub rotations: u32,
+    next_session: u64,
+}
+
+pub const SLOW_COLUMNS: [&str; 3] = ["start_time", "query_time", "sql_text"];
+pub const GENERAL_COLUMNS: [&str; 2] = ["event_time", "argument"];
+
+impl Default for MemoryServer {
+    fn default() -> Self {
+        let mut tables = HashMap::new();
+        tables.insert("slow_log".to_owned(), Vec::new());
+        tables.insert("general_log".to_owned(), Vec::new());
+        Self {
+            inner: Arc::new(Mutex::new(MemoryInner {
+                state: ServerState {
+                    log_output: "TABLE".into(),
+                    slow_log_on: true,
+                    general_log_on: true,
+                    read_only: false,
+                    procedures: Log::ALL
+                        .iter()
+                        .map(|l| l.rotate_procedure().to_owned())
+                        .collect(),
+                },
+                tables,
+                lock_holder: None,
+                rotations: 0,
+                next_session: 1,
+            })),
+        }
+    }
+}
+
+impl MemoryServer {
+    pub fn session(&self) -> MemorySession {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        inner.next_session += 1;
+        MemorySession {
+            server: self.clone(),
+            id: inner.next_session,
+        }
+    }
+
+    /// Logs a query: a slow_log row and a general_log row, at `time`.
+    pub fn log_query(&self, time: &str, sql: &str, query_time: &str) {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        let text = |s: &str| Some(s.as_bytes().to_vec());
+        inner
+            .tables
+            .get_mut("slow_log")
+            .expect("live table")
+            .push(vec![text(time), text(query_time), text(sql)]);
+        inner
+            .tables
+            .get_mut("general_log")
+            .expect("live table")
+            .push(vec![text(time), text(sql)]);
+    }
+
+    /// What RDS's procedure does, also when RDS rotates on its own.
+    pub fn rotate(&self, log: Log) {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        let live = inner.tables.insert(log.table().to_owned(), Vec::new());
+        inner
+            .tables
+            .insert(log.backup_table().to_owned(), live.unwrap_or_default());
+        inner.rotations += 1;
+    }
+}
+
+pub struct MemorySession {
+    server: MemoryServer,
+    id: u64,
+}
+
+impl LogDb for MemorySession {
+    async fn server_state(&mut self) -> Result<ServerState, DbError> {
+        Ok(self
+            .server
+            .inner
+            .lock()
+            .expect("not poisoned")
+            .state
+            .clone())
+    }
+
+    async fn try_lock(&mut self, _name: &str) -> Result<bool, DbError> {
+        let mut inner = self.server.inner.lock().expect("not poisoned");
+        match inner.lock_holder {
+            Some(holder) if holder != self.id => Ok(false),
+            _ => {
+                inner.lock_holder = Some(self.id);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_lock(&mut self, _name: &str) -> Result<(), DbError> {
+        let mut inner = self.server.inner.lock().expect("not poisoned");
+        if inner.lock_holder == Some(self.id) {
+            inner.lock_holder = None;
+        }
+        Ok(())
+    }
+
+    async fn count(&mut self, table: &str) -> Result<Option<u64>, DbError> {
+        let inner = self.server.inner.lock().expect("not poisoned");
+        Ok(inner.tables.get(table).map(|rows| rows.len() as u64))
+    }
+
+    async fn oldest(&mut self, table: &str, _column: &str) -> Result<Option<String>, DbError> {
+        let inner = self.server.inner.lock().expect("not poisoned");
+        Ok(inner
+            .tables
+            .get(table)
+            .and_then(|rows| rows.first())
+            .and_then(|row| row[0].clone())
+            .map(|t| String::from_utf8_lossy(&t).into_owned()))
+    }
+
+    async fn read<F>(
+        &mut self,
+        table: &str,
+        offset: u64,
+        limit: u64,
+        mut sink: F,
+    ) -> Result<(Vec<String>, u64), DbError>
+    where
+        F: FnMut(&[String], Row) -> ControlFlow<()> + Send,
+    {
+        let rows: Vec<Row> = {
+            let inner = self.server.inner.lock().expect("not poisoned");
+            let rows = inner
+                .tables
+                .get(table)
+                .ok_or_else(|| DbError(format!("Table 'mysql.{table}' doesn't exist")))?;
+            rows.iter()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .cloned()
+                .collect()
+        };
+        let columns: Vec<String> = if table.starts_with("slow") {
+            SLOW_COLUMNS.iter().map(|c| (*c).to_owned()).collect()
+        } else {
+            GENERAL_COLUMNS.iter().map(|c| (*c).to_owned()).collect()
+        };
+        let mut passed = 0;
+        for row in rows {
+            passed += 1;
+            if sink(&columns, row).is_break() {
+                break;
+            }
+        }
+        Ok((columns, passed))
+    }
+
+    async fn rotate(&mut self, log: Log) -> Result<(), DbError> {
+        self.server.rotate(log);
+        Ok(())
+    }
+}

@@ -1,0 +1,344 @@
+//! The slow-query digest: each statement reduced to a fingerprint (literals
+//! become `?`, IN lists collapse, comments go, whitespace and case are
+//! normalized), then the worst fingerprints by total time.
+
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Distinct fingerprints kept; later new ones count under [`OTHER`], so
+/// memory stays bounded whatever the log holds.
+pub const MAX_FINGERPRINTS: usize = 10_000;
+pub const OTHER: &str = "(other statements)";
+/// Sample statements are cut to this many characters.
+const SAMPLE_CHARS: usize = 1_000;
+
+/// `sql` with literals, comments and IN lists normalized away.
+pub fn fingerprint(sql: &str) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    // Pushes one space between tokens, never at the start or twice.
+    let space = |out: &mut String| {
+        if !out.is_empty() && !out.ends_with(' ') {
+            out.push(' ');
+        }
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        match c {
+            // Comments: /* ... */ (including /*! hints), -- to end of line, # to end of line.
+            '/' if next == Some('*') => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    i += 1;
+                }
+                i += 2;
+                space(&mut out);
+            }
+            '-' if next == Some('-') && chars.get(i + 2).is_none_or(|c| c.is_whitespace()) => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                space(&mut out);
+            }
+            '#' => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                space(&mut out);
+            }
+            '\'' | '"' => {
+                i = skip_quoted(&chars, i);
+                out.push('?');
+            }
+            '`' => {
+                // A quoted identifier stays, lowercased.
+                let start = i;
+                i += 1;
+                while i < chars.len() && chars[i] != '`' {
+                    i += 1;
+                }
+                i += 1;
+                let end = i.min(chars.len());
+                out.extend(chars[start..end].iter().flat_map(|c| c.to_lowercase()));
+            }
+            c if c.is_whitespace() => {
+                space(&mut out);
+                i += 1;
+            }
+            c if c.is_ascii_digit() && !previous_is_word(&out) => {
+                i = skip_number(&chars, i);
+                out.push('?');
+            }
+            '.' if next.is_some_and(|n| n.is_ascii_digit()) && !previous_is_word(&out) => {
+                i = skip_number(&chars, i + 1);
+                out.push('?');
+            }
+            c => {
+                out.extend(c.to_lowercase());
+                i += 1;
+            }
+        }
+    }
+    collapse_lists(out.trim_end())
+}
+
+fn previous_is_word(out: &str) -> bool {
+    out.chars()
+        .next_back()
+        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '@')
+}
+
+/// Index after the quoted literal starting at `start`: backslash escapes
+/// and doubled quotes stay inside it; an unterminated one runs to the end.
+fn skip_quoted(chars: &[char], start: usize) -> usize {
+    let quote = chars[start];
+    let mut i = start + 1;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            c if c == quote => {
+                if chars.get(i + 1) == Some(&quote) {
+                    i += 2;
+                } else {
+                    return i + 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    chars.len()
+}
+
+/// Index after a number: digits, hex (0x..), a fraction, an exponent.
+fn skip_number(chars: &[char], start: usize) -> usize {
+    let mut i = start;
+    if chars[i] == '0' && matches!(chars.get(i + 1), Some('x' | 'X' | 'b' | 'B')) {
+        i += 2;
+        while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        return i;
+    }
+    while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+        i += 1;
+    }
+    if i < chars.len() && matches!(chars[i], 'e' | 'E') {
+        let mut j = i + 1;
+        if matches!(chars.get(j), Some('+' | '-')) {
+            j += 1;
+        }
+        if chars.get(j).is_some_and(|c| c.is_ascii_digit()) {
+            i = j;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    i
+}
+
+/// `in (?, ?, ?)` -> `in (?+)`, and `values (?, ?), (?, ?)` -> `values (?+)`:
+/// statements differing only in list length share a fingerprint.
+fn collapse_lists(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'(' {
+            // A parenthesized list of only placeholders, commas and spaces.
+            let mut j = i + 1;
+            while j < bytes.len() && matches!(bytes[j], b'?' | b',' | b' ') {
+                j += 1;
+            }
+            let inner = &text[i + 1..j];
+            if j < bytes.len() && bytes[j] == b')' && inner.contains('?') {
+                out.push_str("(?+)");
+                i = j + 1;
+                // Further tuples of a multi-row VALUES.
+                loop {
+                    let rest = &text[i..];
+                    let trimmed = rest.trim_start_matches([',', ' ']);
+                    if trimmed.starts_with("(?") && rest.trim_start().starts_with(',') {
+                        let close = trimmed.find(')');
+                        let tuple_ok = close.is_some_and(|c| {
+                            trimmed[1..c]
+                                .bytes()
+                                .all(|b| matches!(b, b'?' | b',' | b' '))
+                        });
+                        if let (true, Some(c)) = (tuple_ok, close) {
+                            i = text.len() - trimmed.len() + c + 1;
+                            continue;
+                        }
+                    }
+                    break;
+                }
+                continue;
+            }
+        }
+        let c = text[i..].chars().next().expect("in bounds");
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// One slow_log row, as the digest needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowQuery<'a> {
+    pub sql_text: &'a str,
+    pub query_time_secs: f64,
+    pub rows_examined: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub fingerprint: String,
+    pub count: u64,
+    pub total_time_secs: f64,
+    pub avg_time_secs: f64,
+    pub max_time_secs: f64,
+    pub rows_examined: u64,
+    pub sample: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Digest {
+    entries: HashMap<String, Entry>,
+    pub queries: u64,
+}
+
+impl Digest {
+    pub fn add(&mut self, query: &SlowQuery<'_>) {
+        self.queries += 1;
+        let mut key = fingerprint(query.sql_text);
+        if !self.entries.contains_key(&key) && self.entries.len() >= MAX_FINGERPRINTS {
+            key = OTHER.to_owned();
+        }
+        let entry = self.entries.entry(key).or_insert_with_key(|k| Entry {
+            fingerprint: k.clone(),
+            count: 0,
+            total_time_secs: 0.0,
+            avg_time_secs: 0.0,
+            max_time_secs: 0.0,
+            rows_examined: 0,
+            sample: query.sql_text.chars().take(SAMPLE_CHARS).collect(),
+        });
+        entry.count += 1;
+        entry.total_time_secs += query.query_time_secs;
+        entry.rows_examined += query.rows_examined;
+        if query.query_time_secs > entry.max_time_secs {
+            entry.max_time_secs = query.query_time_secs;
+            entry.sample = query.sql_text.chars().take(SAMPLE_CHARS).collect();
+        }
+    }
+
+    pub fn distinct(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The `n` fingerprints with the most total time; ties by fingerprint.
+    pub fn top(&self, n: usize) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = self.entries.values().cloned().collect();
+        entries.sort_by(|a, b| {
+            b.total_time_secs
+                .total_cmp(&a.total_time_secs)
+                .then_with(|| a.fingerprint.cmp(&b.fingerprint))
+        });
+        entries.truncate(n);
+        for e in &mut entries {
+            e.avg_time_secs = e.total_time_secs / e.count as f64;
+        }
+        entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_become_placeholders() {
+        assert_eq!(
+            fingerprint("SELECT * FROM users WHERE id = 42 AND name = 'O''Brien'"),
+            "select * from users where id = ? and name = ?"
+        );
+        assert_eq!(
+            fingerprint(r#"select "a \" b", 'c \' d', 1.5e-3, -7, .5, 0xFF from t1"#),
+            "select ?, ?, ?, -?, ?, ? from t1"
+        );
+    }
+
+    #[test]
+    fn identifiers_with_digits_and_backticks_stay() {
+        assert_eq!(
+            fingerprint("SELECT col2 FROM `Table3` WHERE t9.x=1"),
+            "select col2 from `table3` where t9.x=?"
+        );
+    }
+
+    #[test]
+    fn in_lists_and_values_collapse() {
+        assert_eq!(
+            fingerprint("select * from t where id IN (1, 2,3)"),
+            fingerprint("select * from t where id in (7)")
+        );
+        assert_eq!(
+            fingerprint("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3,'z')"),
+            "insert into t (a, b) values (?+)"
+        );
+    }
+
+    #[test]
+    fn comments_and_whitespace_go() {
+        assert_eq!(
+            fingerprint(
+                "/* app:checkout */ SELECT\n\t  a -- trailing\nFROM t # mysql comment\n WHERE b = 2"
+            ),
+            "select a from t where b = ?"
+        );
+        assert_eq!(fingerprint("SELECT 1 - -1"), "select ? - -?");
+    }
+
+    #[test]
+    fn unterminated_input_does_not_panic() {
+        for sql in [
+            "select 'open",
+            "/* open",
+            "select `open",
+            "x = 0x",
+            "'",
+            "\\",
+            "1e",
+            "--",
+        ] {
+            let _ = fingerprint(sql);
+        }
+    }
+
+    #[test]
+    fn digest_ranks_by_total_time() {
+        let mut digest = Digest::default();
+        for (sql, time) in [
+            ("select * from a where id = 1", 1.0),
+            ("select * from a where id = 2", 2.0),
+            ("select * from b", 2.5),
+        ] {
+            digest.add(&SlowQuery {
+                sql_text: sql,
+                query_time_secs: time,
+                rows_examined: 10,
+            });
+        }
+        let top = digest.top(20);
+        assert_eq!(top[0].fingerprint, "select * from a where id = ?");
+        assert_eq!(top[0].count, 2);
+        assert_eq!(top[0].avg_time_secs, 1.5);
+        assert_eq!(top[0].max_time_secs, 2.0);
+        assert_eq!(top[0].sample, "select * from a where id = 2");
+        assert_eq!(top[0].rows_examined, 20);
+        assert_eq!(digest.top(1).len(), 1);
+    }
+}

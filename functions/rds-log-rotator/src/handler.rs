@@ -1,0 +1,247 @@
+//! Scheduled and manual invocations: every target, a few at a time.
+
+use crate::rotator::{Rotator, TargetReport};
+use crate::store::ArchiveStore;
+use crate::target::Connector;
+use futures_util::StreamExt;
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+use shared::metrics::Emf;
+use std::time::SystemTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    #[error("resolving targets: {0}")]
+    Targets(String),
+    #[error("{count} target(s) failed: {first}")]
+    Failed { count: usize, first: String },
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match e {
+            HandlerError::InvalidEvent(_) => "InvalidEvent",
+            HandlerError::Targets(_) => "TargetsUnavailable",
+            HandlerError::Failed { .. } => "RotationFailed",
+        };
+        Self {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What an invocation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// None: every configured or discovered target.
+    pub instances: Option<Vec<String>>,
+    pub dry_run: bool,
+}
+
+/// An EventBridge "Scheduled Event", or `{"instances": [...], "dryRun": true}`.
+pub fn parse(event: &Value) -> Result<Request, HandlerError> {
+    if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+        return Ok(Request {
+            instances: None,
+            dry_run: false,
+        });
+    }
+    let Some(object) = event.as_object() else {
+        return Err(HandlerError::InvalidEvent("expected a JSON object".into()));
+    };
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !["instances", "dryRun"].contains(&k.as_str()))
+    {
+        return Err(HandlerError::InvalidEvent(format!(
+            "unknown field {unknown:?}: expected a Scheduled Event or {{\"instances\": [...], \"dryRun\": bool}}"
+        )));
+    }
+    let dry_run = match object.get("dryRun") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(HandlerError::InvalidEvent(format!(
+                "dryRun: expected true or false, got {other}"
+            )));
+        }
+    };
+    let instances = match object.get("instances") {
+        None => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_str()
+                        .filter(|s| crate::target::is_instance_id(s))
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            HandlerError::InvalidEvent(format!(
+                                "instances[{i}]: {v} is not a DB instance identifier"
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(other) => {
+            return Err(HandlerError::InvalidEvent(format!(
+                "instances: expected an array of identifiers, got {other}"
+            )));
+        }
+    };
+    Ok(Request { instances, dry_run })
+}
+
+/// `2026-11-22 01:02:03.123456`, UTC.
+pub fn timestamp(now: SystemTime) -> String {
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
+pub struct App<C, S> {
+    pub connector: C,
+    pub rotator: Rotator<S>,
+    pub concurrency: usize,
+}
+
+pub async fn handle<C: Connector, S: ArchiveStore>(
+    app: &App<C, S>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError> {
+    let request = parse(&event.payload)?;
+    let targets = app
+        .connector
+        .targets(request.instances.as_deref())
+        .await
+        .map_err(HandlerError::Targets)?;
+    let run_time = timestamp(SystemTime::now());
+    let reports: Vec<TargetReport> = futures_util::stream::iter(targets)
+        .map(|target| {
+            let run_time = run_time.clone();
+            async move {
+                match app.connector.connect(&target).await {
+                    Ok(mut db) => {
+                        app.rotator
+                            .run_target(&mut db, &target.id, request.dry_run, &run_time)
+                            .await
+                    }
+                    Err(e) => TargetReport {
+                        instance: target.id.clone(),
+                        error: Some(format!("connecting: {e}")),
+                        ..TargetReport::default()
+                    },
+                }
+            }
+        })
+        .buffer_unordered(app.concurrency)
+        .collect()
+        .await;
+    report(&reports);
+    let failed: Vec<&TargetReport> = reports.iter().filter(|r| r.failed()).collect();
+    if let Some(first) = failed.first() {
+        let reason = first
+            .error
+            .clone()
+            .or_else(|| first.logs.iter().find_map(|l| l.error.clone()))
+            .unwrap_or_default();
+        return Err(HandlerError::Failed {
+            count: failed.len(),
+            first: format!("{}: {reason}", first.instance),
+        });
+    }
+    Ok(json!({"runAt": run_time, "dryRun": request.dry_run, "targets": reports}))
+}
+
+fn report(reports: &[TargetReport]) {
+    let mut emf = Emf::new("LambdaSuite").dimension("Function", "rds-log-rotator");
+    for target in reports {
+        let summary = serde_json::to_string(target).unwrap_or_default();
+        if target.failed() {
+            tracing::error!(instance = %target.instance, report = %summary, "target failed");
+        } else {
+            tracing::info!(instance = %target.instance, report = %summary, "target done");
+        }
+        for top in target.top_queries.iter().take(5) {
+            tracing::info!(
+                instance = %target.instance,
+                total_secs = top.total_time_secs,
+                count = top.count,
+                fingerprint = %top.fingerprint,
+                "slow query digest"
+            );
+        }
+        emf.add("Targets", 1);
+        emf.add("TargetsFailed", u64::from(target.failed()));
+        emf.add("TargetsSkipped", u64::from(target.skipped.is_some()));
+        for log in &target.logs {
+            emf.add("ArchivedRows", log.archived_rows);
+            emf.add("Rotations", u64::from(log.rotated));
+            emf.add("Warnings", log.warnings.len() as u64);
+        }
+    }
+    emf.emit();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events() {
+        let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events"});
+        assert_eq!(
+            parse(&scheduled).unwrap(),
+            Request {
+                instances: None,
+                dry_run: false
+            }
+        );
+        let manual = json!({"instances": ["orders-db"], "dryRun": true});
+        assert_eq!(
+            parse(&manual).unwrap(),
+            Request {
+                instances: Some(vec!["orders-db".into()]),
+                dry_run: true
+            }
+        );
+        for (bad, field) in [
+            (json!({"instances": "orders-db"}), "instances"),
+            (json!({"instances": ["ok", "9x"]}), "instances[1]"),
+            (json!({"dryRun": "yes"}), "dryRun"),
+            (json!({"instance": ["a"]}), "\"instance\""),
+        ] {
+            let message = parse(&bad).unwrap_err().to_string();
+            assert!(message.contains(field), "{field}: {message}");
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_795_309_323_500_001);
+        assert_eq!(timestamp(t), "2026-11-22 01:02:03.500001");
+    }
+}

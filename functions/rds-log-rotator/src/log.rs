@@ -1,0 +1,119 @@
+//! The two log tables and what RDS calls them.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Log {
+    Slow,
+    General,
+}
+
+impl Log {
+    pub const ALL: [Log; 2] = [Log::Slow, Log::General];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Log::Slow => "slow",
+            Log::General => "general",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Log> {
+        match name.trim() {
+            "slow" => Some(Log::Slow),
+            "general" => Some(Log::General),
+            _ => None,
+        }
+    }
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Log::Slow => "slow_log",
+            Log::General => "general_log",
+        }
+    }
+
+    pub fn backup_table(self) -> &'static str {
+        match self {
+            Log::Slow => "slow_log_backup",
+            Log::General => "general_log_backup",
+        }
+    }
+
+    /// The procedure RDS provides: it drops the backup table, renames the
+    /// live table to it and starts an empty one.
+    pub fn rotate_procedure(self) -> &'static str {
+        match self {
+            Log::Slow => "rds_rotate_slow_log",
+            Log::General => "rds_rotate_general_log",
+        }
+    }
+
+    /// The server variable that turns the log on.
+    pub fn enabled_variable(self) -> &'static str {
+        match self {
+            Log::Slow => "slow_query_log",
+            Log::General => "general_log",
+        }
+    }
+
+    /// The column holding when the row was logged.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            Log::Slow => "start_time",
+            Log::General => "event_time",
+        }
+    }
+}
+
+/// Seconds since the epoch for MySQL's `YYYY-MM-DD HH:MM:SS[.ffffff]`
+/// (UTC, as log tables hold with time_zone UTC, RDS's default).
+pub fn parse_timestamp(text: &str) -> Option<f64> {
+    let (date, time) = text.trim().split_once(' ')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let secs_of_day = parse_time_of_day(time)?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + secs_of_day)
+}
+
+/// Seconds in `HH:MM:SS[.ffffff]` (also MySQL TIME values such as query_time).
+pub fn parse_time_of_day(text: &str) -> Option<f64> {
+    let mut parts = text.trim().split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() || h < 0.0 || !(0.0..60.0).contains(&m) || !(0.0..61.0).contains(&s) {
+        return None;
+    }
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_timestamp("1970-01-01 00:00:00"), Some(0.0));
+        assert_eq!(
+            parse_timestamp("2026-11-22 01:02:03.5"),
+            Some(1_795_309_323.5)
+        );
+        assert_eq!(parse_timestamp("2026-13-01 00:00:00"), None);
+        assert_eq!(parse_timestamp("nonsense"), None);
+        assert_eq!(parse_time_of_day("00:00:02.250000"), Some(2.25));
+        assert_eq!(parse_time_of_day("838:59:59"), Some(3_020_399.0));
+    }
+}

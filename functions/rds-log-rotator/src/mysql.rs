@@ -1,0 +1,158 @@
+//! The log tables through a MySQL connection (text protocol, so every value
+//! arrives as the server's own text).
+
+use crate::db::{DbError, LogDb, Row, ServerState};
+use crate::log::Log;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value};
+use std::ops::ControlFlow;
+
+pub struct MySqlDb {
+    pub conn: Conn,
+}
+
+fn error(e: mysql_async::Error) -> DbError {
+    DbError(e.to_string())
+}
+
+/// Table and column names come from [`Log`], never from input; quoting
+/// still keeps them identifiers.
+fn quoted(identifier: &str) -> String {
+    format!("`{}`", identifier.replace('`', "``"))
+}
+
+fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+impl LogDb for MySqlDb {
+    async fn server_state(&mut self) -> Result<ServerState, DbError> {
+        let (log_output, slow, general, read_only): (String, i64, i64, i64) = self
+            .conn
+            .query_first("SELECT @@log_output, @@slow_query_log, @@general_log, @@read_only")
+            .await
+            .map_err(error)?
+            .ok_or_else(|| DbError("SELECT @@log_output returned no row".into()))?;
+        let names: Vec<String> = Log::ALL
+            .iter()
+            .map(|l| sql_string(l.rotate_procedure()))
+            .collect();
+        let procedures: Vec<String> = self
+            .conn
+            .query(format!(
+                "SELECT ROUTINE_NAME FROM information_schema.ROUTINES \
+                 WHERE ROUTINE_SCHEMA = 'mysql' AND ROUTINE_TYPE = 'PROCEDURE' AND ROUTINE_NAME IN ({})",
+                names.join(", ")
+            ))
+            .await
+            .map_err(error)?;
+        Ok(ServerState {
+            log_output,
+            slow_log_on: slow == 1,
+            general_log_on: general == 1,
+            read_only: read_only == 1,
+            procedures,
+        })
+    }
+
+    async fn try_lock(&mut self, name: &str) -> Result<bool, DbError> {
+        let got: Option<Option<i64>> = self
+            .conn
+            .query_first(format!("SELECT GET_LOCK({}, 0)", sql_string(name)))
+            .await
+            .map_err(error)?;
+        Ok(got.flatten() == Some(1))
+    }
+
+    async fn release_lock(&mut self, name: &str) -> Result<(), DbError> {
+        self.conn
+            .query_drop(format!("SELECT RELEASE_LOCK({})", sql_string(name)))
+            .await
+            .map_err(error)
+    }
+
+    async fn count(&mut self, table: &str) -> Result<Option<u64>, DbError> {
+        let exists: Option<i64> = self
+            .conn
+            .query_first(format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = {}",
+                sql_string(table)
+            ))
+            .await
+            .map_err(error)?;
+        if exists.unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        let rows: Option<u64> = self
+            .conn
+            .query_first(format!("SELECT COUNT(*) FROM mysql.{}", quoted(table)))
+            .await
+            .map_err(error)?;
+        Ok(Some(rows.unwrap_or(0)))
+    }
+
+    async fn oldest(&mut self, table: &str, column: &str) -> Result<Option<String>, DbError> {
+        let oldest: Option<Option<String>> = self
+            .conn
+            .query_first(format!(
+                "SELECT CAST(MIN({}) AS CHAR) FROM mysql.{}",
+                quoted(column),
+                quoted(table)
+            ))
+            .await
+            .map_err(error)?;
+        Ok(oldest.flatten())
+    }
+
+    async fn read<F>(
+        &mut self,
+        table: &str,
+        offset: u64,
+        limit: u64,
+        mut sink: F,
+    ) -> Result<(Vec<String>, u64), DbError>
+    where
+        F: FnMut(&[String], Row) -> ControlFlow<()> + Send,
+    {
+        // No ORDER BY: a log table is a CSV file read front to back, and a
+        // backup table is never written again, so offsets are stable.
+        let mut result = self
+            .conn
+            .query_iter(format!(
+                "SELECT * FROM mysql.{} LIMIT {limit} OFFSET {offset}",
+                quoted(table)
+            ))
+            .await
+            .map_err(error)?;
+        let columns: Vec<String> = result
+            .columns_ref()
+            .iter()
+            .map(|c| c.name_str().into_owned())
+            .collect();
+        let mut passed = 0;
+        while let Some(row) = result.next().await.map_err(error)? {
+            let values: Row = row
+                .unwrap()
+                .into_iter()
+                .map(|value| match value {
+                    Value::NULL => None,
+                    Value::Bytes(bytes) => Some(bytes),
+                    other => Some(other.as_sql(true).into_bytes()),
+                })
+                .collect();
+            passed += 1;
+            if sink(&columns, values).is_break() {
+                break;
+            }
+        }
+        result.drop_result().await.map_err(error)?;
+        Ok((columns, passed))
+    }
+
+    async fn rotate(&mut self, log: Log) -> Result<(), DbError> {
+        self.conn
+            .query_drop(format!("CALL mysql.{}", quoted(log.rotate_procedure())))
+            .await
+            .map_err(error)
+    }
+}

@@ -1,0 +1,744 @@
+//! Archive first, then rotate: per target and log, whatever the backup
+//! table holds that is not archived yet goes to S3; only then is the
+//! rotate procedure called, and the new backup archived at once. A
+//! watermark per target and log says what is archived.
+
+use crate::archive::{ChunkWriter, row_hash, row_time};
+use crate::db::{LogDb, ServerState};
+use crate::digest::{Digest, Entry};
+use crate::log::{Log, parse_timestamp};
+use crate::store::ArchiveStore;
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// "" or "dir/".
+    pub archive_prefix: String,
+    pub logs: Vec<Log>,
+    /// Rows per archive part (fewer when the part reaches `max_part_bytes`).
+    pub part_rows: u64,
+    pub max_part_bytes: usize,
+    /// A live table with fewer rows is not rotated.
+    pub min_rows: u64,
+    /// How often the schedule runs: gaps longer than twice this are reported.
+    pub schedule_secs: u64,
+    pub top_n: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            archive_prefix: "rds-logs/".into(),
+            logs: Log::ALL.to_vec(),
+            part_rows: 50_000,
+            max_part_bytes: 16 << 20,
+            min_rows: 1,
+            schedule_secs: 3600,
+            top_n: 20,
+        }
+    }
+}
+
+pub const LOCK_NAME: &str = "rds-log-rotator";
+
+/// The backup table being archived: identified by its first row, which
+/// never changes while the table exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Generation {
+    pub first_time: String,
+    pub first_row_sha256: String,
+    pub rows: u64,
+    pub archived_rows: u64,
+    pub next_part: u32,
+}
+
+/// Kept in S3 next to the archive, per target and log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Watermark {
+    pub generation: Option<Generation>,
+    /// The time column of the last row archived.
+    pub last_time: Option<String>,
+    /// Set just before this rotator calls the procedure, so that the new
+    /// backup is not mistaken for an outside rotation.
+    pub rotating: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogReport {
+    pub log: Option<Log>,
+    pub archived_rows: u64,
+    pub archives: Vec<String>,
+    pub rotated: bool,
+    /// Why it was skipped, rotated or not.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_rows: Option<u64>,
+    /// Dry run: rows the backup holds that would be archived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_archive_rows: Option<u64>,
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    pub instance: String,
+    pub logs: Vec<LogReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_queries: Vec<Entry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl TargetReport {
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.logs.iter().any(|l| l.error.is_some())
+    }
+}
+
+pub struct Rotator<S> {
+    pub store: S,
+    pub settings: Settings,
+}
+
+/// `2026-11-22 01:02:03.123456` -> (`2026-11-22`, `20261122T010203.123456`).
+fn key_parts(time: &str) -> (String, String) {
+    let date = time.get(..10).unwrap_or("0000-00-00").to_owned();
+    let compact: String = time
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let (day, rest) = compact.split_at(compact.len().min(8));
+    (date, format!("{day}T{rest}"))
+}
+
+impl<S: ArchiveStore> Rotator<S> {
+    fn log_prefix(&self, log: Log, instance: &str) -> String {
+        format!(
+            "{}{}/instance={instance}/",
+            self.settings.archive_prefix,
+            log.name()
+        )
+    }
+
+    fn watermark_key(&self, log: Log, instance: &str) -> String {
+        format!("{}_watermark.json", self.log_prefix(log, instance))
+    }
+
+    async fn load_watermark(&self, log: Log, instance: &str) -> Result<Watermark, String> {
+        let key = self.watermark_key(log, instance);
+        match self.store.get(&key).await {
+            Ok(None) => Ok(Watermark::default()),
+            Ok(Some(body)) => serde_json::from_slice(&body)
+                .map_err(|e| format!("watermark {key} is not valid: {e}")),
+            Err(e) => Err(format!("reading the watermark {key}: {e}")),
+        }
+    }
+
+    async fn save_watermark(&self, log: Log, instance: &str, wm: &Watermark) -> Result<(), String> {
+        let key = self.watermark_key(log, instance);
+        let body = serde_json::to_vec_pretty(wm).expect("a watermark serializes");
+        self.store
+            .put(&key, body, "application/json")
+            .await
+            .map_err(|e| format!("writing the watermark {key}: {e}"))
+    }
+
+    /// One target on one connection: lock, each log, unlock, digest.
+    pub async fn run_target<D: LogDb>(
+        &self,
+        db: &mut D,
+        instance: &str,
+        dry_run: bool,
+        run_time: &str,
+    ) -> TargetReport {
+        let mut report = TargetReport {
+            instance: instance.to_owned(),
+            ..TargetReport::default()
+        };
+        match db.try_lock(LOCK_NAME).await {
+            Ok(true) => {}
+            Ok(false) => {
+                report.skipped = Some("already running: another rotator run holds the lock".into());
+                return report;
+            }
+            Err(e) => {
+                report.error = Some(format!("GET_LOCK: {e}"));
+                return report;
+            }
+        }
+        let state = match db.server_state().await {
+            Ok(state) => state,
+            Err(e) => {
+                report.error = Some(format!("reading server variables: {e}"));
+                let _ = db.release_lock(LOCK_NAME).await;
+                return report;
+            }
+        };
+        let mut digest = Digest::default();
+        for &log in &self.settings.logs {
+            let log_report = self
+                .run_log(db, &state, log, instance, dry_run, &mut digest)
+                .await;
+            report.logs.push(log_report);
+        }
+        if let Err(e) = db.release_lock(LOCK_NAME).await {
+            tracing::warn!(instance, error = %e, "RELEASE_LOCK failed; the lock ends with the connection");
+        }
+        if digest.queries > 0 && !dry_run {
+            report.top_queries = digest.top(self.settings.top_n);
+            let (date, time) = key_parts(run_time);
+            let key = format!(
+                "{}dt={date}/_{time}-digest.json",
+                self.log_prefix(Log::Slow, instance)
+            );
+            let body = serde_json::json!({
+                "instance": instance,
+                "generatedAt": run_time,
+                "queries": digest.queries,
+                "distinctFingerprints": digest.distinct(),
+                "top": report.top_queries,
+            });
+            match self
+                .store
+                .put(
+                    &key,
+                    serde_json::to_vec_pretty(&body).expect("serializes"),
+                    "application/json",
+                )
+                .await
+            {
+                Ok(()) => report.digest = Some(key),
+                Err(e) => {
+                    if let Some(slow) = report.logs.iter_mut().find(|l| l.log == Some(Log::Slow)) {
+                        slow.warnings
+                            .push(format!("the digest could not be written: {e}"));
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    async fn run_log<D: LogDb>(
+        &self,
+        db: &mut D,
+        state: &ServerState,
+        log: Log,
+        instance: &str,
+        dry_run: bool,
+        digest: &mut Digest,
+    ) -> LogReport {
+        let mut report = LogReport {
+            log: Some(log),
+            ..LogReport::default()
+        };
+        if let Some(reason) = state.skip_reason(log) {
+            report.reason = format!("skipped: {reason}");
+            return report;
+        }
+        let mut wm = match self.load_watermark(log, instance).await {
+            Ok(wm) => wm,
+            Err(e) => {
+                report.error = Some(format!("{e}; not rotated"));
+                return report;
+            }
+        };
+        // Step 1: whatever the backup holds that is not archived yet.
+        if let Err(e) = self
+            .archive_backup(db, log, instance, &mut wm, dry_run, digest, &mut report)
+            .await
+        {
+            report.error = Some(format!(
+                "archiving mysql.{} failed: {e}; not rotated, so the backup keeps its rows for the next run",
+                log.backup_table()
+            ));
+            return report;
+        }
+        let live = match db.count(log.table()).await {
+            Ok(n) => n.unwrap_or(0),
+            Err(e) => {
+                report.error = Some(format!("counting mysql.{}: {e}; not rotated", log.table()));
+                return report;
+            }
+        };
+        report.live_rows = Some(live);
+        if let (Some(last), Ok(Some(oldest))) = (
+            wm.last_time.clone(),
+            db.oldest(log.table(), log.time_column()).await,
+        ) {
+            self.check_gap(
+                &last,
+                &oldest,
+                &format!("mysql.{}", log.table()),
+                &mut report,
+            );
+        }
+        if live < self.settings.min_rows {
+            report.reason = format!(
+                "not rotated: mysql.{} has {live} rows, fewer than MIN_ROWS={}",
+                log.table(),
+                self.settings.min_rows
+            );
+            return report;
+        }
+        if dry_run {
+            report.reason = format!("dry run: would rotate mysql.{} ({live} rows)", log.table());
+            return report;
+        }
+        // Step 2: rotate, now that the backup it drops is archived.
+        wm.rotating = true;
+        if let Err(e) = self.save_watermark(log, instance, &wm).await {
+            report.error = Some(format!("{e}; not rotated"));
+            return report;
+        }
+        if let Err(e) = db.rotate(log).await {
+            report.error = Some(format!("CALL mysql.{}: {e}", log.rotate_procedure()));
+            return report;
+        }
+        report.rotated = true;
+        report.reason = format!("rotated mysql.{} ({live} rows)", log.table());
+        // Step 3: the new backup, at once.
+        if let Err(e) = self
+            .archive_backup(db, log, instance, &mut wm, false, digest, &mut report)
+            .await
+        {
+            report.error = Some(format!(
+                "rotated, but archiving the new mysql.{} failed: {e}; the next run archives it before rotating again",
+                log.backup_table()
+            ));
+        }
+        report
+    }
+
+    fn check_gap(&self, last: &str, oldest: &str, table: &str, report: &mut LogReport) {
+        let allowed = 2 * self.settings.schedule_secs;
+        let (Some(last_secs), Some(oldest_secs)) = (parse_timestamp(last), parse_timestamp(oldest))
+        else {
+            return;
+        };
+        if oldest_secs - last_secs > allowed as f64 {
+            report.warnings.push(format!(
+                "possible gap: the oldest row of {table} ({oldest}) is {:.0} s after the last row archived ({last}), \
+                 more than twice the schedule ({allowed} s): rows may have been rotated away outside the rotator",
+                oldest_secs - last_secs
+            ));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn archive_backup<D: LogDb>(
+        &self,
+        db: &mut D,
+        log: Log,
+        instance: &str,
+        wm: &mut Watermark,
+        dry_run: bool,
+        digest: &mut Digest,
+        report: &mut LogReport,
+    ) -> Result<(), String> {
+        let backup = log.backup_table();
+        let rows = match db.count(backup).await.map_err(|e| e.to_string())? {
+            None | Some(0) => return Ok(()),
+            Some(n) => n,
+        };
+        let mut first = None;
+        db.read(backup, 0, 1, |columns, row| {
+            first = Some((
+                row_time(log, columns, &row).unwrap_or_default(),
+                row_hash(&row),
+            ));
+            ControlFlow::Break(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let (first_time, first_hash) = first.ok_or("the backup table emptied while being read")?;
+        let known = wm
+            .generation
+            .as_ref()
+            .is_some_and(|g| g.first_row_sha256 == first_hash);
+        if !known {
+            if let Some(previous) = &wm.generation {
+                if !wm.rotating {
+                    report.warnings.push(format!(
+                        "possible gap: mysql.{backup} was replaced outside the rotator since the last run \
+                         (RDS rotates on its own when log tables grow, or the procedure was called by hand); \
+                         its rows are archived now"
+                    ));
+                }
+                if previous.archived_rows < previous.rows {
+                    report.warnings.push(format!(
+                        "rows {}..{} of the previous backup (first row {}) were never archived and are gone",
+                        previous.archived_rows + 1,
+                        previous.rows,
+                        previous.first_time
+                    ));
+                }
+            }
+            if let Some(last) = wm.last_time.clone() {
+                self.check_gap(&last, &first_time, &format!("mysql.{backup}"), report);
+            }
+            wm.generation = Some(Generation {
+                first_time: first_time.clone(),
+                first_row_sha256: first_hash,
+                rows,
+                archived_rows: 0,
+                next_part: 0,
+            });
+        }
+        wm.rotating = false;
+        let mut generation = wm.generation.clone().expect("set above");
+        if generation.archived_rows >= rows {
+            return Ok(());
+        }
+        if dry_run {
+            *report.would_archive_rows.get_or_insert(0) += rows - generation.archived_rows;
+            return Ok(());
+        }
+        let (date, time) = key_parts(&generation.first_time);
+        while generation.archived_rows < rows {
+            let mut writer = ChunkWriter::new(log);
+            let max_bytes = self.settings.max_part_bytes;
+            let (_, passed) = db
+                .read(
+                    backup,
+                    generation.archived_rows,
+                    self.settings.part_rows,
+                    |columns, row| {
+                        writer.add(columns, &row, Some(&mut *digest));
+                        if writer.compressed_len() >= max_bytes {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if passed == 0 {
+                return Err(format!(
+                    "row count mismatch: mysql.{backup} had {rows} rows, but reading stopped at {}",
+                    generation.archived_rows
+                ));
+            }
+            let last_time = writer.last_time.clone();
+            // Part names follow from the generation and part number, so a
+            // part re-sent after a lost watermark write replaces itself.
+            let key = format!(
+                "{}dt={date}/{time}-{:05}.jsonl.gz",
+                self.log_prefix(log, instance),
+                generation.next_part
+            );
+            self.store
+                .put(&key, writer.finish(), "application/gzip")
+                .await
+                .map_err(|e| format!("uploading {key}: {e}"))?;
+            generation.archived_rows += passed;
+            generation.next_part += 1;
+            report.archived_rows += passed;
+            report.archives.push(key);
+            if last_time.is_some() {
+                wm.last_time = last_time;
+            }
+            wm.generation = Some(generation.clone());
+            self.save_watermark(log, instance, wm).await?;
+        }
+        // The backup never changes; a different count means it was replaced mid-read.
+        let recount = db.count(backup).await.map_err(|e| e.to_string())?;
+        if recount != Some(rows) {
+            return Err(format!(
+                "row count mismatch: mysql.{backup} had {rows} rows before archiving and {recount:?} after"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::MemoryServer;
+    use crate::store::MemoryStore;
+    use flate2::read::GzDecoder;
+    use std::collections::HashMap;
+    use std::io::Read;
+
+    fn rotator() -> Rotator<MemoryStore> {
+        Rotator {
+            store: MemoryStore::default(),
+            settings: Settings {
+                part_rows: 3,
+                ..Settings::default()
+            },
+        }
+    }
+
+    /// Every archived row's sql (slow) or argument (general), counted.
+    fn archived(store: &MemoryStore, log: Log) -> HashMap<String, usize> {
+        let field = if log == Log::Slow {
+            "sql_text"
+        } else {
+            "argument"
+        };
+        let mut seen = HashMap::new();
+        for (key, body) in store.objects.lock().unwrap().iter() {
+            if !key.ends_with(".jsonl.gz") || !key.contains(&format!("/{}/", log.name())) {
+                continue;
+            }
+            let mut text = String::new();
+            GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
+            for line in text.lines() {
+                let row: serde_json::Value = serde_json::from_str(line).unwrap();
+                *seen
+                    .entry(row[field].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        seen
+    }
+
+    fn queries(server: &MemoryServer, round: u32, n: u32) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let sql = format!("select {i} /* round {round} */");
+                server.log_query(
+                    &format!("2026-11-22 0{round}:00:{i:02}.000000"),
+                    &sql,
+                    "00:00:00.5",
+                );
+                sql
+            })
+            .collect()
+    }
+
+    fn exactly_once(store: &MemoryStore, issued: &[String]) {
+        for log in Log::ALL {
+            let seen = archived(store, log);
+            for sql in issued {
+                assert_eq!(seen.get(sql), Some(&1), "{log:?} {sql}: {seen:?}");
+            }
+            assert_eq!(seen.len(), issued.len(), "{log:?}: nothing else");
+        }
+    }
+
+    #[tokio::test]
+    async fn over_many_rounds_every_row_is_archived_exactly_once() {
+        let server = MemoryServer::default();
+        let rotator = rotator();
+        let mut issued = Vec::new();
+        for round in 1..=4 {
+            issued.extend(queries(&server, round, 2 + round * 2));
+            let report = rotator
+                .run_target(
+                    &mut server.session(),
+                    "db1",
+                    false,
+                    &format!("2026-11-22 0{round}:30:00"),
+                )
+                .await;
+            assert!(!report.failed(), "{report:?}");
+            assert!(
+                report
+                    .logs
+                    .iter()
+                    .all(|l| l.rotated && l.warnings.is_empty()),
+                "{report:?}"
+            );
+            assert_eq!(report.logs[0].archived_rows, u64::from(2 + round * 2));
+        }
+        exactly_once(&rotator.store, &issued);
+        let digest = rotator
+            .store
+            .keys()
+            .into_iter()
+            .find(|k| k.contains("digest"))
+            .unwrap();
+        assert!(
+            digest.starts_with("rds-logs/slow/instance=db1/dt=2026-11-22/_20261122T"),
+            "{digest}"
+        );
+        assert!(
+            rotator
+                .store
+                .keys()
+                .contains(&"rds-logs/general/instance=db1/_watermark.json".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_s3_outage_prevents_rotation_and_the_next_run_archives_everything() {
+        let server = MemoryServer::default();
+        let rotator = rotator();
+        let mut issued = queries(&server, 1, 5);
+        rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
+            .await;
+        issued.extend(queries(&server, 2, 4));
+        *rotator.store.failing.lock().unwrap() = true;
+        let failed = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
+            .await;
+        assert!(failed.failed());
+        assert!(failed.logs.iter().all(|l| !l.rotated), "{failed:?}");
+        assert_eq!(
+            server.inner.lock().unwrap().rotations,
+            2,
+            "only the first run rotated"
+        );
+        *rotator.store.failing.lock().unwrap() = false;
+        let next = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
+            .await;
+        assert!(!next.failed(), "{next:?}");
+        exactly_once(&rotator.store, &issued);
+    }
+
+    #[tokio::test]
+    async fn a_failure_between_parts_resumes_without_duplicates() {
+        let server = MemoryServer::default();
+        let rotator = rotator();
+        let mut issued = queries(&server, 1, 4);
+        rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
+            .await;
+        // 8 rows in the next backup: three parts. Fail after the first part and its watermark.
+        issued.extend(queries(&server, 2, 8));
+        server.rotate(Log::Slow);
+        *rotator.store.puts_before_failing.lock().unwrap() = Some(2);
+        let failed = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
+            .await;
+        let slow = &failed.logs[0];
+        assert_eq!(slow.archived_rows, 3, "{failed:?}");
+        assert!(!slow.rotated && slow.error.as_ref().unwrap().contains("not rotated"));
+        *rotator.store.puts_before_failing.lock().unwrap() = None;
+        let next = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
+            .await;
+        assert!(!next.failed(), "{next:?}");
+        // The outside rotation of the slow log is reported, and nothing is lost twice.
+        let seen = archived(&rotator.store, Log::Slow);
+        for sql in &issued {
+            assert_eq!(seen.get(sql), Some(&1), "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outside_rotation_is_a_warning_and_its_rows_are_archived() {
+        let server = MemoryServer::default();
+        let rotator = rotator();
+        let mut issued = queries(&server, 1, 3);
+        rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
+            .await;
+        issued.extend(queries(&server, 2, 3));
+        server.rotate(Log::Slow);
+        server.rotate(Log::General);
+        issued.extend(queries(&server, 3, 2));
+        let report = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
+            .await;
+        assert!(!report.failed(), "{report:?}");
+        for log in &report.logs {
+            assert!(
+                log.warnings
+                    .iter()
+                    .any(|w| w.contains("replaced outside the rotator")),
+                "{log:?}"
+            );
+        }
+        exactly_once(&rotator.store, &issued);
+
+        // Rotated twice outside: the first backup is gone; the time gap says so.
+        queries(&server, 4, 2);
+        server.rotate(Log::Slow);
+        issued = queries(&server, 8, 2);
+        server.rotate(Log::Slow);
+        let report = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 08:30:00")
+            .await;
+        assert!(
+            report.logs[0]
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("possible gap: the oldest row")),
+            "{report:?}"
+        );
+        let seen = archived(&rotator.store, Log::Slow);
+        assert!(issued.iter().all(|sql| seen.get(sql) == Some(&1)));
+    }
+
+    #[tokio::test]
+    async fn a_second_run_skips_while_the_first_holds_the_lock() {
+        let server = MemoryServer::default();
+        let rotator = rotator();
+        let mut first = server.session();
+        assert!(first.try_lock(LOCK_NAME).await.unwrap());
+        let second = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
+            .await;
+        assert_eq!(
+            second.skipped.as_deref(),
+            Some("already running: another rotator run holds the lock")
+        );
+        assert!(rotator.store.keys().is_empty());
+    }
+
+    #[tokio::test]
+    async fn pre_checks_skip_with_the_reason_and_dry_runs_write_nothing() {
+        let server = MemoryServer::default();
+        queries(&server, 1, 3);
+        server.rotate(Log::Slow);
+        let rotator = rotator();
+        let dry = rotator
+            .run_target(&mut server.session(), "db1", true, "2026-11-22 01:30:00")
+            .await;
+        assert_eq!(dry.logs[0].would_archive_rows, Some(3));
+        assert!(
+            dry.logs[1].reason.starts_with("dry run: would rotate"),
+            "{dry:?}"
+        );
+        assert!(rotator.store.keys().is_empty());
+
+        for (change, reason) in [
+            (
+                Box::new(|s: &mut ServerState| s.log_output = "FILE".into())
+                    as Box<dyn Fn(&mut ServerState)>,
+                "log_output is \"FILE\"",
+            ),
+            (
+                Box::new(|s: &mut ServerState| s.read_only = true),
+                "read-only",
+            ),
+            (
+                Box::new(|s: &mut ServerState| s.procedures.clear()),
+                "procedure mysql.rds_rotate_slow_log does not exist",
+            ),
+            (
+                Box::new(|s: &mut ServerState| s.slow_log_on = false),
+                "slow_query_log is OFF",
+            ),
+        ] {
+            let server = MemoryServer::default();
+            change(&mut server.inner.lock().unwrap().state);
+            let report = rotator
+                .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
+                .await;
+            assert!(
+                report.logs[0].reason.contains(reason),
+                "{reason}: {report:?}"
+            );
+            assert!(!report.logs[0].rotated);
+        }
+    }
+}

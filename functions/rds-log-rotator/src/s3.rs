@@ -1,0 +1,52 @@
+//! Archives in S3.
+
+use crate::store::{ArchiveStore, StoreError};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+
+pub struct S3Store {
+    pub client: Client,
+    pub bucket: String,
+}
+
+fn error<E: std::error::Error>(e: E) -> StoreError {
+    StoreError(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+}
+
+impl ArchiveStore for S3Store {
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(error)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => {
+                let body = output.body.collect().await.map_err(error)?;
+                Ok(Some(body.into_bytes().to_vec()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(error(e)),
+        }
+    }
+}
