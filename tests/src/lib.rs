@@ -5,6 +5,7 @@ pub mod dynamodb;
 pub mod emulator;
 pub mod function;
 pub mod http;
+pub mod mariadb;
 pub mod moto;
 pub mod process;
 pub mod runtime_api;

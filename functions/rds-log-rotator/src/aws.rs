@@ -90,6 +90,15 @@ impl RdsConnector {
     }
 }
 
+/// A MySQL or MariaDB instance carrying the discovery tag.
+pub fn is_rotatable(instance: &aws_sdk_rds::types::DbInstance, key: &str, value: &str) -> bool {
+    ENGINES.contains(&instance.engine().unwrap_or_default())
+        && instance
+            .tag_list()
+            .iter()
+            .any(|t| t.key() == Some(key) && t.value() == Some(value))
+}
+
 fn endpoint(instance: &aws_sdk_rds::types::DbInstance) -> Option<(String, u16)> {
     let endpoint = instance.endpoint()?;
     Some((
@@ -124,12 +133,7 @@ impl Connector for RdsConnector {
                 .db_instance_identifier()
                 .unwrap_or_default()
                 .to_owned();
-            let engine = instance.engine().unwrap_or_default();
-            let tagged = instance
-                .tag_list()
-                .iter()
-                .any(|t| t.key() == Some(key.as_str()) && t.value() == Some(value.as_str()));
-            if !tagged || !ENGINES.contains(&engine) || only.is_some_and(|ids| !ids.contains(&id)) {
+            if !is_rotatable(&instance, key, value) || only.is_some_and(|ids| !ids.contains(&id)) {
                 continue;
             }
             targets.push(Target {
@@ -256,6 +260,27 @@ mod tests {
             assert!(token.contains(part), "{part}: {token}");
         }
         assert!(!token.starts_with("https://"));
+    }
+
+    #[test]
+    fn discovery_takes_tagged_mysql_and_mariadb_only() {
+        use aws_sdk_rds::types::{DbInstance, Tag};
+        let instance = |engine: &str, tag: (&str, &str)| {
+            DbInstance::builder()
+                .engine(engine)
+                .tag_list(Tag::builder().key(tag.0).value(tag.1).build())
+                .build()
+        };
+        let on = ("log-rotation", "enabled");
+        assert!(is_rotatable(&instance("mysql", on), on.0, on.1));
+        assert!(is_rotatable(&instance("mariadb", on), on.0, on.1));
+        assert!(!is_rotatable(&instance("postgres", on), on.0, on.1));
+        assert!(!is_rotatable(&instance("aurora-mysql", on), on.0, on.1));
+        assert!(!is_rotatable(
+            &instance("mysql", ("log-rotation", "disabled")),
+            on.0,
+            on.1
+        ));
     }
 
     #[test]

@@ -146,7 +146,13 @@ fn collapse_lists(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'(' {
+        // Only the lists of IN (...) and VALUES (...): a function's
+        // arguments keep their count.
+        let after_list_keyword = {
+            let before = out.trim_end();
+            before.ends_with(" in") || before.ends_with(" values") || before == "values"
+        };
+        if bytes[i] == b'(' && after_list_keyword {
             // A parenthesized list of only placeholders, commas and spaces.
             let mut j = i + 1;
             while j < bytes.len() && matches!(bytes[j], b'?' | b',' | b' ') {
@@ -288,6 +294,18 @@ mod tests {
         assert_eq!(
             fingerprint("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3,'z')"),
             "insert into t (a, b) values (?+)"
+        );
+    }
+
+    #[test]
+    fn function_arguments_are_not_lists() {
+        assert_eq!(
+            fingerprint("SELECT GET_LOCK('x', 0), SLEEP(1)"),
+            "select get_lock(?, ?), sleep(?)"
+        );
+        assert_eq!(
+            fingerprint("select * from t where a in(1,2)"),
+            "select * from t where a in(?+)"
         );
     }
 
