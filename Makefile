@@ -15,7 +15,7 @@ $(VENV)/.installed: tools/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 	touch $@
 
-# Real local services from Debian (ffmpeg), installed when missing.
+# Real local services from Debian (ffmpeg, MariaDB), installed when missing.
 system-deps:
 	scripts/system-deps.sh
 

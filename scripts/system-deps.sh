@@ -2,7 +2,7 @@
 # The real local services the tests and the demo run come from Debian:
 # installs whichever of these packages is missing (as root, or with sudo).
 set -euo pipefail
-packages=(ffmpeg)
+packages=(ffmpeg mariadb-server)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -67,6 +67,13 @@ pub fn fingerprint(sql: &str) -> String {
                 space(&mut out);
                 i += 1;
             }
+            // A sign where a value starts belongs to the number: -1 and 1 match.
+            '-' | '+'
+                if next.is_some_and(|n| n.is_ascii_digit() || n == '.') && value_expected(&out) =>
+            {
+                i = skip_number(&chars, i + 1);
+                out.push('?');
+            }
             c if c.is_ascii_digit() && !previous_is_word(&out) => {
                 i = skip_number(&chars, i);
                 out.push('?');
@@ -82,6 +89,29 @@ pub fn fingerprint(sql: &str) -> String {
         }
     }
     collapse_lists(out.trim_end())
+}
+
+/// Keywords after which a value starts.
+const BEFORE_VALUE: [&str; 16] = [
+    "select", "where", "and", "or", "not", "in", "then", "else", "when", "by", "limit", "values",
+    "set", "between", "like", "return",
+];
+
+/// True when the next token is an operand, not an operator.
+fn value_expected(out: &str) -> bool {
+    let trimmed = out.trim_end();
+    match trimmed.chars().next_back() {
+        None => true,
+        Some(c) if "=<>(,+-*/%".contains(c) => true,
+        Some(c) if c.is_alphabetic() => {
+            let word = trimmed
+                .rsplit(|c: char| !c.is_alphanumeric() && c != '_')
+                .next()
+                .unwrap_or_default();
+            BEFORE_VALUE.contains(&word)
+        }
+        _ => false,
+    }
 }
 
 fn previous_is_word(out: &str) -> bool {
@@ -273,7 +303,7 @@ mod tests {
         );
         assert_eq!(
             fingerprint(r#"select "a \" b", 'c \' d', 1.5e-3, -7, .5, 0xFF from t1"#),
-            "select ?, ?, ?, -?, ?, ? from t1"
+            "select ?, ?, ?, ?, ?, ? from t1"
         );
     }
 
@@ -317,7 +347,10 @@ mod tests {
             ),
             "select a from t where b = ?"
         );
-        assert_eq!(fingerprint("SELECT 1 - -1"), "select ? - -?");
+        assert_eq!(
+            fingerprint("SELECT 1 - -1, -2, a-3, a - 4"),
+            "select ? - ?, ?, a-?, a - ?"
+        );
     }
 
     #[test]
