@@ -11,9 +11,17 @@ rm -rf "$work" && mkdir -p "$work"
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 bold "Building the functions and the local stand-ins"
-cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce-handler -p snapshot-copier -p transcode-launcher -p suite-tests
+cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce-handler -p snapshot-copier -p transcode-launcher -p rds-log-rotator -p suite-tests
 
 start_moto "$work/moto.log"
+start_mariadb "$work/mariadb.log"
+aws_local() {
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    .venv/bin/aws --endpoint-url "http://127.0.0.1:$moto_port" --region us-east-1 "$@"
+}
+aws_local s3api create-bucket --bucket rds-log-archive >/dev/null
+rds_secret=$(aws_local secretsmanager create-secret --name rds-log-rotator/orders-db \
+  --secret-string '{"username": "log_rotator", "password": "rotator-Pa55word"}' --query ARN --output text)
 sink_port=$(free_port); lambda_port=$(free_port)
 target/debug/cfn-response-sink "$sink_port" >"$work/cloudformation.log" 2>&1 & pids+=($!)
 wait_port "$sink_port" "CloudFormation stand-in"
@@ -39,6 +47,11 @@ OUTPUT_PREFIX=transcoded
 LAUNCH_TEMPLATE_NAME=transcode-worker
 MAX_RUNNING_JOBS=5
 AWS_CLI_PATH=$work/worker-bin/aws
+DB_INSTANCES="orders-db=127.0.0.1:$mariadb_port"
+SECRET_ARN=$rds_secret
+DB_TLS=disabled
+ARCHIVE_BUCKET=rds-log-archive
+S3_FORCE_PATH_STYLE=true
 ENV
 cargo lambda watch --quiet -A 127.0.0.1 -P "$lambda_port" --timeout 120 \
   --env-file "$work/lambda.env" >"$work/lambda.log" 2>&1 & pids+=($!)
@@ -46,7 +59,7 @@ wait_port "$lambda_port" "cargo lambda watch"
 # The emulator compiles on the first invoke; warm it up outside the timings.
 echo '{}' >"$work/warmup.json"
 cargo lambda invoke cfn-responder -A 127.0.0.1 -P "$lambda_port" --data-file "$work/warmup.json" >/dev/null 2>&1 || true
-echo "moto on :$moto_port, CloudFormation stand-in on :$sink_port, Lambda emulator on :$lambda_port"
+echo "moto on :$moto_port, MariaDB on :$mariadb_port, CloudFormation stand-in on :$sink_port, Lambda emulator on :$lambda_port"
 
 # Shows what the stand-in received since the last call.
 seen=0
@@ -197,5 +210,46 @@ s3 s3api list-objects-v2 --bucket video-uploads-123456789012 --prefix transcoded
 job=$(s3 s3api list-objects-v2 --bucket video-uploads-123456789012 --prefix transcoded/ --query 'Contents[0].Key' --output text | cut -d/ -f2)
 s3 s3api get-object --bucket video-uploads-123456789012 --key "transcoded/$job/status.json" "$work/status.json" >/dev/null
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("    status.json:", json.dumps({k: s[k] for k in ("status", "exitCode", "durationSeconds", "source", "ffmpeg")}, ensure_ascii=False))' "$work/status.json"
+
+bold "rds-log-rotator: MariaDB logging to tables, RDS's rotate procedures, archives in moto S3"
+mdb() { mariadb --no-defaults --socket="$mariadb_socket" -uroot --batch --skip-column-names "$@"; }
+mdb -e "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, customer VARCHAR(20), total DECIMAL(8,2));
+        INSERT INTO shop.orders VALUES (1, 'ann', 10), (2, 'bob', 20), (3, 'cy', 30);"
+{
+  for i in $(seq 1 40); do echo "SELECT * FROM shop.orders WHERE id IN ($i, $((i + 1)), 3);"; done
+  echo "SELECT SLEEP(0.4); SELECT SLEEP(0.2); SELECT customer, SUM(total) FROM shop.orders GROUP BY customer;"
+} | mdb >/dev/null
+live() { echo "    live rows: slow_log $(mdb -e 'SELECT COUNT(*) FROM mysql.slow_log'), general_log $(mdb -e 'SELECT COUNT(*) FROM mysql.general_log')"; }
+live
+rotate_demo() {
+  echo
+  echo "> $1"
+  cargo lambda invoke rds-log-rotator -A 127.0.0.1 -P "$lambda_port" --data-file "$2" >"$work/rotator.out" 2>&1 \
+    || { echo "    invocation failed:"; sed 's/^/    /' "$work/rotator.out"; return 0; }
+  python3 - "$work/rotator.out" <<'PY'
+import json, sys
+answer = json.load(open(sys.argv[1]))
+for target in answer["targets"]:
+    for log in target["logs"]:
+        extra = f", {log['wouldArchiveRows']} to archive" if "wouldArchiveRows" in log else ""
+        print(f"    {target['instance']} {log['log']:<7} archived {log['archivedRows']:>4} rows in {len(log['archives'])} part(s){extra}; {log['reason']}")
+        for warning in log["warnings"]:
+            print(f"      warning: {warning}")
+    if target.get("digest"):
+        print(f"    digest: s3://rds-log-archive/{target['digest']}; worst by total time:")
+        for q in target["topQueries"][:3]:
+            print(f"      {q['totalTimeSecs']:7.3f} s  x{q['count']:<3} {q['fingerprint'][:90]}")
+PY
+}
+rotate_demo "02-manual-dry-run.json (changes nothing)" events/rds-log-rotator/02-manual-dry-run.json
+rotate_demo "01-scheduled.json: archive the backup (none yet), rotate, archive the new backup" events/rds-log-rotator/01-scheduled.json
+live
+echo
+echo "> RDS rotates on its own between runs (CALL mysql.rds_rotate_slow_log by hand)"
+mdb -e "SELECT 'after the outside rotation'; CALL mysql.rds_rotate_slow_log(); SELECT 'later';" >/dev/null
+rotate_demo "01-scheduled.json again: the outside backup is archived before rotating" events/rds-log-rotator/01-scheduled.json
+echo
+echo "> s3://rds-log-archive/"
+aws_local s3api list-objects-v2 --bucket rds-log-archive --query 'Contents[].[Key,Size]' --output text | sed 's/^/    /'
 
 bold "Demo finished. Logs are in .demo/"

@@ -31,3 +31,17 @@ start_moto() {
   pids+=($!)
   wait_port "$moto_port" moto
 }
+
+# start_mariadb LOGFILE: a local MariaDB with table logging and RDS's rotate
+# procedures (target/debug/local-mariadb); sets mariadb_port and
+# mariadb_socket, and stops the server on exit.
+start_mariadb() {
+  TMPDIR="$work" target/debug/local-mariadb >"$1" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 600); do
+    [ -s "$1" ] && break
+    sleep 0.1
+  done
+  read -r mariadb_port mariadb_pid mariadb_socket <"$1" || { echo "MariaDB did not start; see $1" >&2; return 1; }
+  pids+=("$mariadb_pid")
+}

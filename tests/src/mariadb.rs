@@ -33,7 +33,7 @@ DELIMITER ;
 pub struct MariaDb {
     pub port: u16,
     pub dir: PathBuf,
-    _server: Guard,
+    server: Guard,
 }
 
 fn program(candidates: &[&str]) -> PathBuf {
@@ -109,7 +109,7 @@ impl MariaDb {
         let db = Self {
             port,
             dir,
-            _server: guard,
+            server: guard,
         };
         db.sql(PROCEDURES);
         db.sql(&format!(
@@ -117,6 +117,11 @@ impl MariaDb {
              GRANT SELECT, EXECUTE ON mysql.* TO '{USER}'@'%';"
         ));
         db
+    }
+
+    /// The server's process id, for scripts that must stop it.
+    pub fn pid(&self) -> u32 {
+        self.server.0.id()
     }
 
     pub fn socket(&self) -> PathBuf {
