@@ -37,7 +37,7 @@ lint: venv
 sam-build: venv
 	sam build --parameter-overrides Architecture=x86_64
 
-bench: venv
+bench: venv system-deps
 	scripts/bench.sh
 
 clean:

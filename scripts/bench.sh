@@ -9,17 +9,19 @@ rm -rf "$work" && mkdir -p "$work"
 runs=${BENCH_RUNS:-7}
 
 echo "Building release binaries (cargo lambda build --release)..."
-for function in cfn-responder kinesis-to-dynamodb ses-bounce-handler snapshot-copier transcode-launcher; do
+for function in cfn-responder kinesis-to-dynamodb ses-bounce-handler snapshot-copier transcode-launcher rds-log-rotator; do
   cargo lambda build --release --quiet --bin "$function" --output-format zip
   python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("bootstrap", sys.argv[2])' \
     "target/lambda/$function/bootstrap.zip" "$work/$function"
   chmod +x "$work/$function/bootstrap"
 done
 cargo build --release --quiet -p suite-tests --bin lambda-bench
+cargo build --quiet -p suite-tests --bin local-mariadb
 cargo build --release --quiet -p kinesis-to-dynamodb --example record_cost
 cargo build --release --quiet -p ses-bounce-handler --example invoke_cost
 cargo build --release --quiet -p snapshot-copier --example sweep_cost
 cargo build --release --quiet -p transcode-launcher --example invoke_cost
+cargo build --release --quiet -p rds-log-rotator --example archive_rate
 
 start_moto "$work/moto.log"
 
@@ -91,6 +93,23 @@ transcode=$(target/release/lambda-bench --function "transcode-launcher" \
   --event events/transcode-launcher/01-put-holiday-video.json)
 transcode_cost=$(target/release/examples/invoke_cost | tail -n 1)
 
+echo "Measuring rds-log-rotator ($runs runs, then 100,000 slow_log rows)..."
+start_mariadb "$work/mariadb.log"
+aws_bench() {
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    .venv/bin/aws --endpoint-url "http://127.0.0.1:$moto_port" --region us-east-1 "$@"
+}
+aws_bench s3api create-bucket --bucket rds-log-archive >/dev/null
+rds_secret=$(aws_bench secretsmanager create-secret --name rds-log-rotator/orders-db \
+  --secret-string '{"username": "log_rotator", "password": "rotator-Pa55word"}' --query ARN --output text)
+# A dry run: one connection, the pre-checks and counts, the watermark reads.
+rotator=$(target/release/lambda-bench --function "rds-log-rotator" \
+  --binary "$work/rds-log-rotator/bootstrap" --zip target/lambda/rds-log-rotator/bootstrap.zip \
+  --runs "$runs" "${moto_env[@]}" --env "DB_INSTANCES=orders-db=127.0.0.1:$mariadb_port" \
+  --env "SECRET_ARN=$rds_secret" --env DB_TLS=disabled --env ARCHIVE_BUCKET=rds-log-archive \
+  --env S3_FORCE_PATH_STYLE=true --event events/rds-log-rotator/02-manual-dry-run.json)
+archive_rate=$(target/release/examples/archive_rate)
+
 {
   echo "# Benchmarks"
   echo
@@ -161,5 +180,18 @@ transcode_cost=$(target/release/examples/invoke_cost | tail -n 1)
   echo "user-data render and tags, with an in-memory fleet. The put row through the binary includes"
   echo "moto's DescribeInstances round trip. Targets (issue 5): init <= 15 ms, warm invoke <= 3 ms"
   echo "excluding I/O, RSS <= 25 MB, zip <= 6 MB."
+  echo
+  echo "$rotator"
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  echo "$archive_rate"
+  echo
+  echo "The dry run above connects to the local MariaDB (password from moto Secrets Manager), runs the"
+  echo "pre-checks and counts, and reads the watermarks from moto S3. The second table is"
+  echo "examples/archive_rate.rs: 100,000 statements through the mariadb client with long_query_time=0,"
+  echo "then one run of the rotator over the slow log through the real MySQL and S3 adapters:"
+  echo "archive (gzip JSON lines, parts of at most 50,000 rows or 16 MB), digest and rotate. Memory is"
+  echo "bounded by one part, whatever the row count. Target (issue 7): peak RSS below 64 MB."
 } >BENCHMARKS.md
 cat BENCHMARKS.md
