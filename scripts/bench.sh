@@ -95,13 +95,7 @@ transcode_cost=$(target/release/examples/invoke_cost | tail -n 1)
 
 echo "Measuring rds-log-rotator ($runs runs, then 100,000 slow_log rows)..."
 start_mariadb "$work/mariadb.log"
-aws_bench() {
-  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-    .venv/bin/aws --endpoint-url "http://127.0.0.1:$moto_port" --region us-east-1 "$@"
-}
-aws_bench s3api create-bucket --bucket rds-log-archive >/dev/null
-rds_secret=$(aws_bench secretsmanager create-secret --name rds-log-rotator/orders-db \
-  --secret-string '{"username": "log_rotator", "password": "rotator-Pa55word"}' --query ARN --output text)
+rds_archive_setup
 # A dry run: one connection, the pre-checks and counts, the watermark reads.
 rotator=$(target/release/lambda-bench --function "rds-log-rotator" \
   --binary "$work/rds-log-rotator/bootstrap" --zip target/lambda/rds-log-rotator/bootstrap.zip \

@@ -15,13 +15,7 @@ cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce
 
 start_moto "$work/moto.log"
 start_mariadb "$work/mariadb.log"
-aws_local() {
-  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-    .venv/bin/aws --endpoint-url "http://127.0.0.1:$moto_port" --region us-east-1 "$@"
-}
-aws_local s3api create-bucket --bucket rds-log-archive >/dev/null
-rds_secret=$(aws_local secretsmanager create-secret --name rds-log-rotator/orders-db \
-  --secret-string '{"username": "log_rotator", "password": "rotator-Pa55word"}' --query ARN --output text)
+rds_archive_setup
 sink_port=$(free_port); lambda_port=$(free_port)
 target/debug/cfn-response-sink "$sink_port" >"$work/cloudformation.log" 2>&1 & pids+=($!)
 wait_port "$sink_port" "CloudFormation stand-in"

@@ -45,3 +45,17 @@ start_mariadb() {
   read -r mariadb_port mariadb_pid mariadb_socket <"$1" || { echo "MariaDB did not start; see $1" >&2; return 1; }
   pids+=("$mariadb_pid")
 }
+
+# aws_local ARGS: the venv's aws CLI against moto (start_moto first).
+aws_local() {
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    .venv/bin/aws --endpoint-url "http://127.0.0.1:$moto_port" --region us-east-1 "$@"
+}
+
+# rds_archive_setup: the archive bucket and the log_rotator password secret
+# in moto, for rds-log-rotator; sets rds_secret.
+rds_archive_setup() {
+  aws_local s3api create-bucket --bucket rds-log-archive >/dev/null
+  rds_secret=$(aws_local secretsmanager create-secret --name rds-log-rotator/orders-db \
+    --secret-string '{"username": "log_rotator", "password": "rotator-Pa55word"}' --query ARN --output text)
+}

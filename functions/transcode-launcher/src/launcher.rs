@@ -188,7 +188,6 @@ impl<F: Fleet> Launcher<F> {
 mod tests {
     use super::*;
     use crate::fleet::MemoryFleet;
-    use crate::worker::{DEFAULT_PRESETS, DEFAULT_SEARCH_DIRS, preset};
 
     pub fn settings(max_running_jobs: usize) -> Settings {
         Settings {
@@ -199,19 +198,7 @@ mod tests {
                 output_prefix: "transcoded/".into(),
                 suffixes: vec!["mp4".into()],
             },
-            worker: WorkerSettings {
-                region: "us-east-1".into(),
-                output_bucket: "out".into(),
-                output_prefix: "transcoded/".into(),
-                ffmpeg_path: None,
-                aws_cli_path: None,
-                search_dirs: DEFAULT_SEARCH_DIRS.into(),
-                max_runtime_secs: 60,
-                presets: DEFAULT_PRESETS
-                    .split(',')
-                    .map(|n| preset(n).unwrap())
-                    .collect(),
-            },
+            worker: crate::worker::tests::settings(),
             max_running_jobs,
         }
     }

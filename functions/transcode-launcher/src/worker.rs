@@ -182,7 +182,7 @@ pub fn render(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub fn settings() -> WorkerSettings {
