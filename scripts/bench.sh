@@ -20,7 +20,7 @@ cargo build --quiet -p suite-tests --bin local-mariadb
 cargo build --release --quiet -p kinesis-to-dynamodb --example record_cost
 cargo build --release --quiet -p ses-bounce-handler --example invoke_cost
 cargo build --release --quiet -p snapshot-copier --example sweep_cost
-cargo build --release --quiet -p transcode-launcher --example invoke_cost
+cargo build --release --quiet -p transcode-launcher --example launch_cost
 cargo build --release --quiet -p rds-log-rotator --example archive_rate
 
 start_moto "$work/moto.log"
@@ -91,7 +91,7 @@ transcode=$(target/release/lambda-bench --function "transcode-launcher" \
   --env LAUNCH_TEMPLATE_NAME=transcode-worker \
   --event events/transcode-launcher/05-folder-marker.json \
   --event events/transcode-launcher/01-put-holiday-video.json)
-transcode_cost=$(target/release/examples/invoke_cost | tail -n 1)
+transcode_cost=$(target/release/examples/launch_cost | tail -n 1)
 
 echo "Measuring rds-log-rotator ($runs runs, then 100,000 slow_log rows)..."
 start_mariadb "$work/mariadb.log"
@@ -170,7 +170,7 @@ archive_rate=$(target/release/examples/archive_rate)
   echo "|---|---|"
   echo "$transcode_cost"
   echo
-  echo "The in-memory row is the handler alone (examples/invoke_cost.rs): decode, filter, job id,"
+  echo "The in-memory row is the handler alone (examples/launch_cost.rs): decode, filter, job id,"
   echo "user-data render and tags, with an in-memory fleet. The put row through the binary includes"
   echo "moto's DescribeInstances round trip. Targets (issue 5): init <= 15 ms, warm invoke <= 3 ms"
   echo "excluding I/O, RSS <= 25 MB, zip <= 6 MB."
