@@ -42,11 +42,7 @@ async fn main() {
     let generated = started.elapsed();
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = rds_log_rotator::s3::client(&sdk, true);
     s3.create_bucket()
         .bucket("bench")
         .send()

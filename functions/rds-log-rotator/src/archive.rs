@@ -7,7 +7,7 @@ use crate::log::{Log, parse_time_of_day};
 use aws_smithy_types::base64;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use sha2::{Digest as _, Sha256};
 use std::io::Write;
 
@@ -34,33 +34,41 @@ fn column<'a>(columns: &[String], row: &'a Row, name: &str) -> Option<&'a str> {
 
 /// The row as a JSON object: each column by name, text as a string, NULL as
 /// null. A value that is not UTF-8 (a binary sql_text) is kept exactly as
-/// `<column>_base64`. Slow-log times also get `<column>_secs`.
-pub fn row_json(log: Log, columns: &[String], row: &Row) -> Map<String, Value> {
-    let mut object = Map::with_capacity(columns.len() + 2);
-    for (name, value) in columns.iter().zip(row) {
-        match value {
-            None => {
-                object.insert(name.clone(), Value::Null);
-            }
-            Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(s) => {
-                    object.insert(name.clone(), Value::from(s));
+/// `<column>_base64`. Slow-log times also get `<column>_secs`. Serialized
+/// straight from the row: no per-row map or key copies.
+pub struct RowJson<'a> {
+    pub log: Log,
+    pub columns: &'a [String],
+    pub row: &'a Row,
+}
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in self.columns.iter().zip(self.row) {
+            match value.as_deref().map(std::str::from_utf8) {
+                None => map.serialize_entry(name, &())?,
+                Some(Ok(text)) => map.serialize_entry(name, text)?,
+                Some(Err(_)) => {
+                    let bytes = value.as_deref().unwrap_or_default();
+                    map.serialize_entry(name, &())?;
+                    map.serialize_entry(&format!("{name}_base64"), &base64::encode(bytes))?;
                 }
-                Err(_) => {
-                    object.insert(name.clone(), Value::Null);
-                    object.insert(format!("{name}_base64"), Value::from(base64::encode(bytes)));
-                }
-            },
-        }
-    }
-    if log == Log::Slow {
-        for name in ["query_time", "lock_time"] {
-            if let Some(secs) = column(columns, row, name).and_then(parse_time_of_day) {
-                object.insert(format!("{name}_secs"), Value::from(secs));
             }
         }
+        if self.log == Log::Slow {
+            for (name, secs_name) in [
+                ("query_time", "query_time_secs"),
+                ("lock_time", "lock_time_secs"),
+            ] {
+                if let Some(secs) = column(self.columns, self.row, name).and_then(parse_time_of_day)
+                {
+                    map.serialize_entry(secs_name, &secs)?;
+                }
+            }
+        }
+        map.end()
     }
-    object
 }
 
 /// A row's identity: sha256 over its length-prefixed column values.
@@ -95,14 +103,28 @@ impl ChunkWriter {
 
     pub fn add(&mut self, columns: &[String], row: &Row, digest: Option<&mut Digest>) {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, &row_json(self.log, columns, row))
-            .expect("a JSON map serializes");
+        let json = RowJson {
+            log: self.log,
+            columns,
+            row,
+        };
+        serde_json::to_writer(&mut self.line, &json).expect("a row serializes");
         self.line.push(b'\n');
         self.encoder
             .write_all(&self.line)
             .expect("writing to memory cannot fail");
         self.rows += 1;
-        self.last_time = row_time(self.log, columns, row);
+        // Reuses the buffer: only the last row's time is ever read.
+        match (
+            &mut self.last_time,
+            column(columns, row, self.log.time_column()),
+        ) {
+            (Some(last), Some(time)) => {
+                last.clear();
+                last.push_str(time);
+            }
+            (last, time) => *last = time.map(str::to_owned),
+        }
         if let (Log::Slow, Some(digest)) = (self.log, digest) {
             let sql = columns
                 .iter()
@@ -139,6 +161,7 @@ impl ChunkWriter {
 mod tests {
     use super::*;
     use flate2::read::GzDecoder;
+    use serde_json::Value;
     use std::io::Read;
 
     #[test]

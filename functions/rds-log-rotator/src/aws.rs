@@ -80,14 +80,6 @@ impl RdsConnector {
         }
         Ok(instances)
     }
-
-    fn secret_for(&self, id: &str) -> Option<String> {
-        self.config
-            .secret_arns
-            .get(id)
-            .cloned()
-            .or_else(|| self.config.default_secret.clone())
-    }
 }
 
 /// A MySQL or MariaDB instance carrying the discovery tag.
@@ -137,7 +129,11 @@ impl Connector for RdsConnector {
                 continue;
             }
             targets.push(Target {
-                secret_arn: self.secret_for(&id),
+                secret_arn: crate::config::secret_for(
+                    &self.config.secret_arns,
+                    self.config.default_secret.as_ref(),
+                    &id,
+                ),
                 endpoint: endpoint(&instance),
                 id,
             });

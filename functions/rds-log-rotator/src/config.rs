@@ -31,6 +31,16 @@ pub struct Config {
     pub rotator: Settings,
 }
 
+/// The password secret for a target: its own, else the shared one; None
+/// means IAM database authentication.
+pub fn secret_for(
+    secret_arns: &BTreeMap<String, String>,
+    default_secret: Option<&String>,
+    id: &str,
+) -> Option<String> {
+    secret_arns.get(id).or(default_secret).cloned()
+}
+
 /// Reads AWS_REGION; DB_INSTANCES (`id` or `id=host:port`, comma-separated)
 /// or discovery by DISCOVERY_TAG (`log-rotation=enabled`); DB_USER
 /// (log_rotator); SECRET_ARN and SECRET_ARNS (`id=arn,...`), else IAM
@@ -73,7 +83,7 @@ pub fn from_env(mut env: EnvReader) -> Result<Config, ConfigError> {
     {
         match parse_entry(entry) {
             Ok((id, endpoint)) => {
-                let secret_arn = secret_arns.get(&id).cloned().or(default_secret.clone());
+                let secret_arn = secret_for(&secret_arns, default_secret.as_ref(), &id);
                 targets.push(Target {
                     id,
                     endpoint,

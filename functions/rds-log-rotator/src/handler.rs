@@ -96,32 +96,6 @@ pub fn parse(event: &Value) -> Result<Request, HandlerError> {
     Ok(Request { instances, dry_run })
 }
 
-/// `2026-11-22 01:02:03.123456`, UTC.
-pub fn timestamp(now: SystemTime) -> String {
-    let since = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_micros()
-    )
-}
-
 pub struct App<C, S> {
     pub connector: C,
     pub rotator: Rotator<S>,
@@ -138,7 +112,7 @@ pub async fn handle<C: Connector, S: ArchiveStore>(
         .targets(request.instances.as_deref())
         .await
         .map_err(HandlerError::Targets)?;
-    let run_time = timestamp(SystemTime::now());
+    let run_time = crate::log::format_timestamp(SystemTime::now());
     let reports: Vec<TargetReport> = futures_util::stream::iter(targets)
         .map(|target| {
             let run_time = run_time.clone();
@@ -237,11 +211,5 @@ mod tests {
             let message = parse(&bad).unwrap_err().to_string();
             assert!(message.contains(field), "{field}: {message}");
         }
-    }
-
-    #[test]
-    fn timestamps() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_795_309_323_500_001);
-        assert_eq!(timestamp(t), "2026-11-22 01:02:03.500001");
     }
 }

@@ -67,6 +67,32 @@ impl Log {
     }
 }
 
+/// `2026-11-22 01:02:03.123456`, UTC.
+pub fn format_timestamp(now: std::time::SystemTime) -> String {
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
 /// Seconds since the epoch for MySQL's `YYYY-MM-DD HH:MM:SS[.ffffff]`
 /// (UTC, as log tables hold with time_zone UTC, RDS's default).
 pub fn parse_timestamp(text: &str) -> Option<f64> {
@@ -115,5 +141,11 @@ mod tests {
         assert_eq!(parse_timestamp("nonsense"), None);
         assert_eq!(parse_time_of_day("00:00:02.250000"), Some(2.25));
         assert_eq!(parse_time_of_day("838:59:59"), Some(3_020_399.0));
+    }
+
+    #[test]
+    fn formatted_timestamps() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_795_309_323_500_001);
+        assert_eq!(format_timestamp(t), "2026-11-22 01:02:03.500001");
     }
 }

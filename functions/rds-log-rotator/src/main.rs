@@ -13,11 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
     };
     let sdk = shared::aws::load_sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(config.s3_force_path_style)
-            .build(),
-    );
+    let s3 = rds_log_rotator::s3::client(&sdk, config.s3_force_path_style);
     let app = App {
         rotator: Rotator {
             store: S3Store {

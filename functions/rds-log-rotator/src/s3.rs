@@ -1,8 +1,18 @@
 //! Archives in S3.
 
 use crate::store::{ArchiveStore, StoreError};
+use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
+
+/// An S3 client; path-style addressing for local emulators such as moto.
+pub fn client(sdk: &SdkConfig, force_path_style: bool) -> Client {
+    Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(force_path_style)
+            .build(),
+    )
+}
 
 pub struct S3Store {
     pub client: Client,

@@ -28,11 +28,7 @@ pub async fn start() -> Stack {
     let db = MariaDb::start();
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = rds_log_rotator::s3::client(&sdk, true);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let secret = aws_sdk_secretsmanager::Client::new(&sdk)
         .create_secret()
