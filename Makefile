@@ -2,17 +2,25 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV := .venv
+# checkov's pins conflict with moto's and sam's, so it has a venv of its own.
+CHECKOV_VENV := .venv-checkov
 # Pinned tools (moto, cargo-lambda + zig, sam, cfn-lint, awscli) come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: venv system-deps demo test lint sam-build bench clean
+.PHONY: venv checkov-venv system-deps demo test lint sam-build bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: tools/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
+$(CHECKOV_VENV)/.installed: tools/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-checkov.txt
 	touch $@
 
 # Real local services from Debian (ffmpeg, MariaDB), installed when missing.
@@ -30,8 +38,12 @@ test: venv system-deps
 	@# One closing line for the whole suite, summed over every test binary.
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
 
-lint: venv
+# checkov fails on any failed check; skips are inline in the template, each with
+# its reason. No update check, no download: the lint step stays offline.
+lint: venv checkov-venv
 	cfn-lint template.yaml examples/*.yaml
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --framework cloudformation \
+		--quiet --compact --skip-download -f template.yaml examples/*.yaml
 
 # CI machines only have the x86_64 target; users deploy arm64 by default.
 sam-build: venv
