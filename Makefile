@@ -38,11 +38,11 @@ test: venv system-deps
 	@# One closing line for the whole suite, summed over every test binary.
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
 
-# checkov fails on any failed check; skips are inline in the template, each with
-# its reason. No update check, no download: the lint step stays offline.
+# checkov fails on any failed check or unparsable file; skips are inline in the
+# template, each with its reason. No update check, no download: it stays offline.
 lint: venv checkov-venv
 	cfn-lint template.yaml examples/*.yaml
-	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --framework cloudformation \
+	CKV_PARSE_ERROR_FAIL=true CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --framework cloudformation \
 		--quiet --compact --skip-download -f template.yaml examples/*.yaml
 
 # CI machines only have the x86_64 target; users deploy arm64 by default.
