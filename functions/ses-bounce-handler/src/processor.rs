@@ -38,6 +38,13 @@ pub enum ProcessError {
     AccountSuppression { address: String, message: String },
     #[error("{address}: still contended after {MAX_ATTEMPTS} conditional writes")]
     Contended { address: String },
+    /// Some recipients failed; every other one was applied.
+    #[error("{failed} of {total} recipients failed, the others were applied; first: {first}")]
+    Recipients {
+        failed: usize,
+        total: usize,
+        first: Box<ProcessError>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,26 +154,51 @@ impl<S: SuppressionStore, A: AccountSuppression, C: Clock> Processor<S, A, C> {
             .by_type
             .entry((kind.to_owned(), subtype.clone()))
             .or_default() += 1;
-        // A failure part-way is retried whole: recipients already applied
-        // then come back as duplicates.
+        // One recipient's failure does not stop the others: each is
+        // applied on its own, and the notification fails afterwards so the
+        // caller retries it. Recipients applied now come back as duplicates
+        // (their entries remember the feedbackId), so nothing counts twice.
+        let mut failures = Vec::new();
         for event in &events {
-            if event.address.is_empty() {
-                return Err(NotificationError::Empty {
+            let applied = if event.address.is_empty() {
+                Err(NotificationError::Empty {
                     field: "recipient emailAddress",
                 }
-                .into());
+                .into())
+            } else {
+                self.recipient(event).await
+            };
+            match applied {
+                Ok(outcome) => {
+                    tally.count(outcome);
+                    tracing::info!(
+                        address = %mask_email(&event.address),
+                        kind,
+                        subtype = %event.subtype,
+                        ?outcome,
+                        "recipient applied"
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        address = %mask_email(&event.address),
+                        kind,
+                        %error,
+                        "recipient not applied"
+                    );
+                    failures.push(error);
+                }
             }
-            let outcome = self.recipient(event).await?;
-            tally.count(outcome);
-            tracing::info!(
-                address = %mask_email(&event.address),
-                kind,
-                subtype = %event.subtype,
-                ?outcome,
-                "recipient applied"
-            );
         }
-        Ok(())
+        let failed = failures.len();
+        match failures.into_iter().next() {
+            None => Ok(()),
+            Some(first) => Err(ProcessError::Recipients {
+                failed,
+                total: events.len(),
+                first: Box::new(first),
+            }),
+        }
     }
 
     async fn recipient(&self, event: &RecipientEvent) -> Result<Outcome, ProcessError> {
@@ -293,6 +325,45 @@ mod tests {
             .notification(&message, &mut Tally::default())
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "recipient emailAddress is empty");
+        assert_eq!(
+            err.to_string(),
+            "1 of 1 recipients failed, the others were applied; first: recipient emailAddress is empty"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_recipient_among_good_ones_fails_after_the_others_are_applied() {
+        let p = processor();
+        let message = json!({"notificationType": "Bounce", "mail": {"messageId": "m"},
+            "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "feedbackId": "f1",
+                       "bouncedRecipients": [{"emailAddress": "first.valid@example.com"},
+                                             {"emailAddress": "  "},
+                                             {"emailAddress": "last.valid@example.com"}]}})
+        .to_string();
+        for attempt in 0..2 {
+            let mut tally = Tally::default();
+            let err = p.notification(&message, &mut tally).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ProcessError::Recipients {
+                        failed: 1,
+                        total: 3,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            let applied = if attempt == 0 {
+                tally.suppressed
+            } else {
+                tally.duplicates
+            };
+            assert_eq!(applied, 2, "attempt {attempt}: {tally:?}");
+        }
+        let entries = p.store.entries();
+        assert_eq!(entries.len(), 2);
+        assert!(entries.values().all(|e| e.count == 1));
+        assert_eq!(p.account.0.lock().unwrap().len(), 2);
     }
 }

@@ -462,3 +462,60 @@ async fn concurrent_notifications_for_one_address_lose_no_count() {
     assert_eq!(busy["softBounces"]["L"].as_array().unwrap().len(), 20);
     eprintln!("{gave_up} notifications were retried after repeated conflicts");
 }
+
+/// A bounce whose middle recipient is blank.
+fn bounce_with_a_blank_recipient(feedback: &str) -> String {
+    json!({"notificationType": "Bounce", "mail": {"messageId": "m-blank"},
+           "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "feedbackId": feedback,
+                      "bouncedRecipients": [
+                          {"emailAddress": "first.valid@example.com", "status": "5.1.1"},
+                          {"emailAddress": "  ", "status": "5.1.1"},
+                          {"emailAddress": "last.valid@example.com", "status": "5.1.1"}]}})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_bad_recipient_does_not_stop_the_others() {
+    let h = Harness::start().await;
+    let (api, _f) = h.function(&[]).await;
+    let sns = json!({"Records": [{"Sns": {"Message": bounce_with_a_blank_recipient("f-sns")}}]});
+    // SNS: the valid ones are applied, the invocation still fails (so the
+    // retries and then the dead-letter queue get it), and the retries
+    // count nothing twice.
+    for attempt in 0..3 {
+        let error = invoke(&api, sns.clone()).await.unwrap_err();
+        assert_eq!(
+            error["errorType"], "NotificationsFailed",
+            "attempt {attempt}"
+        );
+        let message = error["errorMessage"].as_str().unwrap();
+        assert!(
+            message.contains("recipient emailAddress is empty"),
+            "{message}"
+        );
+        let table = h.table().await;
+        for address in ["first.valid@example.com", "last.valid@example.com"] {
+            let row = table
+                .get(address)
+                .unwrap_or_else(|| panic!("{address} not applied (attempt {attempt})"));
+            assert_eq!(text(row, "status"), "suppressed");
+            assert_eq!(number(row, "count"), 1, "{address} counted once");
+        }
+        assert_eq!(table.len(), 2);
+    }
+    // SQS: only that message is reported, its valid recipients applied.
+    let sqs = json!({"Records": [
+        {"eventSource": "aws:sqs", "messageId": "blank-1", "body": bounce_with_a_blank_recipient("f-sqs")},
+        sample("10-sqs-wrapped-bounce.json")["Records"][0].clone(),
+    ]});
+    assert_eq!(
+        invoke(&api, sqs).await.unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": "blank-1"}]})
+    );
+    let table = h.table().await;
+    assert_eq!(number(&table["last.valid@example.com"], "count"), 2);
+    assert_eq!(
+        text(&table["queued.bounce@example.com"], "status"),
+        "suppressed"
+    );
+}
