@@ -240,6 +240,35 @@ pub struct Entry {
     pub sample: String,
 }
 
+/// A digest entry without its sample: what the run report and the logs
+/// carry. The sample is a statement with its literals (addresses, ids), so
+/// it stays in the S3 digest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopQuery {
+    pub fingerprint: String,
+    pub count: u64,
+    pub total_time_secs: f64,
+    pub avg_time_secs: f64,
+    pub max_time_secs: f64,
+    pub rows_examined: u64,
+}
+
+impl From<&Entry> for TopQuery {
+    fn from(entry: &Entry) -> Self {
+        Self {
+            // Literals are gone from a fingerprint; an address written
+            // outside quotes would not be, so mask any left.
+            fingerprint: shared::logging::mask_emails_in(&entry.fingerprint),
+            count: entry.count,
+            total_time_secs: entry.total_time_secs,
+            avg_time_secs: entry.avg_time_secs,
+            max_time_secs: entry.max_time_secs,
+            rows_examined: entry.rows_examined,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Digest {
     entries: HashMap<String, Entry>,

@@ -5,7 +5,7 @@
 
 use crate::archive::{ChunkWriter, row_hash, row_time};
 use crate::db::{LogDb, ServerState};
-use crate::digest::{Digest, Entry};
+use crate::digest::{Digest, Entry, TopQuery};
 use crate::log::{Log, parse_timestamp};
 use crate::store::ArchiveStore;
 use serde::{Deserialize, Serialize};
@@ -92,8 +92,9 @@ pub struct TargetReport {
     pub logs: Vec<LogReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Fingerprints only: samples stay in the S3 digest.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub top_queries: Vec<Entry>,
+    pub top_queries: Vec<TopQuery>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,7 +197,8 @@ impl<S: ArchiveStore> Rotator<S> {
             tracing::warn!(instance, error = %e, "RELEASE_LOCK failed; the lock ends with the connection");
         }
         if digest.queries > 0 && !dry_run {
-            report.top_queries = digest.top(self.settings.top_n);
+            let top: Vec<Entry> = digest.top(self.settings.top_n);
+            report.top_queries = top.iter().map(TopQuery::from).collect();
             let (date, time) = key_parts(run_time);
             let key = format!(
                 "{}dt={date}/_{time}-digest.json",
@@ -207,7 +209,7 @@ impl<S: ArchiveStore> Rotator<S> {
                 "generatedAt": run_time,
                 "queries": digest.queries,
                 "distinctFingerprints": digest.distinct(),
-                "top": report.top_queries,
+                "top": top,
             });
             match self
                 .store

@@ -83,9 +83,47 @@ async fn the_digest_ranks_the_worst_statements() {
     assert_eq!(top["count"], 2);
     assert!(top["totalTimeSecs"].as_f64().unwrap() >= 0.5, "{top}");
     assert!(top["maxTimeSecs"].as_f64().unwrap() >= 0.3, "{top}");
+    // Samples (statements with their literals) stay in the S3 digest.
+    assert_eq!(top.get("sample"), None, "{top}");
+    let digest_key = answer["targets"][0]["digest"].as_str().unwrap();
+    let digest: Value = serde_json::from_slice(&stack.get(digest_key).await.unwrap()).unwrap();
     assert!(
-        top["sample"].as_str().unwrap().contains("SLEEP(0.3)"),
-        "{top}"
+        digest["top"][0]["sample"]
+            .as_str()
+            .unwrap()
+            .contains("SLEEP(0.3)"),
+        "{digest}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_sql_literal_appears_in_the_function_output() {
+    let stack = start().await;
+    stack.db.sql(
+        "SELECT SLEEP(0.2) FROM DUAL WHERE 'jane.secret@example.com' <> 'x';
+         SELECT SLEEP(0.1) FROM DUAL WHERE 'other' <> 'x';",
+    );
+    let rotator = stack
+        .rotator(1, &[("LOGS", "slow"), ("AWS_LAMBDA_LOG_LEVEL", "DEBUG")])
+        .await;
+    let answer = rotator.invoke(scheduled()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = rotator.logs().join("\n");
+    assert!(
+        logs.contains("select sleep(?) from dual where ? <> ?"),
+        "the logs carry the fingerprint: {logs}"
+    );
+    for (output, text) in [("logs", logs), ("response", answer.to_string())] {
+        assert!(
+            !text.contains("jane.secret@example.com"),
+            "the address appears in the {output}: {text}"
+        );
+    }
+    let digest_key = answer["targets"][0]["digest"].as_str().unwrap();
+    let digest = String::from_utf8(stack.get(digest_key).await.unwrap()).unwrap();
+    assert!(
+        digest.contains("jane.secret@example.com"),
+        "the S3 digest keeps the sample: {digest}"
     );
 }
 

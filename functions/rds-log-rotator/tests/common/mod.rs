@@ -173,6 +173,11 @@ impl Stack {
 }
 
 impl Rotator {
+    /// Every line the processes wrote so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.processes.iter().flat_map(|p| p.logs()).collect()
+    }
+
     pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
         self.api
             .invoke(event, Duration::from_secs(120))
