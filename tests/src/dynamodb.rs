@@ -1,6 +1,8 @@
 //! A DynamoDB stand-in speaking the JSON protocol for PutItem (with the
 //! latest-mode condition) and BatchWriteItem, with faults injected from a
-//! seed: UnprocessedItems, throttling, 500s and latency.
+//! seed: UnprocessedItems, throttling, 500s and latency. Like DynamoDB, it
+//! refuses an item with an empty attribute name (ValidationException), at
+//! most 25 items per BatchWriteItem and duplicate keys within one.
 
 use crate::http::{Received, reply, serve};
 use serde::Deserialize;
@@ -288,6 +290,9 @@ fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<
                 "The conditional request failed",
             );
         }
+    if let Some(refusal) = refused(put.item) {
+        return refusal;
+    }
     }
     s.tables
         .entry(put.table_name)
@@ -327,6 +332,15 @@ fn batch_write(
             }
             s.tables
                 .entry(table.clone())
+/// DynamoDB refuses an item with an empty attribute name (moto does not):
+/// the whole call fails with ValidationException, as for BatchWriteItem.
+fn refused(item: &RawValue) -> Option<hyper::Response<http_body_util::Full<bytes::Bytes>>> {
+    let attrs: RawItem = serde_json::from_str(item.get()).ok()?;
+    attrs.contains_key("").then(|| {
+        validation("One or more parameter values were invalid: An attribute name cannot be empty")
+    })
+}
+
                 .or_default()
                 .insert(key, item.get().to_owned());
         }
@@ -335,3 +349,6 @@ fn batch_write(
         .expect("serializes");
     reply(200, answer)
 }
+            if let Some(refusal) = refused(put.put_request.item) {
+                return refusal;
+            }

@@ -15,7 +15,16 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let text = DisplayErrorContext(&error).to_string();
+    // A service error reads as its code and DynamoDB's message; the Debug
+    // context (the whole HTTP response) is only for transport failures.
+    let text = match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("UnknownError"),
+            service.message().unwrap_or("no message")
+        ),
+        None => DisplayErrorContext(&error).to_string(),
+    };
     match &error {
         SdkError::ServiceError(service) => match service.err().code().unwrap_or_default() {
             "ProvisionedThroughputExceededException"

@@ -7,7 +7,9 @@ use crate::checkpoint;
 use crate::checkpoint::Position;
 use crate::config::{Config, Mode};
 use crate::convert::Item;
-use crate::record::{Entry, EventRecord, POSITION_ATTR, Reject, SHARD_ATTR, decode};
+use crate::record::{
+    Entry, EventRecord, MAX_ITEM_BYTES, POSITION_ATTR, Reject, SHARD_ATTR, decode, user_data,
+};
 use crate::writer::{
     MAX_BATCH_BYTES, MAX_BATCH_ITEMS, PutResult, Table, WriteError, batch_put_all, with_retries,
 };
@@ -26,6 +28,9 @@ const CONVERTED_AHEAD: usize = 4;
 /// Reject items keep at most this much of the record's data.
 const MAX_REJECT_DATA: usize = 300 * 1024;
 
+/// A reject's reason is cut to this many bytes.
+const MAX_REASON_BYTES: usize = 1024;
+
 /// What happened to a batch, for metrics and logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -42,16 +47,60 @@ pub struct Counts {
     pub failed: u64,
 }
 
-/// What one write request (a PutItem, or a BatchWriteItem chunk) achieved.
+/// An entry DynamoDB itself refused (ValidationException): poison after
+/// all. Its data is read back from the event when its reject is stored.
+struct Refusal {
+    position: Position,
+    shard: String,
+    key: Vec<String>,
+    reason: String,
+}
+
+/// What one write request (a PutItem, or a BatchWriteItem chunk of items
+/// or of rejects) achieved.
 #[derive(Default)]
 struct Written {
     written: u64,
     stale_skipped: u64,
+    rejected: u64,
     retried: u64,
     /// Sequence numbers of records left unwritten.
     failed: Vec<String>,
-    /// Items DynamoDB itself refused: poison after all.
-    refused: Vec<Reject>,
+    refused: Vec<Refusal>,
+}
+
+impl Written {
+    fn add(&mut self, other: Written) {
+        self.written += other.written;
+        self.stale_skipped += other.stale_skipped;
+        self.rejected += other.rejected;
+        self.retried += other.retried;
+        self.failed.extend(other.failed);
+        self.refused.extend(other.refused);
+    }
+}
+
+/// When to stop: no new request starts after `start_by`, and a request
+/// still running at `stop_by` is abandoned, its records failed, so the
+/// response always goes out before the Lambda deadline.
+#[derive(Clone, Copy)]
+struct Budget {
+    start_by: Instant,
+    stop_by: Instant,
+}
+
+impl Budget {
+    fn new(deadline: Instant, margin: std::time::Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            start_by: deadline.checked_sub(margin).unwrap_or(now),
+            stop_by: deadline.checked_sub(margin / 2).unwrap_or(now),
+        }
+    }
+
+    fn expired(&self) -> bool {
+        Instant::now() >= self.start_by
+    }
 }
 
 /// Processes the event's records, answering by `deadline`.
@@ -62,87 +111,148 @@ struct Written {
 /// runtime's workers. Conversion stays on this task: its allocations then
 /// come from the main thread's heap, which the handler trims after each
 /// invoke (worker-thread arenas kept ~4 MB more resident).
+///
+/// Rejects go through the same writers, in BatchWriteItem chunks, as they
+/// are found: a KPL aggregate of 100,000 poison sub-records costs 4,000
+/// requests, under the same in-flight bound, and never more memory than
+/// the chunks in flight. What the budget cuts off is reported through the
+/// checkpoint.
 pub async fn process<T: Table + Clone + 'static>(
     table: &T,
     config: &Config,
     records: &[EventRecord],
     deadline: Instant,
 ) -> (PartialBatchResponse, Counts) {
-    let retry_deadline = deadline
-        .checked_sub(config.deadline_margin)
-        .unwrap_or_else(Instant::now);
+    let budget = Budget::new(deadline, config.deadline_margin);
     let mut counts = Counts {
         records_in: records.len() as u64,
         ..Counts::default()
     };
     let shared = Arc::new(config.clone());
-    let (ready, mut next) = mpsc::channel(CONVERTED_AHEAD);
-    let writes = stream::poll_fn(|cx| next.poll_recv(cx))
-        .map(|work: Work| {
-            let sequences = work
-                .entries()
-                .map(|e| e.position.sequence.clone())
-                .collect();
-            let request = write(table.clone(), shared.clone(), work, retry_deadline);
-            spawned(request, sequences)
-        })
-        .buffer_unordered(config.max_in_flight)
-        .collect::<Vec<Written>>();
-    let (converted, requests) = futures_util::join!(convert_all(records, config, ready), writes);
+    let (ready, next) = mpsc::channel(CONVERTED_AHEAD);
+    let writes = run_writes(table, &shared, next, budget);
+    let (converted, mut done) =
+        futures_util::join!(convert_all(records, config, budget, ready), writes);
     counts.user_records = converted.user_records;
     counts.collapsed = converted.collapsed;
-    let mut rejects = converted.rejects;
-    let mut failed: Vec<String> = Vec::new();
-    for request in requests {
-        counts.written += request.written;
-        counts.stale_skipped += request.stale_skipped;
-        counts.retried += request.retried;
-        failed.extend(request.failed);
-        rejects.extend(request.refused);
+    done.failed.extend(converted.cut_off);
+    let mut refusals = std::mem::take(&mut done.refused);
+    if config.mode == Mode::Latest && !refusals.is_empty() {
+        let mut fallback = fall_back(table, &shared, records, &refusals, budget).await;
+        counts.collapsed = counts.collapsed.saturating_sub(fallback.attempts);
+        refusals.append(&mut fallback.written.refused);
+        done.add(fallback.written);
     }
-    store_rejects(
-        table,
-        config,
-        rejects,
-        retry_deadline,
-        &mut counts,
-        &mut failed,
-    )
-    .await;
-    counts.failed = failed.len() as u64;
+    if !refusals.is_empty() {
+        done.add(store_refusals(table, &shared, records, refusals, budget).await);
+    }
+    counts.written = done.written;
+    counts.stale_skipped = done.stale_skipped;
+    counts.rejected = done.rejected;
+    counts.retried = done.retried;
+    counts.failed = done.failed.len() as u64;
     (
-        checkpoint::response(failed.iter().map(String::as_str)),
+        checkpoint::response(done.failed.iter().map(String::as_str)),
         counts,
     )
 }
 
+/// Runs the work handed over by `next`, at most `max_in_flight` requests at
+/// once, and sums what they achieved.
+async fn run_writes<T: Table + Clone + 'static>(
+    table: &T,
+    config: &Arc<Config>,
+    mut next: mpsc::Receiver<Work>,
+    budget: Budget,
+) -> Written {
+    stream::poll_fn(|cx| next.poll_recv(cx))
+        .map(|work: Work| {
+            let sequences = work.sequences();
+            let request = write(table.clone(), config.clone(), work, budget.start_by);
+            spawned(request, sequences, budget.stop_by)
+        })
+        .buffer_unordered(config.max_in_flight)
+        .fold(Written::default(), |mut total, written| async move {
+            total.add(written);
+            total
+        })
+        .await
+}
+
 /// What the converter hands to the writers: one entry (latest mode, a
-/// conditional PutItem each) or a BatchWriteItem chunk (append mode).
+/// conditional PutItem each), a BatchWriteItem chunk of entries (append
+/// mode) or of rejects.
 enum Work {
     One(Entry),
     Chunk(Vec<Entry>),
+    Rejects(Vec<Reject>),
 }
 
 impl Work {
-    fn entries(&self) -> impl Iterator<Item = &Entry> {
+    fn sequences(&self) -> Vec<String> {
         match self {
-            Work::One(entry) => std::slice::from_ref(entry).iter(),
-            Work::Chunk(chunk) => chunk.iter(),
+            Work::One(entry) => vec![entry.position.sequence.clone()],
+            Work::Chunk(chunk) => chunk.iter().map(|e| e.position.sequence.clone()).collect(),
+            Work::Rejects(rejects) => rejects
+                .iter()
+                .map(|r| r.position.sequence.clone())
+                .collect(),
         }
     }
 }
 
-/// What conversion found besides the entries it handed on.
+/// What conversion found besides the work it handed on.
 struct Converted {
-    rejects: Vec<Reject>,
     user_records: u64,
     collapsed: u64,
+    /// Sequence numbers of the records the budget cut off: converted, or
+    /// waiting in a chunk, but never handed to a writer.
+    cut_off: Vec<String>,
 }
 
-/// Converts every record, sending the entries to write into `ready`.
+/// Gathers entries or rejects into BatchWriteItem chunks: at most 25
+/// items and 16 MB, no key twice (DynamoDB refuses duplicates in a call).
+struct Chunk<T> {
+    items: Vec<T>,
+    bytes: usize,
+}
+
+impl<T> Chunk<T> {
+    fn new() -> Self {
+        Self {
+            items: Vec::with_capacity(MAX_BATCH_ITEMS),
+            bytes: 0,
+        }
+    }
+
+    /// Adds `item`; returns a chunk ready to write, if there is one.
+    fn push(&mut self, item: T, bytes: usize, same_key: impl Fn(&T, &T) -> bool) -> Option<Vec<T>> {
+        if self.items.iter().any(|held| same_key(held, &item)) {
+            let full = self.take();
+            self.items.push(item);
+            self.bytes = bytes;
+            return Some(full);
+        }
+        self.items.push(item);
+        self.bytes += bytes;
+        // Items are at most 400 KB: the next one always fits in 16 MB while
+        // there is 400 KB left.
+        (self.items.len() == MAX_BATCH_ITEMS || self.bytes + MAX_ITEM_BYTES > MAX_BATCH_BYTES)
+            .then(|| self.take())
+    }
+
+    fn take(&mut self) -> Vec<T> {
+        self.bytes = 0;
+        std::mem::replace(&mut self.items, Vec::with_capacity(MAX_BATCH_ITEMS))
+    }
+}
+
+/// Converts every record in order, handing the work to `ready` as it
+/// forms, until the budget runs out.
 async fn convert_all(
     records: &[EventRecord],
     config: &Config,
+    budget: Budget,
     ready: mpsc::Sender<Work>,
 ) -> Converted {
     // Latest mode collapses duplicate keys over the whole batch: a first
@@ -155,63 +265,169 @@ async fn convert_all(
     };
     let mut seen = HashSet::new();
     let mut converted = Converted {
-        rejects: Vec::new(),
         user_records: 0,
         collapsed: 0,
+        cut_off: Vec::new(),
     };
-    let entries = records
-        .iter()
-        .flat_map(|record| decode(record, config).results)
-        .filter_map(|result| {
+    let mut entries = Chunk::new();
+    let mut rejects = Chunk::new();
+    let same_reject = |a: &Reject, b: &Reject| a.shard == b.shard && a.position == b.position;
+    let mut pending: Option<Work> = None;
+    'records: for record in records {
+        for result in decode(record, config).results {
             converted.user_records += 1;
-            let entry = result
-                .map_err(|reject| converted.rejects.push(reject))
-                .ok()?;
-            let wanted = match &newest {
-                Some(newest) => newest.get(&entry.key) == Some(&entry.position),
-                None => seen.insert(entry.key.clone()),
+            let work = match result {
+                Err(reject) => {
+                    let bytes = reject.data.len().min(MAX_REJECT_DATA) + MAX_REASON_BYTES + 512;
+                    rejects.push(reject, bytes, same_reject).map(Work::Rejects)
+                }
+                Ok(entry) => {
+                    let wanted = match &newest {
+                        Some(newest) => newest.get(&entry.key) == Some(&entry.position),
+                        None => seen.insert(entry.key.clone()),
+                    };
+                    if !wanted {
+                        converted.collapsed += 1;
+                        continue;
+                    }
+                    match config.mode {
+                        Mode::Latest => Some(Work::One(entry)),
+                        Mode::Append => {
+                            let size = entry.size;
+                            entries.push(entry, size, |_, _| false).map(Work::Chunk)
+                        }
+                    }
+                }
             };
-            if !wanted {
-                converted.collapsed += 1;
+            if let Some(work) = work
+                && !hand_over(&ready, work, budget, &mut pending).await
+            {
+                break 'records;
             }
-            wanted.then_some(entry)
-        });
-    let work: Box<dyn Iterator<Item = Work> + Send + '_> = match config.mode {
-        Mode::Latest => Box::new(entries.map(Work::One)),
-        Mode::Append => Box::new(Chunks { entries }.map(Work::Chunk)),
-    };
-    // A send fails only if the writers are gone: no one is left to write for.
-    // Dropping `ready` at the end tells them there is no more.
-    for next in work {
-        if ready.send(next).await.is_err() {
-            break;
         }
     }
+    if pending.is_none() {
+        for work in [Work::Chunk(entries.take()), Work::Rejects(rejects.take())] {
+            if !work.sequences().is_empty() && !hand_over(&ready, work, budget, &mut pending).await
+            {
+                break;
+            }
+        }
+    }
+    // Cut off: what was not handed over fails, and with it (the checkpoint
+    // being the lowest failure) every record after it.
+    if let Some(work) = pending {
+        converted.cut_off.extend(work.sequences());
+        converted
+            .cut_off
+            .extend(Work::Chunk(entries.take()).sequences());
+        converted
+            .cut_off
+            .extend(Work::Rejects(rejects.take()).sequences());
+    }
     converted
+}
+
+/// Hands `work` to the writers unless the budget has run out (then it is
+/// left in `pending`). A send fails only if the writers are gone.
+async fn hand_over(
+    ready: &mpsc::Sender<Work>,
+    work: Work,
+    budget: Budget,
+    pending: &mut Option<Work>,
+) -> bool {
+    if budget.expired() {
+        *pending = Some(work);
+        return false;
+    }
+    match ready.send(work).await {
+        Ok(()) => true,
+        Err(mpsc::error::SendError(work)) => {
+            *pending = Some(work);
+            false
+        }
+    }
 }
 
 async fn write<T: Table>(table: T, config: Arc<Config>, work: Work, deadline: Instant) -> Written {
     match work {
         Work::One(entry) => put_latest(table, config, entry, deadline).await,
-        Work::Chunk(chunk) => put_chunk(table, config, chunk, deadline).await,
+        Work::Chunk(chunk) => {
+            let items = chunk
+                .into_iter()
+                .map(|entry| Keyed {
+                    position: entry.position,
+                    shard: String::new(),
+                    key: entry.key,
+                    item: entry.item,
+                })
+                .collect();
+            put_chunk(
+                &table,
+                &config,
+                &config.table,
+                POSITION_ATTR,
+                items,
+                deadline,
+            )
+            .await
+        }
+        Work::Rejects(rejects) => {
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let items = rejects
+                .into_iter()
+                .map(|reject| Keyed {
+                    item: reject_item(&reject, now_ms),
+                    position: reject.position,
+                    shard: reject.shard,
+                    key: Vec::new(),
+                })
+                .collect();
+            let mut done = put_chunk(
+                &table,
+                &config,
+                &config.rejects_table,
+                REJECT_POSITION,
+                items,
+                deadline,
+            )
+            .await;
+            // A reject DynamoDB refuses cannot be set aside: its record fails.
+            done.rejected = std::mem::take(&mut done.written);
+            let refused = std::mem::take(&mut done.refused);
+            done.failed
+                .extend(refused.into_iter().map(|r| r.position.sequence));
+            done
+        }
     }
 }
 
-/// Runs a write request as a task. Should the task die (a panic), its
-/// records count as unwritten: the checkpoint then covers them.
+/// Runs a write request as a task. Should the task die (a panic) or still
+/// run at `stop_by`, its records count as unwritten: the checkpoint then
+/// covers them.
 async fn spawned(
     request: impl Future<Output = Written> + Send + 'static,
     sequences: Vec<String>,
+    stop_by: Instant,
 ) -> Written {
-    match tokio::spawn(request).await {
-        Ok(written) => written,
-        Err(e) => {
+    let mut task = tokio::spawn(request);
+    let failed = match tokio::time::timeout_at(stop_by, &mut task).await {
+        Ok(Ok(written)) => return written,
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "write task failed");
-            Written {
-                failed: sequences,
-                ..Written::default()
-            }
+            sequences
         }
+        Err(_) => {
+            task.abort();
+            tracing::warn!("write request abandoned at the deadline");
+            sequences
+        }
+    };
+    Written {
+        failed,
+        ..Written::default()
     }
 }
 
@@ -232,31 +448,6 @@ fn newest_per_key(records: &[EventRecord], config: &Config) -> HashMap<Vec<Strin
     newest
 }
 
-/// Groups entries into BatchWriteItem-sized chunks (25 items, 16 MB), as
-/// they are pulled.
-struct Chunks<I> {
-    entries: I,
-}
-
-impl<I: Iterator<Item = Entry>> Iterator for Chunks<I> {
-    type Item = Vec<Entry>;
-
-    fn next(&mut self) -> Option<Vec<Entry>> {
-        let mut chunk: Vec<Entry> = Vec::with_capacity(MAX_BATCH_ITEMS);
-        let mut bytes = 0;
-        for entry in self.entries.by_ref() {
-            bytes += entry.size;
-            chunk.push(entry);
-            // Items are at most 400 KB: the next one always fits in 16 MB
-            // while there is 400 KB left.
-            if chunk.len() == MAX_BATCH_ITEMS || bytes + 400 * 1024 > MAX_BATCH_BYTES {
-                break;
-            }
-        }
-        (!chunk.is_empty()).then_some(chunk)
-    }
-}
-
 async fn put_latest<T: Table>(
     table: T,
     config: Arc<Config>,
@@ -275,185 +466,304 @@ async fn put_latest<T: Table>(
     match result {
         Ok(PutResult::Written) => done.written = 1,
         Ok(PutResult::Stale) => done.stale_skipped = 1,
-        Err(WriteError::ItemRejected(reason)) => done.refused.push(refused(&entry, reason)),
+        Err(WriteError::ItemRejected(reason)) => done.refused.push(Refusal {
+            shard: shard_of(&entry.item),
+            position: entry.position,
+            key: entry.key,
+            reason,
+        }),
         Err(_) => done.failed.push(entry.position.sequence),
     }
     done
 }
 
+fn shard_of(item: &Item) -> String {
+    match item.get(SHARD_ATTR) {
+        Some(AttributeValue::S(shard)) => shard.clone(),
+        _ => String::new(),
+    }
+}
+
+/// An item with what identifies its record.
+struct Keyed {
+    position: Position,
+    shard: String,
+    key: Vec<String>,
+    item: Item,
+}
+
+/// Writes a chunk with BatchWriteItem (retrying what comes back
+/// unprocessed); items are matched to their records by the sortable
+/// position they carry in `position_attr`.
 async fn put_chunk<T: Table>(
-    table: T,
-    config: Arc<Config>,
-    chunk: Vec<Entry>,
+    table: &T,
+    config: &Config,
+    name: &str,
+    position_attr: &str,
+    chunk: Vec<Keyed>,
     deadline: Instant,
 ) -> Written {
-    let mut positions = Vec::with_capacity(chunk.len());
+    let mut sources = Vec::with_capacity(chunk.len());
     let items = chunk
         .into_iter()
-        .map(|entry| {
-            positions.push(entry.position);
-            entry.item
+        .map(|keyed| {
+            sources.push((keyed.position, keyed.shard, keyed.key));
+            keyed.item
         })
         .collect();
     let (unwritten, error, retries) =
-        batch_put_all(&table, &config.table, items, config.backoff, deadline).await;
+        batch_put_all(table, name, items, config.backoff, deadline).await;
     let mut done = Written {
-        written: (positions.len() - unwritten.len()) as u64,
+        written: (sources.len() - unwritten.len()) as u64,
         retried: u64::from(retries),
         ..Written::default()
     };
-    // An item is matched to its record by the position it carries.
-    let sequence_of = |item: &Item| match item.get(POSITION_ATTR) {
-        Some(AttributeValue::S(text)) => positions
-            .iter()
-            .find(|p| p.sortable() == *text)
-            .map(|p| p.sequence.clone()),
+    let source_of = |item: &Item| match item.get(position_attr) {
+        Some(AttributeValue::S(text)) => sources.iter().find(|(p, _, _)| p.sortable() == *text),
         _ => None,
     };
     if !matches!(error, Some(WriteError::ItemRejected(_))) {
-        done.failed.extend(unwritten.iter().filter_map(sequence_of));
+        done.failed.extend(
+            unwritten
+                .iter()
+                .filter_map(source_of)
+                .map(|(p, _, _)| p.sequence.clone()),
+        );
         return done;
     }
     // One bad item fails the whole call: put them one by one to find it.
     for item in unwritten {
-        let (result, retries) = with_retries(config.backoff, deadline, || {
-            table.put(&config.table, item.clone())
-        })
-        .await;
+        let (result, retries) =
+            with_retries(config.backoff, deadline, || table.put(name, item.clone())).await;
         done.retried += u64::from(retries);
+        let Some((position, shard, key)) = source_of(&item) else {
+            continue;
+        };
         match result {
             Ok(()) => done.written += 1,
-            Err(WriteError::ItemRejected(reason)) => done.refused.push(refused_item(&item, reason)),
-            Err(_) => done.failed.extend(sequence_of(&item)),
+            Err(WriteError::ItemRejected(reason)) => done.refused.push(Refusal {
+                position: position.clone(),
+                shard: if shard.is_empty() {
+                    shard_of(&item)
+                } else {
+                    shard.clone()
+                },
+                key: key.clone(),
+                reason,
+            }),
+            Err(_) => done.failed.push(position.sequence.clone()),
         }
     }
     done
 }
 
-/// A reject for an item DynamoDB itself refused.
-fn refused(entry: &Entry, reason: String) -> Reject {
-    Reject {
-        position: entry.position.clone(),
-        ..refused_item(&entry.item, reason)
-    }
+/// What the latest-mode fallback did.
+struct Fallback {
+    written: Written,
+    /// Collapsed records it tried after all.
+    attempts: u64,
 }
 
-/// The same from the item alone: its position is read back from it.
-fn refused_item(item: &Item, reason: String) -> Reject {
-    let text = |attr: &str| match item.get(attr) {
-        Some(AttributeValue::S(s)) => s.clone(),
-        _ => String::new(),
-    };
-    let sortable = text(POSITION_ATTR);
-    let (sequence, sub) = sortable.split_once('.').unwrap_or((&sortable, "0"));
-    Reject {
-        position: Position {
-            sequence: sequence.trim_start_matches('0').to_owned(),
-            sub: sub.parse().unwrap_or(0),
-        },
-        shard: text(SHARD_ATTR),
-        reason: format!("DynamoDB refused the item: {reason}"),
-        data: Vec::new(),
-    }
-}
-
-/// Stores poison where people can inspect and replay it; a record is
-/// reported failed only if its reject could not be stored.
-async fn store_rejects<T: Table>(
+/// Latest mode: where DynamoDB refused the newest record of a key, the
+/// key's older records in the batch are tried, newest first, until one is
+/// accepted (or found stale), so no valid record is silently dropped.
+async fn fall_back<T: Table + Clone + 'static>(
     table: &T,
-    config: &Config,
-    rejects: Vec<Reject>,
-    deadline: Instant,
-    counts: &mut Counts,
-    failed: &mut Vec<String>,
-) {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let results: Vec<_> = stream::iter(rejects)
-        .map(|reject| async move {
-            let mut data = reject.data.clone();
-            data.truncate(MAX_REJECT_DATA);
-            let item = HashMap::from([
-                (
-                    "shardId".to_owned(),
-                    AttributeValue::S(reject.shard.clone()),
-                ),
-                (
-                    "position".to_owned(),
-                    AttributeValue::S(reject.position.sortable()),
-                ),
-                (
-                    "sequenceNumber".to_owned(),
-                    AttributeValue::S(reject.position.sequence.clone()),
-                ),
-                (
-                    "subSequence".to_owned(),
-                    AttributeValue::N(reject.position.sub.to_string()),
-                ),
-                (
-                    "reason".to_owned(),
-                    AttributeValue::S(reject.reason.chars().take(2000).collect()),
-                ),
-                (
-                    "dataTruncated".to_owned(),
-                    AttributeValue::Bool(data.len() < reject.data.len()),
-                ),
-                ("data".to_owned(), AttributeValue::B(data.into())),
-                (
-                    "rejectedAtMs".to_owned(),
-                    AttributeValue::N(now_ms.to_string()),
-                ),
-            ]);
-            let (result, retries) = with_retries(config.backoff, deadline, || {
-                table.put(&config.rejects_table, item.clone())
-            })
-            .await;
-            (reject, result, retries)
-        })
-        .buffer_unordered(config.max_in_flight)
-        .collect()
-        .await;
-    for (reject, result, retries) in results {
-        counts.retried += u64::from(retries);
-        match result {
-            Ok(()) => counts.rejected += 1,
-            Err(_) => failed.push(reject.position.sequence),
+    config: &Arc<Config>,
+    records: &[EventRecord],
+    refusals: &[Refusal],
+    budget: Budget,
+) -> Fallback {
+    let refused: HashMap<&[String], &Position> = refusals
+        .iter()
+        .map(|r| (r.key.as_slice(), &r.position))
+        .collect();
+    let mut older: HashMap<Vec<String>, Vec<Entry>> = HashMap::new();
+    for record in records {
+        for entry in decode(record, config).results.into_iter().flatten() {
+            if refused
+                .get(entry.key.as_slice())
+                .is_some_and(|newest| entry.position < **newest)
+            {
+                older.entry(entry.key.clone()).or_default().push(entry);
+            }
         }
     }
+    let attempts = std::sync::atomic::AtomicU64::new(0);
+    let written = stream::iter(older.into_values())
+        .map(|mut candidates| {
+            candidates.sort_by(|a, b| b.position.cmp(&a.position));
+            let attempts = &attempts;
+            async move {
+                let mut done = Written::default();
+                for entry in candidates {
+                    if budget.expired() {
+                        done.failed.push(entry.position.sequence);
+                        break;
+                    }
+                    attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let sequence = entry.position.sequence.clone();
+                    let request = put_latest(table.clone(), config.clone(), entry, budget.start_by);
+                    let result = spawned(request, vec![sequence], budget.stop_by).await;
+                    let refused = !result.refused.is_empty();
+                    done.add(result);
+                    if !refused {
+                        break;
+                    }
+                }
+                done
+            }
+        })
+        .buffer_unordered(config.max_in_flight)
+        .fold(Written::default(), |mut total, written| async move {
+            total.add(written);
+            total
+        })
+        .await;
+    Fallback {
+        written,
+        attempts: attempts.into_inner(),
+    }
+}
+
+/// Stores the rejects of items DynamoDB refused, with their raw data read
+/// back from the event (each KPL aggregate is split once).
+async fn store_refusals<T: Table + Clone + 'static>(
+    table: &T,
+    config: &Arc<Config>,
+    records: &[EventRecord],
+    mut refusals: Vec<Refusal>,
+    budget: Budget,
+) -> Written {
+    refusals.sort_by(|a, b| a.position.cmp(&b.position));
+    let by_sequence: HashMap<&str, &EventRecord> =
+        records.iter().map(|r| (r.sequence(), r)).collect();
+    let mut current: Option<(String, Vec<Vec<u8>>)> = None;
+    let rejects = refusals.into_iter().map(|refusal| {
+        if current
+            .as_ref()
+            .is_none_or(|(seq, _)| *seq != refusal.position.sequence)
+        {
+            let data = by_sequence
+                .get(refusal.position.sequence.as_str())
+                .map(|record| user_data(record))
+                .unwrap_or_default();
+            current = Some((refusal.position.sequence.clone(), data));
+        }
+        let data = current
+            .as_ref()
+            .and_then(|(_, data)| data.get(refusal.position.sub as usize))
+            .cloned()
+            .unwrap_or_default();
+        Reject {
+            position: refusal.position,
+            shard: refusal.shard,
+            reason: format!("DynamoDB refused the item: {}", refusal.reason),
+            data,
+        }
+    });
+    let (ready, next) = mpsc::channel(CONVERTED_AHEAD);
+    let hand = async move {
+        let mut chunk = Chunk::new();
+        let same = |a: &Reject, b: &Reject| a.shard == b.shard && a.position == b.position;
+        let mut pending = None;
+        let mut cut_off = Vec::new();
+        for reject in rejects {
+            let bytes = reject.data.len().min(MAX_REJECT_DATA) + MAX_REASON_BYTES + 512;
+            if let Some(full) = chunk.push(reject, bytes, same)
+                && !hand_over(&ready, Work::Rejects(full), budget, &mut pending).await
+            {
+                break;
+            }
+        }
+        if pending.is_none() {
+            let last = Work::Rejects(chunk.take());
+            if !last.sequences().is_empty() {
+                hand_over(&ready, last, budget, &mut pending).await;
+            }
+        }
+        if let Some(work) = pending {
+            cut_off.extend(work.sequences());
+            cut_off.extend(Work::Rejects(chunk.take()).sequences());
+        }
+        cut_off
+    };
+    let (cut_off, mut done) = futures_util::join!(hand, run_writes(table, config, next, budget));
+    done.failed.extend(cut_off);
+    done
+}
+
+/// Where a reject item keeps its sortable position (its sort key).
+const REJECT_POSITION: &str = "position";
+
+/// The rejects-table item for `reject`: its key, reason (at most 1 KB) and
+/// raw data (at most 300 KB).
+fn reject_item(reject: &Reject, now_ms: u128) -> Item {
+    let data = &reject.data[..reject.data.len().min(MAX_REJECT_DATA)];
+    HashMap::from([
+        (
+            "shardId".to_owned(),
+            AttributeValue::S(reject.shard.clone()),
+        ),
+        (
+            REJECT_POSITION.to_owned(),
+            AttributeValue::S(reject.position.sortable()),
+        ),
+        (
+            "sequenceNumber".to_owned(),
+            AttributeValue::S(reject.position.sequence.clone()),
+        ),
+        (
+            "subSequence".to_owned(),
+            AttributeValue::N(reject.position.sub.to_string()),
+        ),
+        (
+            "reason".to_owned(),
+            AttributeValue::S(truncated(&reject.reason, MAX_REASON_BYTES).to_owned()),
+        ),
+        (
+            "dataTruncated".to_owned(),
+            AttributeValue::Bool(data.len() < reject.data.len()),
+        ),
+        ("data".to_owned(), AttributeValue::B(data.to_vec().into())),
+        (
+            "rejectedAtMs".to_owned(),
+            AttributeValue::N(now_ms.to_string()),
+        ),
+    ])
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(size: usize) -> Entry {
-        Entry {
-            position: Position {
-                sequence: "1".into(),
-                sub: 0,
-            },
-            key: Vec::new(),
-            item: Item::new(),
-            size,
-        }
-    }
-
     #[test]
-    fn chunks_hold_at_most_25_items_and_16_mb() {
-        let sizes = |entries: Vec<Entry>| -> Vec<usize> {
-            Chunks {
-                entries: entries.into_iter(),
+    fn chunks_hold_at_most_25_items_and_16_mb_and_no_key_twice() {
+        let sizes = |items: Vec<(u32, usize)>| -> Vec<usize> {
+            let mut chunk = Chunk::new();
+            let mut sizes: Vec<usize> = items
+                .into_iter()
+                .filter_map(|(key, bytes)| chunk.push(key, bytes, |a, b| a == b))
+                .map(|c| c.len())
+                .collect();
+            let last = chunk.take();
+            if !last.is_empty() {
+                sizes.push(last.len());
             }
-            .map(|c| c.len())
-            .collect()
+            sizes
         };
-        assert_eq!(
-            sizes((0..60).map(|_| entry(10)).collect()),
-            vec![25, 25, 10]
-        );
+        assert_eq!(sizes((0..60).map(|k| (k, 10)).collect()), vec![25, 25, 10]);
         let big = 400 * 1024;
-        let chunks = sizes((0..100).map(|_| entry(big)).collect());
+        let chunks = sizes((0..100).map(|k| (k, big)).collect());
         assert!(
             chunks
                 .iter()
@@ -461,5 +771,13 @@ mod tests {
         );
         assert_eq!(chunks.iter().sum::<usize>(), 100);
         assert!(sizes(Vec::new()).is_empty());
+        assert_eq!(sizes(vec![(1, 1), (2, 1), (1, 1), (3, 1)]), vec![2, 2]);
+    }
+
+    #[test]
+    fn reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(truncated("abc", 10), "abc");
+        assert_eq!(truncated("aé", 2), "a");
+        assert_eq!(truncated(&"x".repeat(5000), MAX_REASON_BYTES).len(), 1024);
     }
 }

@@ -214,6 +214,21 @@ pub fn decode(record: &EventRecord, config: &Config) -> Decoded {
     }
 }
 
+/// The raw data of each user record of `record`, by sub-record index, for
+/// rejects found after decoding (items DynamoDB itself refused).
+pub fn user_data(record: &EventRecord) -> Vec<Vec<u8>> {
+    match record {
+        EventRecord::Malformed(reject) => vec![reject.data.clone()],
+        EventRecord::Readable(record) if kpl::is_aggregated(&record.data) => {
+            match kpl::deaggregate(&record.data) {
+                Ok(users) => users.into_iter().map(|user| user.data).collect(),
+                Err(_) => vec![record.data.clone()],
+            }
+        }
+        EventRecord::Readable(record) => vec![record.data.clone()],
+    }
+}
+
 fn entry(
     config: &Config,
     record: &KinesisRecord,
