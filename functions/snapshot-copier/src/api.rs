@@ -28,9 +28,12 @@ pub enum Ec2Error {
 pub trait SnapshotApi: Send + Sync {
     fn describe(&self, id: &str)
     -> impl Future<Output = Result<Option<Snapshot>, Ec2Error>> + Send;
-    /// Completed snapshots carrying `tag_key`.
-    fn tagged(&self, tag_key: &str)
-    -> impl Future<Output = Result<Vec<Snapshot>, Ec2Error>> + Send;
+    /// Completed snapshots carrying `tag_key`, of `volume` when given.
+    fn tagged(
+        &self,
+        tag_key: &str,
+        volume: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Snapshot>, Ec2Error>> + Send;
     /// Snapshots whose tag `key` is `value`.
     fn with_tag(
         &self,

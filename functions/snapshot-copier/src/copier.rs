@@ -3,14 +3,14 @@
 
 use crate::api::{CopyRequest, Ec2Error, Regions, SnapshotApi};
 use crate::destinations;
-use crate::retention::{self, Retention};
+use crate::retention::{self, Plan, Retention};
 use crate::snapshot::{
-    MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_VOLUME_TAG,
-    Snapshot, State,
+    MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_START_TIME_TAG,
+    SOURCE_VOLUME_TAG, Snapshot, State,
 };
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct Pair {
 pub struct Summary {
     pub copied: Vec<Pair>,
     pub skipped_existing: Vec<Pair>,
+    /// Sources retention drops in a destination: never copied there.
+    pub not_retained: Vec<Pair>,
     /// Held back by the copy limit; the next sweep copies them.
     pub deferred: Vec<Pair>,
     pub retried_after_error: Vec<Pair>,
@@ -62,6 +64,7 @@ impl Summary {
     pub fn merge(&mut self, other: Summary) {
         self.copied.extend(other.copied);
         self.skipped_existing.extend(other.skipped_existing);
+        self.not_retained.extend(other.not_retained);
         self.deferred.extend(other.deferred);
         self.retried_after_error.extend(other.retried_after_error);
         self.pruned.extend(other.pruned);
@@ -69,29 +72,6 @@ impl Summary {
         self.ignored.extend(other.ignored);
         self.completions.extend(other.completions);
         self.errors.extend(other.errors);
-    }
-}
-
-/// What a destination already holds for one source snapshot.
-#[derive(Debug, Clone, Default)]
-struct Existing {
-    live: Option<String>,
-    errored: Vec<String>,
-}
-
-impl Existing {
-    fn from(copies: &[&Snapshot]) -> Self {
-        Self {
-            live: copies
-                .iter()
-                .find(|c| c.state != State::Error)
-                .map(|c| c.id.clone()),
-            errored: copies
-                .iter()
-                .filter(|c| c.state == State::Error)
-                .map(|c| c.id.clone())
-                .collect(),
-        }
     }
 }
 
@@ -149,6 +129,10 @@ impl<R: Regions> Copier<R> {
                 self.settings.source_region.clone(),
             ),
             (SOURCE_VOLUME_TAG.to_owned(), source.volume_id.clone()),
+            (
+                SOURCE_START_TIME_TAG.to_owned(),
+                source.start_time.to_string(),
+            ),
             (MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned()),
         ]);
         let kms_key_id = self.settings.kms_keys.get(region).cloned();
@@ -205,8 +189,8 @@ impl<R: Regions> Copier<R> {
         }
     }
 
-    /// Copies `source` to `region` unless a live copy exists there.
-    async fn copy_to(&self, source: &Snapshot, region: &str, existing: Existing) -> Summary {
+    /// Copies `source` to `region`, replacing its `errored` copies there.
+    async fn copy_to(&self, source: &Snapshot, region: &str, errored: Vec<String>) -> Summary {
         let mut summary = Summary::default();
         let pair = |copy: Option<String>, note: Option<String>| Pair {
             source: source.id.clone(),
@@ -214,10 +198,6 @@ impl<R: Regions> Copier<R> {
             copy,
             note,
         };
-        if let Some(live) = existing.live {
-            summary.skipped_existing.push(pair(Some(live), None));
-            return summary;
-        }
         if self.settings.dry_run {
             summary
                 .dry_run_plan
@@ -239,7 +219,7 @@ impl<R: Regions> Copier<R> {
                 return summary;
             }
         }
-        for errored in &existing.errored {
+        for errored in &errored {
             if let Err(e) = api.delete(errored).await {
                 self.release(region);
                 summary.errors.push(format!(
@@ -250,10 +230,10 @@ impl<R: Regions> Copier<R> {
             }
         }
         match api.copy(&self.request(source, region)).await {
-            Ok(copy) if existing.errored.is_empty() => summary.copied.push(pair(Some(copy), None)),
+            Ok(copy) if errored.is_empty() => summary.copied.push(pair(Some(copy), None)),
             Ok(copy) => summary.retried_after_error.push(pair(
                 Some(copy),
-                Some(format!("replaces {}", existing.errored.join(", "))),
+                Some(format!("replaces {}", errored.join(", "))),
             )),
             Err(Ec2Error::LimitExceeded(e)) => {
                 // EC2's own count is the truth: stop starting copies here.
@@ -275,7 +255,53 @@ impl<R: Regions> Copier<R> {
         summary
     }
 
-    /// A snapshot just created (EventBridge createSnapshot/createSnapshots).
+    /// This copier's copies in `region` made from this source region.
+    fn own_copies(&self, copies: Vec<Snapshot>) -> Vec<Snapshot> {
+        copies
+            .into_iter()
+            .filter(|c| {
+                c.is_managed()
+                    && c.tag(SOURCE_REGION_TAG) == Some(self.settings.source_region.as_str())
+            })
+            .collect()
+    }
+
+    /// Splits a destination's plan into copies to make (returned) and what
+    /// the summary reports: live copies and sources retention drops.
+    fn report<'s>(
+        &self,
+        region: &str,
+        plan: &Plan,
+        sources: &'s [Snapshot],
+        only: Option<&str>,
+        summary: &mut Summary,
+    ) -> Vec<(&'s Snapshot, Vec<String>)> {
+        let wanted = |id: &str| only.is_none_or(|only| only == id);
+        let pair = |source: &str, copy: Option<&str>| Pair {
+            source: source.to_owned(),
+            region: region.to_owned(),
+            copy: copy.map(str::to_owned),
+            note: None,
+        };
+        for (source, copy) in plan.existing.iter().filter(|(s, _)| wanted(s)) {
+            summary.skipped_existing.push(pair(source, Some(copy)));
+        }
+        for source in plan.dropped.iter().filter(|s| wanted(s)) {
+            summary.not_retained.push(pair(source, None));
+        }
+        plan.copy
+            .iter()
+            .filter(|(s, _)| wanted(s))
+            .filter_map(|(id, errored)| {
+                let source = sources.iter().find(|s| &s.id == id)?;
+                Some((source, errored.clone()))
+            })
+            .collect()
+    }
+
+    /// A snapshot just created (EventBridge createSnapshot/createSnapshots):
+    /// copied where retention keeps it, judged among its volume's other
+    /// restore points. Deletions are left to the sweep.
     pub async fn copy_snapshot(&self, id: &str) -> Summary {
         self.start();
         let mut summary = Summary::default();
@@ -297,10 +323,28 @@ impl<R: Regions> Copier<R> {
                 return summary;
             }
         };
+        let mut siblings = match self
+            .source()
+            .tagged(&self.settings.copy_tag_key, Some(&snapshot.volume_id))
+            .await
+        {
+            Ok(siblings) => siblings,
+            Err(e) => {
+                summary.errors.push(format!(
+                    "{id}: listing snapshots of {}: {e}",
+                    snapshot.volume_id
+                ));
+                return summary;
+            }
+        };
+        // The listing may lag behind the event.
+        siblings.retain(|s| s.id != snapshot.id);
+        siblings.push(snapshot.clone());
+        let now = now();
         for region in regions {
             let api = self.regions.region(&region);
-            let existing = match api.with_tag(SOURCE_ID_TAG, &snapshot.id).await {
-                Ok(copies) => Existing::from(&copies.iter().collect::<Vec<_>>()),
+            let copies = match api.with_tag(SOURCE_VOLUME_TAG, &snapshot.volume_id).await {
+                Ok(copies) => self.own_copies(copies),
                 Err(e) => {
                     summary
                         .errors
@@ -308,7 +352,15 @@ impl<R: Regions> Copier<R> {
                     continue;
                 }
             };
-            summary.merge(self.copy_to(&snapshot, &region, existing).await);
+            let sources: Vec<Snapshot> = siblings
+                .iter()
+                .filter(|s| self.destinations(s).is_ok_and(|d| d.contains(&region)))
+                .cloned()
+                .collect();
+            let plan = retention::plan(&sources, &copies, self.settings.retention, now);
+            for (source, errored) in self.report(&region, &plan, &sources, Some(id), &mut summary) {
+                summary.merge(self.copy_to(source, &region, errored).await);
+            }
         }
         summary
     }
@@ -340,11 +392,16 @@ impl<R: Regions> Copier<R> {
         summary
     }
 
-    /// Every tagged snapshot to every destination, then retention.
+    /// Every destination brought to its retention plan: kept sources copied,
+    /// dropped restore points' copies deleted.
     pub async fn sweep(&self) -> Summary {
         self.start();
         let mut summary = Summary::default();
-        let sources = match self.source().tagged(&self.settings.copy_tag_key).await {
+        let sources = match self
+            .source()
+            .tagged(&self.settings.copy_tag_key, None)
+            .await
+        {
             Ok(sources) => sources,
             Err(e) => {
                 summary
@@ -353,98 +410,91 @@ impl<R: Regions> Copier<R> {
                 return summary;
             }
         };
-        let mut pairs: Vec<(&Snapshot, String)> = Vec::new();
-        let mut regions: BTreeSet<String> =
-            self.settings.default_destinations.iter().cloned().collect();
+        let mut wanted: BTreeMap<String, Vec<Snapshot>> = self
+            .settings
+            .default_destinations
+            .iter()
+            .map(|r| (r.clone(), Vec::new()))
+            .collect();
         for source in &sources {
             match self.destinations(source) {
                 Ok(dests) => {
-                    regions.extend(dests.iter().cloned());
-                    pairs.extend(dests.into_iter().map(|d| (source, d)));
+                    for region in dests {
+                        wanted.entry(region).or_default().push(source.clone());
+                    }
                 }
                 Err(why) => summary.ignored.push(why),
             }
         }
-        regions.remove(&self.settings.source_region);
-        // One listing per destination serves the existence checks and
-        // retention; its copies in progress are counted once, up front.
-        let listings: Vec<(String, Result<Vec<Snapshot>, Ec2Error>)> = stream::iter(regions)
-            .map(|region| async move {
-                let api = self.regions.region(&region);
-                let copies = api.with_tag(MANAGED_BY_TAG, MANAGED_BY_VALUE).await;
-                if let Ok(pending) = api.pending_count().await {
-                    self.in_flight
-                        .lock()
-                        .expect("not poisoned")
-                        .insert(region.clone(), pending);
-                }
-                (region, copies)
-            })
-            .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
-        let mut managed: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
+        wanted.remove(&self.settings.source_region);
+        // One listing per destination serves the plan; its copies in
+        // progress are counted once, up front.
+        let listings: Vec<(String, Result<Vec<Snapshot>, Ec2Error>)> =
+            stream::iter(wanted.keys().cloned())
+                .map(|region| async move {
+                    let api = self.regions.region(&region);
+                    let copies = api.with_tag(MANAGED_BY_TAG, MANAGED_BY_VALUE).await;
+                    if let Ok(pending) = api.pending_count().await {
+                        self.in_flight
+                            .lock()
+                            .expect("not poisoned")
+                            .insert(region.clone(), pending);
+                    }
+                    (region, copies)
+                })
+                .buffer_unordered(self.settings.concurrency)
+                .collect()
+                .await;
+        let now = now();
+        let mut plans: Vec<(String, Plan)> = Vec::new();
         for (region, listing) in listings {
             match listing {
                 Ok(copies) => {
-                    managed.insert(
-                        region,
-                        copies
-                            .into_iter()
-                            .filter(|c| {
-                                c.tag(SOURCE_REGION_TAG)
-                                    == Some(self.settings.source_region.as_str())
-                            })
-                            .collect(),
-                    );
+                    let copies = self.own_copies(copies);
+                    let plan =
+                        retention::plan(&wanted[&region], &copies, self.settings.retention, now);
+                    plans.push((region, plan));
                 }
                 Err(e) => summary
                     .errors
                     .push(format!("listing copies in {region}: {e}")),
             }
         }
-        let work: Vec<_> = pairs
-            .into_iter()
-            .filter_map(|(source, region)| {
-                let copies = managed.get(&region)?;
-                let mine: Vec<&Snapshot> = copies
-                    .iter()
-                    .filter(|c| c.tag(SOURCE_ID_TAG) == Some(source.id.as_str()))
-                    .collect();
-                Some((source, region, Existing::from(&mine)))
-            })
-            .collect();
-        let results: Vec<Summary> = stream::iter(work)
-            .map(|(source, region, existing)| async move {
-                self.copy_to(source, &region, existing).await
-            })
-            .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
+        let mut work = Vec::new();
+        for (region, plan) in &plans {
+            for (source, errored) in self.report(region, plan, &wanted[region], None, &mut summary)
+            {
+                work.push((source, region.as_str(), errored));
+            }
+        }
+        let results: Vec<Summary> =
+            stream::iter(work)
+                .map(|(source, region, errored)| async move {
+                    self.copy_to(source, region, errored).await
+                })
+                .buffer_unordered(self.settings.concurrency)
+                .collect()
+                .await;
         for result in results {
             summary.merge(result);
         }
-        summary.merge(self.prune(&managed).await);
+        summary.merge(self.prune(&plans).await);
         summary
     }
 
-    /// Deletes what retention selects among this region's copies.
-    async fn prune(&self, managed: &BTreeMap<String, Vec<Snapshot>>) -> Summary {
+    /// Deletes the copies the plans drop.
+    async fn prune(&self, plans: &[(String, Plan)]) -> Summary {
         let mut summary = Summary::default();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        for (region, copies) in managed {
-            let doomed = retention::plan(copies, self.settings.retention, now);
+        for (region, plan) in plans {
             if self.settings.dry_run {
                 summary
                     .dry_run_plan
-                    .extend(doomed.iter().map(|id| format!("delete {region}/{id}")));
+                    .extend(plan.delete.iter().map(|id| format!("delete {region}/{id}")));
                 continue;
             }
             let api = self.regions.region(region);
-            for id in doomed {
-                match api.delete(&id).await {
+            for id in &plan.delete {
+                match api.delete(id).await {
                     Ok(()) => summary.pruned.push(format!("{region}/{id}")),
                     Err(e) => summary.errors.push(format!("deleting {region}/{id}: {e}")),
                 }
@@ -452,6 +502,12 @@ impl<R: Regions> Copier<R> {
         }
         summary
     }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]
@@ -510,6 +566,27 @@ mod tests {
         assert_eq!(again.skipped_existing.len(), 2);
         assert_eq!(copier.copy_snapshot(&id).await.skipped_existing.len(), 2);
         assert_eq!(fake.copies_of(&id).len(), 2, "no duplicate copies");
+    }
+
+    #[tokio::test]
+    async fn an_event_for_a_source_retention_drops_copies_nothing() {
+        let fake = FakeRegions::default();
+        // Equal start times: ranked by id, so the last made ranks last.
+        let ids: Vec<String> = (0..3)
+            .map(|_| fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]))
+            .collect();
+        let copier = Copier::new(fake.clone(), settings());
+        let dropped = copier.copy_snapshot(&ids[2]).await;
+        assert_eq!(dropped.not_retained.len(), 1, "{dropped:?}");
+        assert!(dropped.copied.is_empty() && fake.copies_of(&ids[2]).is_empty());
+        assert_eq!(copier.copy_snapshot(&ids[0]).await.copied.len(), 1);
+        let sweep = copier.sweep().await;
+        assert_eq!(
+            (sweep.copied.len(), sweep.pruned.len()),
+            (1, 0),
+            "{sweep:?}"
+        );
+        assert!(fake.copies_of(&ids[2]).is_empty());
     }
 
     #[tokio::test]
@@ -579,19 +656,19 @@ mod tests {
             },
         );
         let plan = dry.sweep().await;
+        // The source is the newest restore point: it and the newest copy stay.
         assert_eq!(
             plan.dry_run_plan.len(),
-            1 + 2,
-            "one copy, two deletions: {plan:?}"
+            1 + 3,
+            "one copy, three deletions: {plan:?}"
         );
         assert!(plan.pruned.is_empty() && plan.copied.is_empty());
         assert_eq!(fake.count("us-west-2"), 5, "a dry run changes nothing");
         let real = Copier::new(fake.clone(), settings());
         let done = real.sweep().await;
         assert_eq!(done.copied.len(), 1);
-        // Four managed copies listed before copying: keep the newest two.
-        assert_eq!(done.pruned.len(), 2, "{done:?}");
-        assert_eq!(fake.count("us-west-2"), 4);
+        assert_eq!(done.pruned.len(), 3, "{done:?}");
+        assert_eq!(fake.count("us-west-2"), 3);
         assert!(
             fake.exists("us-west-2", &unmanaged),
             "unmanaged snapshots survive"

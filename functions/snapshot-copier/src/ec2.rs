@@ -95,12 +95,10 @@ impl SnapshotApi for Ec2Region {
         }
     }
 
-    async fn tagged(&self, tag_key: &str) -> Result<Vec<Snapshot>, Ec2Error> {
-        self.owned(vec![
-            filter("tag-key", tag_key),
-            filter("status", "completed"),
-        ])
-        .await
+    async fn tagged(&self, tag_key: &str, volume: Option<&str>) -> Result<Vec<Snapshot>, Ec2Error> {
+        let mut filters = vec![filter("tag-key", tag_key), filter("status", "completed")];
+        filters.extend(volume.map(|v| filter("volume-id", v)));
+        self.owned(filters).await
     }
 
     async fn with_tag(&self, key: &str, value: &str) -> Result<Vec<Snapshot>, Ec2Error> {

@@ -221,9 +221,13 @@ impl SnapshotApi for FakeRegion {
         Ok(self.select(|s| s.id == id).pop())
     }
 
-    async fn tagged(&self, tag_key: &str) -> Result<Vec<Snapshot>, Ec2Error> {
+    async fn tagged(&self, tag_key: &str, volume: Option<&str>) -> Result<Vec<Snapshot>, Ec2Error> {
         self.call().await;
-        Ok(self.select(|s| s.state == State::Completed && s.tag(tag_key).is_some()))
+        Ok(self.select(|s| {
+            s.state == State::Completed
+                && s.tag(tag_key).is_some()
+                && volume.is_none_or(|v| s.volume_id == v)
+        }))
     }
 
     async fn with_tag(&self, key: &str, value: &str) -> Result<Vec<Snapshot>, Ec2Error> {

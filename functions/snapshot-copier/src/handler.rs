@@ -143,6 +143,7 @@ fn emit(summary: &Summary) {
     for (name, count) in [
         ("Copied", summary.copied.len()),
         ("SkippedExisting", summary.skipped_existing.len()),
+        ("NotRetained", summary.not_retained.len()),
         ("Deferred", summary.deferred.len()),
         ("RetriedAfterError", summary.retried_after_error.len()),
         ("Pruned", summary.pruned.len()),

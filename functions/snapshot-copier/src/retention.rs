@@ -1,119 +1,261 @@
-//! Which of this copier's copies in a region to delete.
+//! What one destination should hold: retention decides on restore points
+//! (the source snapshots), ranked per source volume by the source's start
+//! time, and the copies follow.
 //!
-//! Only snapshots tagged `dr:managed-by=snapshot-copier` are considered.
-//! Per source volume the newest `keep` are kept, and/or those younger than
-//! the retention age; a pending copy and the newest completed copy of a
-//! volume are never deleted, whatever the settings.
+//! The restore points of a destination are the live sources that ask for it
+//! plus the sources of this copier's copies there that are not in error (a
+//! source may be gone while its copy stays). Per volume, newest first (ties
+//! by id), retention keeps the newest `keep` and/or those younger than the
+//! age limit. A kept source without a copy is copied; a dropped one never
+//! is. Copies of dropped restore points are deleted, except those in
+//! progress and the newest completed restore point of each volume. Errored
+//! copies are deleted (replaced when their source is kept and live).
+//!
+//! Applying a plan changes nothing the next plan depends on: copies only
+//! appear for kept points, and only dropped points disappear, which cannot
+//! move a kept point's rank (everything ranked above a kept point is kept).
 
-use crate::snapshot::{SOURCE_VOLUME_TAG, Snapshot, State};
-use std::collections::BTreeMap;
+use crate::snapshot::{SOURCE_ID_TAG, SOURCE_START_TIME_TAG, SOURCE_VOLUME_TAG, Snapshot, State};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Keep at most this many copies per source volume.
+    /// Keep at most this many restore points per source volume.
     pub keep: Option<usize>,
-    /// Delete copies older than this many seconds.
+    /// Drop restore points whose source started more than this many seconds ago.
     pub max_age_secs: Option<i64>,
 }
 
-/// The ids to delete among `snapshots` at `now` (epoch seconds), oldest
-/// first within each volume.
-pub fn plan(snapshots: &[Snapshot], retention: Retention, now: i64) -> Vec<String> {
-    let mut by_volume: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
-    for snapshot in snapshots.iter().filter(|s| s.is_managed()) {
-        let volume = snapshot
-            .tag(SOURCE_VOLUME_TAG)
-            .unwrap_or(&snapshot.volume_id);
-        by_volume.entry(volume).or_default().push(snapshot);
+/// One destination's plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Kept sources without a live copy: (source id, errored copies it replaces).
+    pub copy: Vec<(String, Vec<String>)>,
+    /// Kept sources with a live copy: (source id, copy id).
+    pub existing: Vec<(String, String)>,
+    /// Live sources retention drops: never copied.
+    pub dropped: Vec<String>,
+    /// Copies to delete, oldest restore point first within each volume.
+    pub delete: Vec<String>,
+}
+
+impl Plan {
+    /// Whether applying it would change anything.
+    pub fn is_empty(&self) -> bool {
+        self.copy.is_empty() && self.delete.is_empty()
     }
-    let mut doomed = Vec::new();
-    for copies in by_volume.values_mut() {
-        // Newest first; ties broken by id so the plan is deterministic.
-        copies.sort_by(|a, b| {
-            b.start_time
-                .cmp(&a.start_time)
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        let newest_completed = copies
-            .iter()
-            .find(|s| s.state == State::Completed)
-            .map(|s| s.id.as_str());
-        let mut volume_doomed: Vec<&Snapshot> = copies
-            .iter()
-            .enumerate()
-            .filter(|(rank, s)| {
-                let too_many = retention.keep.is_some_and(|keep| *rank >= keep);
-                let too_old = retention
-                    .max_age_secs
-                    .is_some_and(|age| now - s.start_time > age);
-                too_many || too_old
-            })
-            .map(|(_, s)| *s)
-            .filter(|s| s.state != State::Pending && s.state != State::Other)
-            .filter(|s| Some(s.id.as_str()) != newest_completed)
-            .collect();
-        volume_doomed.reverse();
-        doomed.extend(volume_doomed.into_iter().map(|s| s.id.clone()));
+}
+
+/// A restore point: the source's id, volume and start time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Point<'a> {
+    id: &'a str,
+    volume: &'a str,
+    time: i64,
+}
+
+/// The restore point a copy belongs to; the live source's facts win over
+/// the copy's tags. Copies made before the start-time tag fall back to their
+/// own start time.
+fn point_of<'a>(copy: &'a Snapshot, sources: &HashMap<&str, &'a Snapshot>) -> Point<'a> {
+    let id = copy.tag(SOURCE_ID_TAG).unwrap_or(&copy.id);
+    if let Some(source) = sources.get(id) {
+        return Point {
+            id,
+            volume: &source.volume_id,
+            time: source.start_time,
+        };
     }
-    doomed
+    Point {
+        id,
+        volume: copy.tag(SOURCE_VOLUME_TAG).unwrap_or(&copy.volume_id),
+        time: copy
+            .tag(SOURCE_START_TIME_TAG)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(copy.start_time),
+    }
+}
+
+/// The plan for one destination at `now` (epoch seconds). `sources` are the
+/// completed sources asking for it, `copies` this copier's copies there
+/// (made from this source region).
+pub fn plan(sources: &[Snapshot], copies: &[Snapshot], retention: Retention, now: i64) -> Plan {
+    let live: HashMap<&str, &Snapshot> = sources.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut copies_of: HashMap<&str, Vec<&Snapshot>> = HashMap::new();
+    let mut points: BTreeMap<&str, Point> = sources
+        .iter()
+        .map(|s| {
+            let point = Point {
+                id: &s.id,
+                volume: &s.volume_id,
+                time: s.start_time,
+            };
+            (point.id, point)
+        })
+        .collect();
+    for copy in copies {
+        let point = point_of(copy, &live);
+        copies_of.entry(point.id).or_default().push(copy);
+        if copy.state != State::Error {
+            points.entry(point.id).or_insert(point);
+        }
+    }
+    let mut by_volume: BTreeMap<&str, Vec<&Point>> = BTreeMap::new();
+    for point in points.values() {
+        by_volume.entry(point.volume).or_default().push(point);
+    }
+    let mut kept: BTreeSet<&str> = BTreeSet::new();
+    // The newest restore point of each volume with a completed copy: its
+    // completed copies are never deleted, whatever the settings.
+    let mut spared: BTreeSet<&str> = BTreeSet::new();
+    let mut ranked_ids: Vec<&str> = Vec::new();
+    for ranked in by_volume.values_mut() {
+        ranked.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(b.id)));
+        for (rank, point) in ranked.iter().enumerate() {
+            let within_count = retention.keep.is_none_or(|keep| rank < keep);
+            let within_age = retention
+                .max_age_secs
+                .is_none_or(|age| now - point.time <= age);
+            if within_count && within_age {
+                kept.insert(point.id);
+            }
+        }
+        if let Some(newest) = ranked.iter().find(|p| {
+            copies_of
+                .get(p.id)
+                .is_some_and(|c| c.iter().any(|c| c.state == State::Completed))
+        }) {
+            spared.insert(newest.id);
+        }
+        // Oldest first, for the deletions.
+        ranked_ids.extend(ranked.iter().rev().map(|p| p.id));
+    }
+    let mut plan = Plan::default();
+    for source in sources {
+        let id = source.id.as_str();
+        if !kept.contains(id) {
+            plan.dropped.push(source.id.clone());
+            continue;
+        }
+        let theirs = copies_of.get(id).map(Vec::as_slice).unwrap_or_default();
+        match theirs.iter().find(|c| c.state != State::Error) {
+            Some(copy) => plan.existing.push((source.id.clone(), copy.id.clone())),
+            None => plan.copy.push((
+                source.id.clone(),
+                theirs.iter().map(|c| c.id.clone()).collect(),
+            )),
+        }
+    }
+    let replaced: BTreeSet<&str> = plan
+        .copy
+        .iter()
+        .flat_map(|(_, errored)| errored.iter().map(String::as_str))
+        .collect();
+    // Error-only restore points are not ranked: their copies go last.
+    let unranked = copies_of.keys().filter(|id| !points.contains_key(*id));
+    for id in ranked_ids.into_iter().chain(unranked.copied()) {
+        for copy in copies_of.get(id).map(Vec::as_slice).unwrap_or_default() {
+            let doomed = match copy.state {
+                State::Error => !replaced.contains(copy.id.as_str()),
+                State::Completed => !kept.contains(id) && !spared.contains(id),
+                State::Pending | State::Other => false,
+            };
+            if doomed {
+                plan.delete.push(copy.id.clone());
+            }
+        }
+    }
+    plan
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{MANAGED_BY_TAG, MANAGED_BY_VALUE};
 
     const DAY: i64 = 86_400;
 
-    fn copy(id: &str, volume: &str, day: i64, state: State, managed: bool) -> Snapshot {
-        let mut tags = vec![(SOURCE_VOLUME_TAG.to_owned(), volume.to_owned())];
-        if managed {
-            tags.push((MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned()));
+    fn source(id: &str, volume: &str, day: i64) -> Snapshot {
+        Snapshot {
+            id: id.into(),
+            volume_id: volume.into(),
+            state: State::Completed,
+            start_time: day * DAY,
+            encrypted: false,
+            tags: Vec::new(),
         }
+    }
+
+    fn copy(id: &str, of: &Snapshot, state: State) -> Snapshot {
         Snapshot {
             id: id.into(),
             volume_id: "vol-ffffffff".into(),
             state,
-            start_time: day * DAY,
+            start_time: of.start_time + 100 * DAY,
             encrypted: false,
-            tags,
+            tags: vec![
+                (SOURCE_ID_TAG.into(), of.id.clone()),
+                (SOURCE_VOLUME_TAG.into(), of.volume_id.clone()),
+                (SOURCE_START_TIME_TAG.into(), of.start_time.to_string()),
+            ],
+        }
+    }
+
+    fn keep(n: usize) -> Retention {
+        Retention {
+            keep: Some(n),
+            max_age_secs: None,
         }
     }
 
     #[test]
-    fn keeps_the_newest_per_volume_and_never_the_unmanaged() {
-        let snapshots = vec![
-            copy("a1", "vol-a", 1, State::Completed, true),
-            copy("a2", "vol-a", 2, State::Completed, true),
-            copy("a3", "vol-a", 3, State::Completed, true),
-            copy("a0", "vol-a", 0, State::Completed, false),
-            copy("b1", "vol-b", 1, State::Completed, true),
+    fn copies_only_the_newest_sources_by_their_start_time() {
+        let sources: Vec<Snapshot> = (1..=6)
+            .map(|d| source(&format!("s{d}"), "vol-a", d))
+            .collect();
+        let first = plan(&sources, &[], keep(2), 10 * DAY);
+        let to_copy: Vec<&str> = first.copy.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(to_copy, vec!["s5", "s6"]);
+        assert_eq!(first.dropped, vec!["s1", "s2", "s3", "s4"]);
+        // Copies of older sources made later (by an older version) go,
+        // whatever their own start time.
+        let late = copy("c1", &sources[0], State::Completed);
+        let copies = vec![
+            copy("c6", &sources[5], State::Completed),
+            copy("c5", &sources[4], State::Pending),
+            late,
         ];
-        let keep_two = Retention {
-            keep: Some(2),
-            max_age_secs: None,
-        };
-        assert_eq!(plan(&snapshots, keep_two, 10 * DAY), vec!["a1"]);
+        let second = plan(&sources, &copies, keep(2), 10 * DAY);
+        assert!(second.copy.is_empty());
+        assert_eq!(second.delete, vec!["c1"]);
+    }
+
+    #[test]
+    fn a_gone_source_still_holds_its_rank_and_the_newest_completed_survives() {
+        let old = source("s1", "vol-a", 1);
+        let gone = source("s9", "vol-a", 9);
+        let copies = vec![copy("c9", &gone, State::Completed)];
+        let plan_now = plan(std::slice::from_ref(&old), &copies, keep(1), 10 * DAY);
+        assert_eq!(plan_now.dropped, vec!["s1"], "the copy of s9 outranks s1");
+        assert!(plan_now.is_empty());
         let week = Retention {
             keep: None,
             max_age_secs: Some(7 * DAY),
         };
-        // All are old, but the newest completed copy of each volume stays.
-        assert_eq!(plan(&snapshots, week, 30 * DAY), vec!["a1", "a2"]);
+        let all_old = plan(&[], &copies, week, 30 * DAY);
+        assert!(all_old.delete.is_empty(), "the newest completed copy stays");
     }
 
     #[test]
-    fn pending_copies_and_the_newest_completed_survive() {
-        let snapshots = vec![
-            copy("p", "vol-a", 5, State::Pending, true),
-            copy("c", "vol-a", 4, State::Completed, true),
-            copy("e", "vol-a", 3, State::Error, true),
-            copy("old", "vol-a", 1, State::Completed, true),
+    fn errored_copies_are_replaced_when_kept_and_deleted_otherwise() {
+        let s1 = source("s1", "vol-a", 1);
+        let s2 = source("s2", "vol-a", 2);
+        let copies = vec![
+            copy("e2", &s2, State::Error),
+            copy("e1", &s1, State::Error),
+            copy("p1", &s1, State::Pending),
         ];
-        let keep_one = Retention {
-            keep: Some(1),
-            max_age_secs: None,
-        };
-        assert_eq!(plan(&snapshots, keep_one, 10 * DAY), vec!["old", "e"]);
+        let p = plan(&[s1, s2], &copies, keep(1), 10 * DAY);
+        assert_eq!(p.copy, vec![("s2".into(), vec!["e2".into()])]);
+        assert_eq!(p.delete, vec!["e1"], "the pending copy stays");
     }
 }

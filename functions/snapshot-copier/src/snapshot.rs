@@ -4,6 +4,8 @@
 pub const SOURCE_ID_TAG: &str = "dr:source-snapshot-id";
 pub const SOURCE_REGION_TAG: &str = "dr:source-region";
 pub const SOURCE_VOLUME_TAG: &str = "dr:source-volume-id";
+/// The source's start time (epoch seconds): retention ranks copies by it.
+pub const SOURCE_START_TIME_TAG: &str = "dr:source-start-time";
 /// Marks a copy as this copier's: retention touches nothing else.
 pub const MANAGED_BY_TAG: &str = "dr:managed-by";
 pub const MANAGED_BY_VALUE: &str = "snapshot-copier";

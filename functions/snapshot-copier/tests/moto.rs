@@ -8,7 +8,8 @@ use snapshot_copier::copier::{Copier, Settings};
 use snapshot_copier::ec2::Ec2Regions;
 use snapshot_copier::retention::Retention;
 use snapshot_copier::snapshot::{
-    MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_VOLUME_TAG,
+    MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_START_TIME_TAG,
+    SOURCE_VOLUME_TAG,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -175,14 +176,20 @@ async fn retention_spares_unmanaged_snapshots_and_dry_run_changes_nothing() {
     let east = client(&sdk, "us-east-1").await;
     let west = client(&sdk, "us-west-2").await;
     snapshot(&east, false, &[("dr:copy-to", "us-west-2")]).await;
-    let managed = [
-        (MANAGED_BY_TAG, MANAGED_BY_VALUE),
-        (SOURCE_REGION_TAG, "us-east-1"),
-        (SOURCE_VOLUME_TAG, "vol-0123456789abcdef0"),
-        (SOURCE_ID_TAG, "snap-0000000000000old"),
-    ];
+    // Copies of three sources gone since, older than the live one.
     let mut old = Vec::new();
-    for _ in 0..3 {
+    for (source, started) in [
+        ("snap-00000000000000old1", "1000000000"),
+        ("snap-00000000000000old2", "1000086400"),
+        ("snap-00000000000000old3", "1000172800"),
+    ] {
+        let managed = [
+            (MANAGED_BY_TAG, MANAGED_BY_VALUE),
+            (SOURCE_REGION_TAG, "us-east-1"),
+            (SOURCE_VOLUME_TAG, "vol-0123456789abcdef0"),
+            (SOURCE_ID_TAG, source),
+            (SOURCE_START_TIME_TAG, started),
+        ];
         old.push(snapshot(&west, false, &managed).await.0);
     }
     let (unmanaged, _) = snapshot(
@@ -229,11 +236,11 @@ async fn retention_spares_unmanaged_snapshots_and_dry_run_changes_nothing() {
         after.contains_key(&unmanaged),
         "unmanaged snapshots survive"
     );
-    assert_eq!(
-        old.iter().filter(|id| after.contains_key(*id)).count(),
-        1,
-        "the newest copy stays"
+    assert!(
+        after.contains_key(&old[2]),
+        "the newest completed restore point of the volume stays"
     );
+    assert_eq!(old.iter().filter(|id| after.contains_key(*id)).count(), 1);
 }
 
 /// Forwards to moto, answering the `fail_copy`-th CopySnapshot with
@@ -446,4 +453,107 @@ mod binary {
         )
         .await;
     }
+}
+
+/// Snapshots of one new volume in `ec2`'s region, oldest first.
+async fn snapshots_of_one_volume(
+    ec2: &Client,
+    count: usize,
+    pairs: &[(&str, &str)],
+) -> Vec<String> {
+    let region = ec2.config().region().unwrap().to_string();
+    let volume = ec2
+        .create_volume()
+        .availability_zone(format!("{region}a"))
+        .size(1)
+        .send()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let snap = ec2
+            .create_snapshot()
+            .volume_id(volume.volume_id().unwrap())
+            .tag_specifications(tags(pairs))
+            .send()
+            .await
+            .unwrap();
+        ids.push(snap.snapshot_id().unwrap().to_owned());
+    }
+    ids
+}
+
+/// Sources ranked as retention ranks them: newest start time first, ties by id.
+async fn newest_first(ec2: &Client, ids: &[String]) -> Vec<String> {
+    let out = ec2
+        .describe_snapshots()
+        .set_snapshot_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let mut ranked: Vec<(i64, String)> = out
+        .snapshots()
+        .iter()
+        .map(|s| {
+            (
+                s.start_time().unwrap().secs(),
+                s.snapshot_id().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    ranked.into_iter().map(|(_, id)| id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_sweeps_keep_the_newest_restore_points_and_reach_a_fixed_point() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let east = client(&sdk, "us-east-1").await;
+    let west = client(&sdk, "us-west-2").await;
+    let sources = snapshots_of_one_volume(&east, 6, &[("dr:copy-to", "us-west-2")]).await;
+    let kept: Vec<String> = newest_first(&east, &sources).await[..2].to_vec();
+    let copier = Copier::new(
+        Ec2Regions::new(sdk.clone()),
+        Settings {
+            retention: Retention {
+                keep: Some(2),
+                max_age_secs: None,
+            },
+            ..settings()
+        },
+    );
+    let mut made = Vec::new();
+    for sweep in 1..=3 {
+        let summary = copier.sweep().await;
+        assert!(summary.errors.is_empty(), "sweep {sweep}: {summary:?}");
+        made.push((summary.copied.len(), summary.pruned.len()));
+        let listing = listing(&west).await;
+        let mut copied: Vec<String> = sources
+            .iter()
+            .filter(|s| !copies_of(&listing, s).is_empty())
+            .cloned()
+            .collect();
+        copied.sort();
+        let mut expected = kept.clone();
+        expected.sort();
+        assert_eq!(
+            copied, expected,
+            "sweep {sweep}: the newest two restore points"
+        );
+        for (tags, _) in listing
+            .values()
+            .filter(|(t, _)| t.contains_key(SOURCE_ID_TAG))
+        {
+            assert!(
+                tags.contains_key(SOURCE_START_TIME_TAG),
+                "the copy records its source's start time: {tags:?}"
+            );
+        }
+    }
+    assert_eq!(
+        made,
+        vec![(2, 0), (0, 0), (0, 0)],
+        "(copied, pruned) per sweep: one sweep reaches the fixed point"
+    );
 }
