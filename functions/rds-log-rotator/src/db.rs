@@ -72,6 +72,13 @@ pub trait LogDb: Send {
         table: &str,
         column: &str,
     ) -> impl Future<Output = Result<Option<String>, DbError>> + Send;
+    /// The first row of `mysql.<table>` in storage order, with the column
+    /// names; None when the table is empty or does not exist. A log table
+    /// only grows at its end, so its first row names it.
+    fn first_row(
+        &mut self,
+        table: &str,
+    ) -> impl Future<Output = Result<Option<(Vec<String>, Row)>, DbError>> + Send;
     /// Rows `offset..offset + limit` of `mysql.<table>` in storage order (log
     /// tables are append-only CSV files, so the order of a backup table never
     /// changes), each passed to `sink` until it breaks. Returns the column
@@ -101,6 +108,9 @@ pub struct MemoryInner {
     pub tables: HashMap<String, Vec<Row>>,
     pub lock_holder: Option<u64>,
     pub rotations: u32,
+    /// Outside rotations to inject: just before a session's next operation
+    /// named like `"rotate:slow"` or `"count:slow_log"`, RDS rotates the log.
+    pub rotate_before: Vec<(String, Log)>,
     next_session: u64,
 }
 
@@ -127,6 +137,7 @@ impl Default for MemoryServer {
                 tables,
                 lock_holder: None,
                 rotations: 0,
+                rotate_before: Vec::new(),
                 next_session: 1,
             })),
         }
@@ -170,9 +181,35 @@ impl MemoryServer {
     }
 }
 
+fn columns_of(table: &str) -> Vec<String> {
+    let names: &[&str] = if table.starts_with("slow") {
+        &SLOW_COLUMNS
+    } else {
+        &GENERAL_COLUMNS
+    };
+    names.iter().map(|c| (*c).to_owned()).collect()
+}
+
 pub struct MemorySession {
     server: MemoryServer,
     id: u64,
+}
+
+impl MemorySession {
+    /// Performs the outside rotations injected before `operation`.
+    fn before(&self, operation: &str) {
+        let due: Vec<Log> = {
+            let mut inner = self.server.inner.lock().expect("not poisoned");
+            let (due, rest) = std::mem::take(&mut inner.rotate_before)
+                .into_iter()
+                .partition(|(op, _)| op == operation);
+            inner.rotate_before = rest;
+            due.into_iter().map(|(_, log)| log).collect()
+        };
+        for log in due {
+            self.server.rotate(log);
+        }
+    }
 }
 
 impl LogDb for MemorySession {
@@ -206,11 +243,13 @@ impl LogDb for MemorySession {
     }
 
     async fn count(&mut self, table: &str) -> Result<Option<u64>, DbError> {
+        self.before(&format!("count:{table}"));
         let inner = self.server.inner.lock().expect("not poisoned");
         Ok(inner.tables.get(table).map(|rows| rows.len() as u64))
     }
 
     async fn oldest(&mut self, table: &str, _column: &str) -> Result<Option<String>, DbError> {
+        self.before(&format!("oldest:{table}"));
         let inner = self.server.inner.lock().expect("not poisoned");
         Ok(inner
             .tables
@@ -218,6 +257,16 @@ impl LogDb for MemorySession {
             .and_then(|rows| rows.first())
             .and_then(|row| row[0].clone())
             .map(|t| String::from_utf8_lossy(&t).into_owned()))
+    }
+
+    async fn first_row(&mut self, table: &str) -> Result<Option<(Vec<String>, Row)>, DbError> {
+        self.before(&format!("first_row:{table}"));
+        let inner = self.server.inner.lock().expect("not poisoned");
+        Ok(inner
+            .tables
+            .get(table)
+            .and_then(|rows| rows.first())
+            .map(|row| (columns_of(table), row.clone())))
     }
 
     async fn read<F>(
@@ -242,11 +291,7 @@ impl LogDb for MemorySession {
                 .cloned()
                 .collect()
         };
-        let columns: Vec<String> = if table.starts_with("slow") {
-            SLOW_COLUMNS.iter().map(|c| (*c).to_owned()).collect()
-        } else {
-            GENERAL_COLUMNS.iter().map(|c| (*c).to_owned()).collect()
-        };
+        let columns = columns_of(table);
         let mut passed = 0;
         for row in rows {
             passed += 1;
@@ -258,6 +303,7 @@ impl LogDb for MemorySession {
     }
 
     async fn rotate(&mut self, log: Log) -> Result<(), DbError> {
+        self.before(&format!("rotate:{}", log.name()));
         self.server.rotate(log);
         Ok(())
     }

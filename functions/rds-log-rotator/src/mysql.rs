@@ -25,6 +25,20 @@ fn sql_string(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
+impl MySqlDb {
+    async fn exists(&mut self, table: &str) -> Result<bool, DbError> {
+        let exists: Option<i64> = self
+            .conn
+            .query_first(format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = {}",
+                sql_string(table)
+            ))
+            .await
+            .map_err(error)?;
+        Ok(exists.unwrap_or(0) > 0)
+    }
+}
+
 impl LogDb for MySqlDb {
     async fn server_state(&mut self) -> Result<ServerState, DbError> {
         let (log_output, slow, general, read_only): (String, i64, i64, i64) = self
@@ -72,15 +86,7 @@ impl LogDb for MySqlDb {
     }
 
     async fn count(&mut self, table: &str) -> Result<Option<u64>, DbError> {
-        let exists: Option<i64> = self
-            .conn
-            .query_first(format!(
-                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = {}",
-                sql_string(table)
-            ))
-            .await
-            .map_err(error)?;
-        if exists.unwrap_or(0) == 0 {
+        if !self.exists(table).await? {
             return Ok(None);
         }
         let rows: Option<u64> = self
@@ -102,6 +108,20 @@ impl LogDb for MySqlDb {
             .await
             .map_err(error)?;
         Ok(oldest.flatten())
+    }
+
+    async fn first_row(&mut self, table: &str) -> Result<Option<(Vec<String>, Row)>, DbError> {
+        if !self.exists(table).await? {
+            return Ok(None);
+        }
+        let mut first = None;
+        let (columns, _) = self
+            .read(table, 0, 1, |_, row| {
+                first = Some(row);
+                ControlFlow::Break(())
+            })
+            .await?;
+        Ok(first.map(|row| (columns, row)))
     }
 
     async fn read<F>(

@@ -298,7 +298,52 @@ impl<S: ArchiveStore> Rotator<S> {
             report.reason = format!("dry run: would rotate mysql.{} ({live} rows)", log.table());
             return report;
         }
-        // Step 2: rotate, now that the backup it drops is archived.
+        // Step 2: rotate, now that the backup it drops is archived. RDS
+        // may rotate on its own at any moment: the live table's first row
+        // seen now must be the backup's first row after the CALL, and the
+        // backup must still be the one archived.
+        let live_first = match db.first_row(log.table()).await {
+            Ok(first) => first.map(|(columns, row)| {
+                (
+                    row_time(log, &columns, &row).unwrap_or_default(),
+                    row_hash(&row),
+                )
+            }),
+            Err(e) => {
+                report.error = Some(format!("reading mysql.{}: {e}; not rotated", log.table()));
+                return report;
+            }
+        };
+        let backup_now = match db.first_row(log.backup_table()).await {
+            Ok(first) => first.map(|(_, row)| row_hash(&row)),
+            Err(e) => {
+                report.error = Some(format!(
+                    "reading mysql.{}: {e}; not rotated",
+                    log.backup_table()
+                ));
+                return report;
+            }
+        };
+        let archived = wm.generation.as_ref().map(|g| &g.first_row_sha256);
+        if backup_now.is_some() && backup_now.as_ref() != archived {
+            // Rotated since the archive: this backup is unread, so archive
+            // it instead of dropping it. The live table is fresh anyway.
+            if let Err(e) = self
+                .archive_backup(db, log, instance, &mut wm, false, digest, &mut report)
+                .await
+            {
+                report.error = Some(format!(
+                    "mysql.{} was replaced after the archive and archiving it failed: {e}; not rotated",
+                    log.backup_table()
+                ));
+                return report;
+            }
+            report.reason = format!(
+                "not rotated: mysql.{} was rotated outside the rotator after the archive; its new backup is archived, the next run rotates",
+                log.table()
+            );
+            return report;
+        }
         wm.rotating = true;
         if let Err(e) = self.save_watermark(log, instance, &wm).await {
             report.error = Some(format!("{e}; not rotated"));
@@ -310,6 +355,31 @@ impl<S: ArchiveStore> Rotator<S> {
         }
         report.rotated = true;
         report.reason = format!("rotated mysql.{} ({live} rows)", log.table());
+        if let Some((live_first_time, live_first_hash)) = &live_first {
+            match db.first_row(log.backup_table()).await {
+                Ok(after) => {
+                    let after = after.map(|(columns, row)| {
+                        (row_time(log, &columns, &row).unwrap_or_default(), row_hash(&row))
+                    });
+                    if after.as_ref().map(|(_, hash)| hash) != Some(live_first_hash) {
+                        let until = after.map_or("an empty table".to_owned(), |(time, _)| {
+                            format!("its first row at {time}")
+                        });
+                        report.warnings.push(format!(
+                            "possible gap: mysql.{table} was rotated outside the rotator between the archive and this \
+                             rotator's CALL, which then dropped that backup unarchived: rows from {live_first_time} \
+                             (at least {live} rows counted before the CALL) up to the new mysql.{backup} ({until}) may be lost",
+                            table = log.table(),
+                            backup = log.backup_table(),
+                        ));
+                    }
+                }
+                Err(e) => report.warnings.push(format!(
+                    "reading mysql.{} after the CALL: {e}; a rotation by RDS during the CALL cannot be ruled out",
+                    log.backup_table()
+                )),
+            }
+        }
         // Step 3: the new backup, at once.
         if let Err(e) = self
             .archive_backup(db, log, instance, &mut wm, false, digest, &mut report)
@@ -678,6 +748,83 @@ mod tests {
         );
         let seen = archived(&rotator.store, Log::Slow);
         assert!(issued.iter().all(|sql| seen.get(sql) == Some(&1)));
+    }
+
+    #[tokio::test]
+    async fn a_rotation_just_before_our_call_is_reported_as_a_gap() {
+        let server = MemoryServer::default();
+        let rotator = rotator();
+        queries(&server, 1, 3);
+        rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
+            .await;
+        // RDS rotates between the archive and our CALL: our CALL then drops
+        // the backup RDS made, rows nobody read.
+        queries(&server, 2, 4);
+        server
+            .inner
+            .lock()
+            .unwrap()
+            .rotate_before
+            .push(("rotate:slow".into(), Log::Slow));
+        let report = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
+            .await;
+        let slow = &report.logs[0];
+        let warning = slow
+            .warnings
+            .iter()
+            .find(|w| w.starts_with("possible gap"))
+            .unwrap_or_else(|| panic!("no gap reported: {report:?}"));
+        assert!(
+            warning.contains("between the archive and this rotator's CALL")
+                && warning.contains("2026-11-22 02:00:00.000000")
+                && warning.contains("at least 4 rows"),
+            "{warning}"
+        );
+        assert!(report.logs[1].warnings.is_empty(), "{report:?}");
+        // The next run archives what came after, without a warning.
+        let issued = queries(&server, 3, 2);
+        let next = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
+            .await;
+        assert!(!next.failed(), "{next:?}");
+        let seen = archived(&rotator.store, Log::Slow);
+        assert!(
+            issued.iter().all(|sql| seen.get(sql) == Some(&1)),
+            "{seen:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rotation_after_the_archive_is_archived_not_dropped() {
+        let server = MemoryServer::default();
+        let rotator = rotator();
+        let mut issued = queries(&server, 1, 3);
+        rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
+            .await;
+        issued.extend(queries(&server, 2, 4));
+        // RDS rotates after the backup was archived and the live table counted.
+        server
+            .inner
+            .lock()
+            .unwrap()
+            .rotate_before
+            .push(("oldest:slow_log".into(), Log::Slow));
+        let report = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
+            .await;
+        assert!(!report.failed(), "{report:?}");
+        issued.extend(queries(&server, 3, 2));
+        let next = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
+            .await;
+        assert!(!next.failed(), "{next:?}");
+        let seen = archived(&rotator.store, Log::Slow);
+        for sql in &issued {
+            assert_eq!(seen.get(sql), Some(&1), "{sql}: {report:?}");
+        }
     }
 
     #[tokio::test]
