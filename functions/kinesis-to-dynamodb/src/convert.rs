@@ -382,8 +382,11 @@ pub fn checked_number(text: &str, path: &str) -> Result<String, ConvertError> {
     Ok(text.to_owned())
 }
 
-/// An upper bound of DynamoDB's size for `item` (names plus values), so
-/// that items over the 400 KB limit are caught before any write.
+/// DynamoDB's size of `item` by its documented rules, so that items over
+/// the 400 KB limit are caught before any write: names and strings count
+/// their UTF-8 bytes, binaries their bytes, a number one byte per two
+/// significant digits plus one, null and booleans one; a list or map 3
+/// bytes, plus 1 per element, plus the elements (and a map's keys).
 pub fn item_size(item: &Item) -> usize {
     item.iter()
         .map(|(name, value)| name.len() + value_size(value))
@@ -393,8 +396,7 @@ pub fn item_size(item: &Item) -> usize {
 fn value_size(value: &AttributeValue) -> usize {
     match value {
         AttributeValue::S(s) => s.len(),
-        // Stored as about one byte per two digits; the text length bounds it.
-        AttributeValue::N(n) => n.len(),
+        AttributeValue::N(n) => number_size(n),
         AttributeValue::B(b) => b.as_ref().len(),
         AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
         AttributeValue::M(map) => {
@@ -403,8 +405,23 @@ fn value_size(value: &AttributeValue) -> usize {
                 .map(|(k, v)| 1 + k.len() + value_size(v))
                 .sum::<usize>()
         }
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
         _ => 1,
     }
+}
+
+/// One byte per two significant digits, plus one. Leading and trailing
+/// zeros are not significant (DynamoDB trims them); zero counts one digit.
+fn number_size(text: &str) -> usize {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    let digits = mantissa.bytes().filter(u8::is_ascii_digit);
+    let leading = digits.clone().take_while(|&b| b == b'0').count();
+    let total = digits.clone().count();
+    let trailing = digits.rev().take_while(|&b| b == b'0').count();
+    let significant = total.saturating_sub(leading + trailing).max(1);
+    significant.div_ceil(2) + 1
 }
 
 /// The value at an RFC 6901 JSON pointer (`/a/0/b`, `~1` for `/`, `~0` for `~`).
@@ -491,6 +508,16 @@ mod tests {
             json_to_item(deep.as_bytes()),
             Err(ConvertError::TooDeep { .. })
         ));
+    }
+
+    #[test]
+    fn numbers_are_sized_by_significant_digits() {
+        assert_eq!(number_size("7"), 2);
+        assert_eq!(number_size("0"), 2);
+        assert_eq!(number_size("-12.30e5"), 3);
+        assert_eq!(number_size("1000000"), 2);
+        assert_eq!(number_size("0.000123"), 3);
+        assert_eq!(number_size(&"9".repeat(38)), 20);
     }
 
     #[test]

@@ -264,7 +264,7 @@ fn entry(
     let size = item_size(&item);
     if size > MAX_ITEM_BYTES {
         return Err(format!(
-            "item is {size} bytes; DynamoDB's limit is {MAX_ITEM_BYTES}"
+            "item is {size} bytes by DynamoDB's size rules; DynamoDB's limit is {MAX_ITEM_BYTES}"
         ));
     }
     Ok(Entry {

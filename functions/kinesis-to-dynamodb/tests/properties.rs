@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use kinesis_to_dynamodb::checkpoint::{Position, compare_sequence, response};
-use kinesis_to_dynamodb::convert::{ConvertError, json_to_item};
+use kinesis_to_dynamodb::convert::{ConvertError, Item, item_size, json_to_item};
 use kinesis_to_dynamodb::kpl::{UserRecord, aggregate, deaggregate};
 use proptest::prelude::*;
 
@@ -40,7 +40,121 @@ fn same(value: &AttributeValue, json: &serde_json::Value) -> bool {
     }
 }
 
+/// A JSON number's text, in every form JSON allows, within DynamoDB's range.
+fn number_text() -> impl Strategy<Value = String> {
+    (
+        any::<bool>(),
+        prop_oneof![Just("0".to_owned()), "[1-9]", "[1-9][0-9]{0,18}"],
+        proptest::option::of("[0-9]{1,18}"),
+        proptest::option::of(("[eE]", "[+-]?", 0u32..60)),
+    )
+        .prop_map(|(negative, int, frac, exp)| {
+            let mut text = if negative {
+                "-".to_owned()
+            } else {
+                String::new()
+            };
+            text += &int;
+            if let Some(frac) = frac {
+                text = format!("{text}.{frac}");
+            }
+            if let Some((e, sign, power)) = exp {
+                text = format!("{text}{e}{sign}{power}");
+            }
+            text
+        })
+}
+
+/// A JSON document text with numbers in every form, nested in lists and maps.
+fn document_text() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        3 => number_text(),
+        1 => Just("null".to_owned()),
+        1 => Just("true".to_owned()),
+        1 => ".{0,12}".prop_map(|s| serde_json::Value::from(s).to_string()),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..8)
+                .prop_map(|v| format!("[{}]", v.join(","))),
+            proptest::collection::vec((".{0,6}", inner), 0..6).prop_map(|fields| {
+                let fields: Vec<String> = fields
+                    .into_iter()
+                    .map(|(k, v)| format!("{}:{v}", serde_json::Value::from(k)))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }),
+        ]
+    })
+}
+
+/// DynamoDB's documented size of a number: its significant digits (leading
+/// and trailing zeros do not count), one byte per two, plus one.
+fn documented_number_size(text: &str) -> usize {
+    let mantissa = text.split(['e', 'E']).next().unwrap();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.div_ceil(2) + 1
+}
+
+/// DynamoDB's documented size of a value (aws-contracts.md, "DynamoDB item size").
+fn documented_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => documented_number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + documented_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + documented_size(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+fn documented_item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + documented_size(value))
+        .sum()
+}
+
+#[test]
+fn a_list_of_150000_digits_is_over_the_limit() {
+    let text = format!("{{\"id\":\"a\",\"l\":[{}]}}", vec!["7"; 150_000].join(","));
+    let item = json_to_item(text.as_bytes()).unwrap();
+    assert!(documented_item_size(&item) > 449_000);
+    assert!(
+        item_size(&item) > 400 * 1024,
+        "estimated {} bytes",
+        item_size(&item)
+    );
+}
+
 proptest! {
+    #[test]
+    fn the_size_estimate_is_never_below_the_documented_size(fields in proptest::collection::vec((".{0,8}", document_text()), 0..8)) {
+        let fields: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("{}:{v}", serde_json::Value::from(k)))
+            .collect();
+        let text = format!("{{{}}}", fields.join(","));
+        let item = json_to_item(text.as_bytes()).unwrap();
+        prop_assert!(item_size(&item) >= documented_item_size(&item), "{} < {} for {text}", item_size(&item), documented_item_size(&item));
+    }
+
+    /// One number alone: no other value's slack can hide an undercount.
+    #[test]
+    fn a_number_is_never_estimated_below_its_documented_size(number in number_text()) {
+        let text = format!("{{\"n\":{number},\"l\":[{number}],\"m\":{{\"k\":{number}}}}}");
+        let item = json_to_item(text.as_bytes()).unwrap();
+        for (name, value) in &item {
+            let alone = Item::from([(name.clone(), value.clone())]);
+            prop_assert!(item_size(&alone) >= documented_item_size(&alone), "{} < {} for {text}", item_size(&alone), documented_item_size(&alone));
+        }
+    }
+
     #[test]
     fn reads_what_serde_json_reads(fields in proptest::collection::hash_map(".{0,8}", json_value(), 0..8), pretty in any::<bool>()) {
         let object = serde_json::Value::Object(fields.into_iter().collect());
