@@ -4,6 +4,7 @@ use cfn_responder::idempotency::{DynamoStore, MemoryStore, Store};
 use cfn_responder::resource::Registry;
 use cfn_responder::resources::ami_lookup::{AmiLookup, Ec2Images};
 use cfn_responder::resources::ses_identity_notifications::{SesIdentityNotifications, SesV1};
+use cfn_responder::resources::topic_owners::{DynamoOwners, MemoryOwners, Owners};
 use cfn_responder::responder::{Responder, Settings};
 use lambda_runtime::service_fn;
 use shared::cfn::HttpsPut;
@@ -15,17 +16,26 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let responder = match Config::from_env(EnvReader::from_env()) {
         Ok(config) => {
             let sdk = shared::aws::load_sdk_config().await;
-            let store = match &config.idempotency_table {
+            // The idempotency table also keeps who set which SES topic.
+            let (store, owners) = match &config.idempotency_table {
                 Some(table) => {
-                    Store::Dynamo(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table))
+                    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+                    (
+                        Store::Dynamo(DynamoStore::new(dynamodb.clone(), table)),
+                        Owners::Dynamo(DynamoOwners::new(dynamodb, table)),
+                    )
                 }
-                None => Store::Memory(MemoryStore::default()),
+                None => (
+                    Store::Memory(MemoryStore::default()),
+                    Owners::Memory(MemoryOwners::default()),
+                ),
             };
             let registry = Registry::new()
                 .register(AmiLookup::new(Ec2Images(aws_sdk_ec2::Client::new(&sdk))))
-                .register(SesIdentityNotifications::new(SesV1(
-                    aws_sdk_ses::Client::new(&sdk),
-                )));
+                .register(SesIdentityNotifications::with_owners(
+                    SesV1(aws_sdk_ses::Client::new(&sdk)),
+                    owners,
+                ));
             Responder::new(registry, store, HttpsPut::default(), config.settings)
         }
         // Not fatal: a dead init would leave every stack waiting an hour.

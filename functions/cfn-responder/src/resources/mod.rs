@@ -2,3 +2,4 @@
 
 pub mod ami_lookup;
 pub mod ses_identity_notifications;
+pub mod topic_owners;
