@@ -82,13 +82,14 @@ sweep_cost=$(target/release/examples/sweep_cost)
 
 echo "Measuring transcode-launcher ($runs runs)..."
 .venv/bin/python scripts/demo_ec2.py "http://127.0.0.1:$moto_port" launch-template
-# A folder marker: skipped without any EC2 call. The put launches once, then
-# every later run is a duplicate found by one DescribeInstances to moto.
+.venv/bin/python scripts/demo_dynamodb.py "http://127.0.0.1:$moto_port" create transcode-jobs pk
+# A folder marker: skipped without any AWS call. The put launches once, then
+# every later run is a duplicate found by one GetItem in the job ledger.
 transcode=$(target/release/lambda-bench --function "transcode-launcher" \
   --binary "$work/transcode-launcher/bootstrap" --zip target/lambda/transcode-launcher/bootstrap.zip \
   --runs "$runs" "${moto_env[@]}" --env INPUT_BUCKET=video-uploads-123456789012 --env INPUT_PREFIX=videos \
   --env OUTPUT_BUCKET=video-uploads-123456789012 --env OUTPUT_PREFIX=transcoded \
-  --env LAUNCH_TEMPLATE_NAME=transcode-worker \
+  --env LAUNCH_TEMPLATE_NAME=transcode-worker --env JOBS_TABLE=transcode-jobs \
   --event events/transcode-launcher/05-folder-marker.json \
   --event events/transcode-launcher/01-put-holiday-video.json)
 transcode_cost=$(target/release/examples/launch_cost | tail -n 1)

@@ -40,6 +40,7 @@ OUTPUT_BUCKET=video-uploads-123456789012
 OUTPUT_PREFIX=transcoded
 LAUNCH_TEMPLATE_NAME=transcode-worker
 MAX_RUNNING_JOBS=5
+JOBS_TABLE=transcode-jobs
 AWS_CLI_PATH=$work/worker-bin/aws
 DB_INSTANCES="orders-db=127.0.0.1:$mariadb_port"
 SECRET_ARN=$rds_secret
@@ -152,6 +153,7 @@ for region in us-east-1 us-west-2 eu-west-1; do ec2_demo show "$region"; done
 
 bold "transcode-launcher: the sample uploads against moto EC2, then one worker run for real"
 ec2_demo launch-template
+tables create transcode-jobs pk
 for event in events/transcode-launcher/*.json; do
   echo
   name=$(basename "$event")

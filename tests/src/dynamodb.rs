@@ -1,6 +1,7 @@
 //! A DynamoDB stand-in speaking the JSON protocol for PutItem (with the
-//! latest-mode condition) and BatchWriteItem, with faults injected from a
-//! seed: UnprocessedItems, throttling, 500s and latency. Like DynamoDB, it
+//! latest-mode condition), GetItem, Scan (one page, no filter) and
+//! BatchWriteItem, with faults injected from a seed: UnprocessedItems,
+//! throttling, 500s and latency. Its conditional writes are atomic. Like DynamoDB, it
 //! refuses an item with an empty attribute name (ValidationException), at
 //! most 25 items per BatchWriteItem and duplicate keys within one.
 
@@ -181,6 +182,7 @@ impl DynamoStandIn {
                 match op.as_str() {
                     "GetItem" => get_item(&s, &request.body),
                     "PutItem" => put_item(&mut s, &request.body),
+                    "Scan" => scan(&s, &request.body),
                     "BatchWriteItem" => {
                         batch_write(&mut s, &request.body, faults.unprocessed_percent)
                     }
@@ -250,6 +252,35 @@ fn get_item(s: &State, body: &[u8]) -> hyper::Response<http_body_util::Full<byte
         Some(item) => reply(200, format!("{{\"Item\":{item}}}")),
         None => reply(200, "{}"),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Scan {
+    table_name: String,
+}
+
+/// Every item in one page: enough for the small tables tests use.
+fn scan(s: &State, body: &[u8]) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let Ok(scan) = serde_json::from_slice::<Scan>(body) else {
+        return validation("stand-in could not read the Scan request");
+    };
+    if !s.keys.contains_key(&scan.table_name) {
+        return error(400, "ResourceNotFoundException", "no such table");
+    }
+    let items: Vec<&str> = s
+        .tables
+        .get(&scan.table_name)
+        .map(|t| t.values().map(String::as_str).collect())
+        .unwrap_or_default();
+    reply(
+        200,
+        format!(
+            "{{\"Items\":[{}],\"Count\":{n},\"ScannedCount\":{n}}}",
+            items.join(","),
+            n = items.len()
+        ),
+    )
 }
 
 fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {

@@ -9,7 +9,9 @@ use shared::config::EnvReader;
 use std::time::Instant;
 use transcode_launcher::fleet::MemoryFleet;
 use transcode_launcher::handler::handle;
+use transcode_launcher::jobs::MemoryStore;
 use transcode_launcher::launcher::Launcher;
+use transcode_launcher::status::MemoryStatus;
 
 const INVOKES: usize = 2000;
 const SAMPLE: &str = "events/transcode-launcher/01-put-holiday-video.json";
@@ -29,10 +31,16 @@ fn main() {
         ("OUTPUT_BUCKET", "video-uploads-123456789012"),
         ("OUTPUT_PREFIX", "transcoded"),
         ("LAUNCH_TEMPLATE_NAME", "transcode-worker"),
+        ("JOBS_TABLE", "transcode-jobs"),
         ("MAX_RUNNING_JOBS", "100000"),
     ]))
     .expect("valid settings");
-    let launcher = Launcher::new(MemoryFleet::default(), settings);
+    let launcher = Launcher::new(
+        MemoryFleet::default(),
+        MemoryStore::default(),
+        MemoryStatus::default(),
+        settings,
+    );
     let mut times: Vec<f64> = (0..INVOKES)
         .map(|i| {
             let mut event = sample.clone();

@@ -11,7 +11,8 @@ pub const DEFAULT_SUFFIXES: &str = "mp4,mov,mkv,avi,webm,m4v";
 /// Reads AWS_REGION; INPUT_BUCKET, INPUT_PREFIX (""), INPUT_SUFFIXES;
 /// OUTPUT_BUCKET, OUTPUT_PREFIX ("transcoded"); LAUNCH_TEMPLATE_ID or
 /// LAUNCH_TEMPLATE_NAME, LAUNCH_TEMPLATE_VERSION ($Default), INSTANCE_TYPE,
-/// SPOT (false); MAX_RUNNING_JOBS (10); and for the worker PRESETS,
+/// SPOT (false); JOBS_TABLE, MAX_RUNNING_JOBS (10), MAX_ATTEMPTS (3); and
+/// for the worker PRESETS,
 /// MAX_RUNTIME (seconds, 3600), FFMPEG_PATH, AWS_CLI_PATH and
 /// WORKER_SEARCH_DIRS.
 pub fn from_env(mut env: EnvReader) -> Result<(Settings, LaunchSettings), ConfigError> {
@@ -50,9 +51,14 @@ pub fn from_env(mut env: EnvReader) -> Result<(Settings, LaunchSettings), Config
     let instance_type: Option<String> = env.optional("INSTANCE_TYPE");
     let spot = env.flag("SPOT", false);
 
+    let jobs_table: Option<String> = env.required("JOBS_TABLE");
     let max_running_jobs: usize = env.or_default("MAX_RUNNING_JOBS", 10);
     if max_running_jobs == 0 {
         env.problem("MAX_RUNNING_JOBS=0 is invalid: it must be at least 1");
+    }
+    let max_attempts: u32 = env.or_default("MAX_ATTEMPTS", 3);
+    if max_attempts == 0 {
+        env.problem("MAX_ATTEMPTS=0 is invalid: it must be at least 1");
     }
     let mut presets = Vec::new();
     for name in env
@@ -128,6 +134,8 @@ pub fn from_env(mut env: EnvReader) -> Result<(Settings, LaunchSettings), Config
             locations,
             worker,
             max_running_jobs,
+            max_attempts,
+            jobs_table: jobs_table.expect("checked by finish"),
         },
         LaunchSettings {
             template: template.expect("checked by finish"),
@@ -148,6 +156,7 @@ mod tests {
             ("INPUT_BUCKET", "in"),
             ("OUTPUT_BUCKET", "out"),
             ("LAUNCH_TEMPLATE_NAME", "transcode-worker"),
+            ("JOBS_TABLE", "jobs"),
         ]
     }
 
@@ -158,6 +167,8 @@ mod tests {
         assert_eq!(settings.locations.output_prefix, "transcoded/");
         assert_eq!(settings.worker.presets.len(), 2);
         assert_eq!(settings.max_running_jobs, 10);
+        assert_eq!(settings.max_attempts, 3);
+        assert_eq!(settings.jobs_table, "jobs");
         assert_eq!(launch.version, "$Default");
         assert_eq!(
             launch.template,
@@ -189,6 +200,7 @@ mod tests {
             ("LAUNCH_TEMPLATE_NAME", "x"),
             ("PRESETS", "mp4-720p,gif"),
             ("MAX_RUNNING_JOBS", "0"),
+            ("MAX_ATTEMPTS", "0"),
             ("FFMPEG_PATH", "ffmpeg"),
         ]))
         .unwrap_err()
@@ -200,6 +212,8 @@ mod tests {
             "LAUNCH_TEMPLATE_ID and LAUNCH_TEMPLATE_NAME",
             "\"gif\"",
             "MAX_RUNNING_JOBS",
+            "MAX_ATTEMPTS",
+            "JOBS_TABLE",
             "FFMPEG_PATH",
         ] {
             assert!(problems.contains(name), "{name}: {problems}");

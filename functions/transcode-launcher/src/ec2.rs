@@ -9,6 +9,7 @@ use aws_sdk_ec2::types::{
     SpotMarketOptions, Tag, TagSpecification,
 };
 use aws_smithy_types::base64;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateRef {
@@ -93,6 +94,36 @@ impl Fleet for Ec2Fleet {
             filter("instance-state-name", LIVE),
         ];
         Ok(self.count(filters, false).await?.0)
+    }
+
+    async fn instance_states(
+        &self,
+        instance_ids: &[String],
+    ) -> Result<HashMap<String, String>, FleetError> {
+        let mut states = HashMap::new();
+        // A filter, not InstanceIds: an id EC2 no longer (or not yet) lists
+        // is simply absent instead of failing the whole call.
+        for ids in instance_ids.chunks(200) {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let mut pages = self
+                .client
+                .describe_instances()
+                .filters(filter("instance-id", &ids))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(error)?;
+                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                    if let (Some(id), Some(state)) = (
+                        instance.instance_id(),
+                        instance.state().and_then(|s| s.name()),
+                    ) {
+                        states.insert(id.to_owned(), state.as_str().to_owned());
+                    }
+                }
+            }
+        }
+        Ok(states)
     }
 
     async fn launch(&self, request: &LaunchRequest) -> Result<String, FleetError> {

@@ -35,6 +35,8 @@ pub enum Event {
     /// `s3:TestEvent`, sent when a notification is configured: a no-op.
     Test,
     Records(Vec<Record>),
+    /// The schedule's tick (an EventBridge "Scheduled Event"): reconcile.
+    Reconcile,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,12 +61,15 @@ pub fn parse(event: &Value) -> Result<Event, UnsupportedEvent> {
     }
     let source = text(event, "source");
     let detail_type = text(event, "detail-type");
+    if source == Some("aws.events") && detail_type == Some("Scheduled Event") {
+        return Ok(Event::Reconcile);
+    }
     if source == Some("aws.s3") && detail_type == Some("Object Created") {
         return Ok(Event::Records(vec![eventbridge_record(event)]));
     }
     Err(UnsupportedEvent(format!(
         "expected an S3 notification (Records), an EventBridge \"Object Created\" event from aws.s3, \
-         or s3:TestEvent; got source {source:?}, detail-type {detail_type:?}"
+         a \"Scheduled Event\" from aws.events, or s3:TestEvent; got source {source:?}, detail-type {detail_type:?}"
     )))
 }
 
@@ -195,6 +200,8 @@ mod tests {
     fn test_event_and_other_events() {
         let test = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "in"});
         assert_eq!(parse(&test).unwrap(), Event::Test);
+        let tick = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        assert_eq!(parse(&tick).unwrap(), Event::Reconcile);
         let removed =
             json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete"}]});
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The EC2 calls the launcher makes, and an in-memory fleet for tests and
 //! benchmarks.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -25,6 +26,13 @@ pub trait Fleet: Send + Sync {
     ) -> impl Future<Output = Result<Option<String>, FleetError>> + Send;
     /// Pending or running instances carrying a job-id tag.
     fn running_jobs(&self) -> impl Future<Output = Result<usize, FleetError>> + Send;
+    /// The state name (pending, running, shutting-down, terminated,
+    /// stopping, stopped) of each listed instance; an instance EC2 does not
+    /// list (yet, or any more) is absent.
+    fn instance_states(
+        &self,
+        instance_ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, String>, FleetError>> + Send;
     /// Returns the instance id.
     fn launch(
         &self,
@@ -32,10 +40,13 @@ pub trait Fleet: Send + Sync {
     ) -> impl Future<Output = Result<String, FleetError>> + Send;
 }
 
-/// Instances in memory, all running, with client-token idempotency.
+/// Instances in memory, running until terminated, with client-token
+/// idempotency.
 #[derive(Debug, Default)]
 pub struct MemoryFleet {
     pub instances: Mutex<Vec<LaunchRequest>>,
+    /// Ids of terminated instances.
+    pub terminated: Mutex<HashSet<String>>,
     /// The error every launch returns, when set.
     pub launch_error: Mutex<Option<String>>,
 }
@@ -44,21 +55,59 @@ fn instance_id(index: usize) -> String {
     format!("i-{index:017x}")
 }
 
+impl MemoryFleet {
+    pub fn terminate(&self, instance_id: &str) {
+        self.terminated
+            .lock()
+            .expect("not poisoned")
+            .insert(instance_id.to_owned());
+    }
+
+    fn is_live(&self, index: usize) -> bool {
+        !self
+            .terminated
+            .lock()
+            .expect("not poisoned")
+            .contains(&instance_id(index))
+    }
+}
+
 impl Fleet for MemoryFleet {
     async fn live_instance(&self, job_id: &str) -> Result<Option<String>, FleetError> {
         let instances = self.instances.lock().expect("not poisoned");
         Ok(instances
             .iter()
-            .position(|r| {
-                r.tags
-                    .iter()
-                    .any(|(k, v)| k == crate::job::TAG_JOB_ID && v == job_id)
+            .enumerate()
+            .position(|(i, r)| {
+                self.is_live(i)
+                    && r.tags
+                        .iter()
+                        .any(|(k, v)| k == crate::job::TAG_JOB_ID && v == job_id)
             })
             .map(instance_id))
     }
 
     async fn running_jobs(&self) -> Result<usize, FleetError> {
-        Ok(self.instances.lock().expect("not poisoned").len())
+        let count = self.instances.lock().expect("not poisoned").len();
+        Ok((0..count).filter(|i| self.is_live(*i)).count())
+    }
+
+    async fn instance_states(
+        &self,
+        instance_ids: &[String],
+    ) -> Result<HashMap<String, String>, FleetError> {
+        let count = self.instances.lock().expect("not poisoned").len();
+        Ok((0..count)
+            .map(|i| {
+                let state = if self.is_live(i) {
+                    "running"
+                } else {
+                    "terminated"
+                };
+                (instance_id(i), state.to_owned())
+            })
+            .filter(|(id, _)| instance_ids.contains(id))
+            .collect())
     }
 
     async fn launch(&self, request: &LaunchRequest) -> Result<String, FleetError> {

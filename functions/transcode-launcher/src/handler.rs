@@ -2,10 +2,13 @@
 
 use crate::event::{self, Event};
 use crate::fleet::Fleet;
-use crate::launcher::{Failure, Launcher, Outcome, RecordResult};
+use crate::jobs::JobStore;
+use crate::launcher::{Failure, Launcher, Outcome, ReconcileReport, RecordResult};
+use crate::status::StatusStore;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shared::metrics::Emf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -20,6 +23,9 @@ pub enum HandlerError {
         kind: Failure,
         first: String,
     },
+    /// The sweep did what it could; the next one tries the rest again.
+    #[error("reconcile: {count} error(s): {first}")]
+    ReconcileIncomplete { count: usize, first: String },
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -31,6 +37,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
                 Failure::InvalidRecord => "InvalidRecord",
                 Failure::LaunchFailed => "LaunchFailed",
             },
+            HandlerError::ReconcileIncomplete { .. } => "ReconcileIncomplete",
         };
         Self {
             error_type: error_type.into(),
@@ -39,14 +46,18 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-pub async fn handle<F: Fleet>(
-    launcher: &Launcher<F>,
+pub async fn handle<F: Fleet, J: JobStore, S: StatusStore>(
+    launcher: &Launcher<F, J, S>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let records = match event::parse(&event.payload)? {
         Event::Test => {
             tracing::info!("s3:TestEvent: nothing to do");
             return Ok(json!({"results": [], "testEvent": true}));
+        }
+        Event::Reconcile => {
+            let deadline = sweep_deadline(event.context.deadline);
+            return reconciled(launcher.reconcile(deadline).await);
         }
         Event::Records(records) => records,
     };
@@ -92,4 +103,44 @@ fn report(results: &[RecordResult]) {
         emf.add(name, 1);
     }
     emf.emit();
+}
+
+/// The sweep stops this long before the invocation's deadline.
+const SWEEP_MARGIN: Duration = Duration::from_secs(10);
+
+/// `deadline_ms`: Lambda's deadline, epoch milliseconds.
+fn sweep_deadline(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + left.saturating_sub(SWEEP_MARGIN)
+}
+
+fn reconciled(report: ReconcileReport) -> Result<Value, HandlerError> {
+    let summary = serde_json::to_string(&report).unwrap_or_default();
+    tracing::info!(report = %summary, "reconciled");
+    for job in &report.failed {
+        tracing::error!(job = %job, "job failed on every attempt; failure status.json written");
+    }
+    let mut emf = Emf::new("LambdaSuite").dimension("Function", "transcode-launcher");
+    emf.add("JobsDone", report.done as u64);
+    emf.add("JobsRelaunched", report.relaunched.len() as u64);
+    emf.add(
+        "JobsLaunchedFromQueue",
+        report.launched_from_queue.len() as u64,
+    );
+    emf.add("JobsQueued", report.queued as u64);
+    // The alarm's metric: jobs that will never be transcoded.
+    emf.add("JobsFailed", report.failed.len() as u64);
+    emf.add("JobsDeferred", report.deferred as u64);
+    emf.add("ReconcileErrors", report.errors.len() as u64);
+    emf.emit();
+    if let Some(first) = report.errors.first() {
+        return Err(HandlerError::ReconcileIncomplete {
+            count: report.errors.len(),
+            first: first.clone(),
+        });
+    }
+    Ok(json!({ "reconciled": report }))
 }

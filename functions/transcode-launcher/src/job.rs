@@ -94,7 +94,18 @@ pub fn job_id(object: &ObjectCreated) -> String {
     format!("tj-{hex}")
 }
 
+/// The RunInstances ClientToken of one attempt: EC2 starts nothing new for
+/// a token it has seen, and a relaunch needs a new one.
+pub fn client_token(job_id: &str, attempt: u32) -> String {
+    if attempt <= 1 {
+        job_id.to_owned()
+    } else {
+        format!("{job_id}-a{attempt}")
+    }
+}
+
 pub const TAG_JOB_ID: &str = "transcode:job-id";
+pub const TAG_ATTEMPT: &str = "transcode:attempt";
 pub const TAG_SOURCE_BUCKET: &str = "transcode:source-bucket";
 pub const TAG_SOURCE_KEY: &str = "transcode:source-key";
 pub const TAG_TRUNCATED: &str = "transcode:truncated-tags";

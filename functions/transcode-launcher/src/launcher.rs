@@ -1,9 +1,12 @@
-//! Records to launches: filter, identify, guard against duplicates and the
-//! capacity limit, render the worker, launch.
+//! Records to launches: filter, identify, guard against duplicates, lease
+//! a capacity slot, render the worker, launch; and the scheduled reconcile
+//! that relaunches jobs whose worker died.
 
 use crate::event::{ObjectCreated, Record};
 use crate::fleet::{Fleet, LaunchRequest};
 use crate::job::{self, Locations};
+use crate::jobs::{Job, JobState, JobStore, Slot, StoreError, Versioned};
+use crate::status::StatusStore;
 use crate::worker::{self, WorkerSettings};
 use serde::Serialize;
 
@@ -12,6 +15,10 @@ pub struct Settings {
     pub locations: Locations,
     pub worker: WorkerSettings,
     pub max_running_jobs: usize,
+    /// Launches per job before a failure status is written for it.
+    pub max_attempts: u32,
+    /// The DynamoDB table of the ledger and the slots.
+    pub jobs_table: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,24 +87,111 @@ impl RecordResult {
     }
 }
 
-pub struct Launcher<F> {
-    fleet: F,
-    settings: Settings,
+/// Slots outlive the worker's watchdog by this much: boot, download, the
+/// watchdog's KILL grace and the uploads. Past it a slot is free even if
+/// nobody saw its worker end.
+pub const LEASE_MARGIN_SECS: u64 = 1800;
+/// DescribeInstances may not list an instance this long after its launch
+/// (eventual consistency); before that, "not listed" is not "gone".
+pub const LAUNCH_GRACE_SECS: u64 = 300;
+
+/// Instance states in which the worker can still write its status.
+const LIVE: &[&str] = &["pending", "running"];
+
+fn now_epoch_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
-impl<F: Fleet> Launcher<F> {
-    pub fn new(fleet: F, settings: Settings) -> Self {
-        Self { fleet, settings }
+/// What one attempt to start a job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dispatch {
+    Launched(String),
+    /// Another invocation holds the job; its instance, when known.
+    Taken(Option<String>),
+    /// Every slot is leased to a live worker; the job is queued.
+    NoCapacity,
+    Invalid(String),
+    Failed(String),
+}
+
+/// What a reconcile did, for its answer and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileReport {
+    /// Jobs whose worker is still alive.
+    pub running: usize,
+    /// Jobs whose worker wrote status.json; their slots are released.
+    pub done: usize,
+    /// Dead workers' jobs launched again, with the next attempt number.
+    pub relaunched: Vec<String>,
+    /// Queued jobs launched now that a slot was free.
+    pub launched_from_queue: Vec<String>,
+    /// Jobs still queued (no free slot).
+    pub queued: usize,
+    /// Jobs out of attempts: a failure status.json was written for each.
+    pub failed: Vec<String>,
+    /// Jobs left for the next sweep: the invocation's deadline came first.
+    pub deferred: usize,
+    pub errors: Vec<String>,
+}
+
+pub struct Launcher<F, J, S> {
+    fleet: F,
+    store: J,
+    status: S,
+    settings: Settings,
+    clock: fn() -> u64,
+}
+
+fn spread(job_id: &str) -> usize {
+    // FNV-1a: a job's first slot probe is stable and jobs spread out.
+    job_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) as usize
+}
+
+impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
+    pub fn new(fleet: F, store: J, status: S, settings: Settings) -> Self {
+        Self {
+            fleet,
+            store,
+            status,
+            settings,
+            clock: now_epoch_secs,
+        }
+    }
+
+    /// Epoch seconds as the launcher sees them (tests move time on).
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn fleet(&self) -> &F {
         &self.fleet
     }
 
-    /// Every record gets a result, in order. The running-job count is read
-    /// once, on the first launch, and kept up to date locally.
+    pub fn store(&self) -> &J {
+        &self.store
+    }
+
+    pub fn status(&self) -> &S {
+        &self.status
+    }
+
+    /// Where the worker writes the job's status.json (see worker.sh DEST).
+    pub fn status_key(&self, job_id: &str) -> String {
+        format!("{}{job_id}/status.json", self.settings.worker.output_prefix)
+    }
+
+    fn lease_secs(&self) -> u64 {
+        self.settings.worker.max_runtime_secs + LEASE_MARGIN_SECS
+    }
+
+    /// Every record gets a result, in order.
     pub async fn process(&self, records: &[Record]) -> Vec<RecordResult> {
-        let mut running = None;
         let mut results = Vec::with_capacity(records.len());
         for record in records {
             let result = match record {
@@ -108,14 +202,14 @@ impl<F: Fleet> Launcher<F> {
                     None,
                     format!("{event_name:?} is not an ObjectCreated event"),
                 ),
-                Record::Created(object) => self.launch(object, &mut running).await,
+                Record::Created(object) => self.launch(object).await,
             };
             results.push(result);
         }
         results
     }
 
-    async fn launch(&self, object: &ObjectCreated, running: &mut Option<usize>) -> RecordResult {
+    async fn launch(&self, object: &ObjectCreated) -> RecordResult {
         if let Some(reason) = self.settings.locations.skip_reason(object) {
             return RecordResult::skipped(Some(object), reason);
         }
@@ -124,70 +218,472 @@ impl<F: Fleet> Launcher<F> {
             r.job_id = Some(job_id.clone());
             r
         };
-        let user_data = match worker::render(&self.settings.worker, object, &job_id) {
-            Ok(script) => script,
-            Err(e) => {
-                return with_job(RecordResult::failed(
-                    Some(object),
-                    Failure::InvalidRecord,
-                    e.to_string(),
-                ));
-            }
-        };
         let launch_failed =
             |e: String| with_job(RecordResult::failed(Some(object), Failure::LaunchFailed, e));
-        // EC2 honours the client token; this guard also covers emulators
-        // that do not, and says which instance already has the job.
+        let duplicate = |instance: Option<String>| {
+            with_job(RecordResult {
+                instance_id: instance,
+                ..RecordResult::new(Outcome::Duplicate, Some(object))
+            })
+        };
+        // The ledger is the duplicate guard: a job it holds beyond "queued"
+        // was launched (or is being launched) by another invocation.
+        let existing = match self.store.job(&job_id).await {
+            Ok(existing) => existing,
+            Err(e) => return launch_failed(format!("reading the job ledger: {e}")),
+        };
+        if let Some(known) = &existing
+            && known.value.state != JobState::Queued
+        {
+            return duplicate(known.value.instance_id.clone());
+        }
+        // Instances launched before the ledger knew them, and emulators
+        // that ignore the client token.
         match self.fleet.live_instance(&job_id).await {
-            Ok(Some(instance)) => {
-                return with_job(RecordResult {
-                    instance_id: Some(instance),
-                    ..RecordResult::new(Outcome::Duplicate, Some(object))
-                });
-            }
+            Ok(Some(instance)) => return duplicate(Some(instance)),
             Ok(None) => {}
             Err(e) => return launch_failed(format!("looking up the job's instance: {e}")),
         }
-        let count = match *running {
-            Some(n) => n,
-            None => match self.fleet.running_jobs().await {
-                Ok(n) => *running.insert(n),
-                Err(e) => return launch_failed(format!("counting running jobs: {e}")),
-            },
+        let (job, expected) = match existing {
+            Some(known) => (known.value, Some(known.version)),
+            None => (
+                Job {
+                    id: job_id.clone(),
+                    object: object.clone(),
+                    attempt: 1,
+                    state: JobState::Queued,
+                    instance_id: None,
+                    slot: None,
+                    updated_at: (self.clock)(),
+                },
+                None,
+            ),
         };
-        let limit = self.settings.max_running_jobs;
-        if count >= limit {
-            return with_job(RecordResult::failed(
+        match self.dispatch(job, expected).await {
+            Dispatch::Launched(instance) => with_job(RecordResult {
+                instance_id: Some(instance),
+                ..RecordResult::new(Outcome::Launched, Some(object))
+            }),
+            Dispatch::Taken(instance) => duplicate(instance),
+            Dispatch::NoCapacity => {
+                let limit = self.settings.max_running_jobs;
+                with_job(RecordResult::failed(
+                    Some(object),
+                    Failure::CapacityReached,
+                    format!(
+                        "MAX_RUNNING_JOBS={limit} reached (every slot is leased to a live worker); \
+                         the job is queued in the ledger, and Lambda retries this event"
+                    ),
+                ))
+            }
+            Dispatch::Invalid(reason) => with_job(RecordResult::failed(
                 Some(object),
-                Failure::CapacityReached,
-                format!(
-                    "MAX_RUNNING_JOBS={limit} reached ({count} workers running); \
-                     Lambda retries this event, then sends it to the on-failure destination"
-                ),
-            ));
+                Failure::InvalidRecord,
+                reason,
+            )),
+            Dispatch::Failed(reason) => launch_failed(reason),
         }
+    }
+
+    /// Takes a slot, claims the job in the ledger (`expected`: the version
+    /// read, None if absent), and launches its worker.
+    pub async fn dispatch(&self, job: Job, expected: Option<u64>) -> Dispatch {
+        let user_data = match worker::render(&self.settings.worker, &job.object, &job.id) {
+            Ok(script) => script,
+            Err(e) => return Dispatch::Invalid(e.to_string()),
+        };
+        let now = (self.clock)();
+        let (slot_index, slot_version) = match self.acquire_slot(&job.id, now).await {
+            Ok(Some(slot)) => slot,
+            Ok(None) => {
+                if expected.is_none() {
+                    // Queued, so that the reconcile launches it even after
+                    // Lambda's retries run out. Losing this write means
+                    // another invocation recorded the job first.
+                    let queued = Job {
+                        state: JobState::Queued,
+                        updated_at: now,
+                        ..job
+                    };
+                    if let Err(e) = self.store.put_job(&queued, None).await {
+                        return Dispatch::Failed(format!("queueing the job: {e}"));
+                    }
+                }
+                return Dispatch::NoCapacity;
+            }
+            Err(e) => return Dispatch::Failed(e),
+        };
+        let launching = Job {
+            state: JobState::Launching,
+            slot: Some(slot_index),
+            instance_id: None,
+            updated_at: now,
+            ..job
+        };
+        let job_version = match self.store.put_job(&launching, expected).await {
+            Ok(Some(version)) => version,
+            Ok(None) => {
+                self.release_slot(slot_index, slot_version).await;
+                let holder = self.store.job(&launching.id).await.ok().flatten();
+                return Dispatch::Taken(holder.and_then(|j| j.value.instance_id));
+            }
+            Err(e) => {
+                self.release_slot(slot_index, slot_version).await;
+                return Dispatch::Failed(format!("claiming the job in the ledger: {e}"));
+            }
+        };
+        let mut tags = job::tags(&launching.object, &launching.id);
+        tags.push((job::TAG_ATTEMPT.to_owned(), launching.attempt.to_string()));
         let request = LaunchRequest {
-            client_token: job_id.clone(),
+            client_token: job::client_token(&launching.id, launching.attempt),
             user_data,
-            tags: job::tags(object, &job_id),
+            tags,
         };
         match self.fleet.launch(&request).await {
             Ok(instance) => {
-                *running = Some(count + 1);
-                with_job(RecordResult {
-                    instance_id: Some(instance),
-                    ..RecordResult::new(Outcome::Launched, Some(object))
-                })
+                // If these writes fail, the job stays "launching" with its
+                // slot leased; the reconcile finds the instance by its tag.
+                let slot = Slot {
+                    job_id: launching.id.clone(),
+                    instance_id: Some(instance.clone()),
+                    expires_at: now + self.lease_secs(),
+                };
+                if let Err(e) = self
+                    .store
+                    .put_slot(slot_index, &slot, Some(slot_version))
+                    .await
+                {
+                    tracing::warn!(job = %launching.id, error = %e, "slot not updated");
+                }
+                let running = Job {
+                    state: JobState::Running,
+                    instance_id: Some(instance.clone()),
+                    ..launching
+                };
+                if let Err(e) = self.store.put_job(&running, Some(job_version)).await {
+                    tracing::warn!(job = %running.id, error = %e, "ledger not updated");
+                }
+                Dispatch::Launched(instance)
             }
-            Err(e) => launch_failed(format!("RunInstances: {e}")),
+            Err(e) => {
+                self.release_slot(slot_index, slot_version).await;
+                let queued = Job {
+                    state: JobState::Queued,
+                    slot: None,
+                    ..launching
+                };
+                if let Err(e) = self.store.put_job(&queued, Some(job_version)).await {
+                    tracing::warn!(job = %queued.id, error = %e, "ledger not updated");
+                }
+                Dispatch::Failed(format!("RunInstances: {e}"))
+            }
         }
     }
+
+    /// A slot leased to `job_id`: a free or expired one, else one whose
+    /// worker's instance is gone. None when every slot holds a live worker
+    /// (or one launched too recently to be listed).
+    async fn acquire_slot(&self, job_id: &str, now: u64) -> Result<Option<(usize, u64)>, String> {
+        let slots = self.settings.max_running_jobs;
+        let first = spread(job_id) % slots;
+        let claim = Slot {
+            job_id: job_id.to_owned(),
+            instance_id: None,
+            expires_at: now + self.lease_secs(),
+        };
+        let store_error = |e: StoreError| format!("capacity slots: {e}");
+        let mut leased = Vec::new();
+        for index in (0..slots).map(|k| (first + k) % slots) {
+            let current = self.store.slot(index).await.map_err(store_error)?;
+            let expected = match &current {
+                None => None,
+                Some(slot) if slot.value.is_free(now) => Some(slot.version),
+                Some(slot) => {
+                    leased.push((index, slot.clone()));
+                    continue;
+                }
+            };
+            // Losing the write means another invocation took this slot.
+            if let Some(version) = self
+                .store
+                .put_slot(index, &claim, expected)
+                .await
+                .map_err(store_error)?
+            {
+                return Ok(Some((index, version)));
+            }
+        }
+        let ids: Vec<String> = leased
+            .iter()
+            .filter_map(|(_, s)| s.value.instance_id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let states = self
+            .fleet
+            .instance_states(&ids)
+            .await
+            .map_err(|e| format!("checking the slots' workers: {e}"))?;
+        for (index, slot) in leased {
+            let gone = slot
+                .value
+                .instance_id
+                .as_ref()
+                .and_then(|id| states.get(id))
+                .is_some_and(|state| !LIVE.contains(&state.as_str()));
+            if gone
+                && let Some(version) = self
+                    .store
+                    .put_slot(index, &claim, Some(slot.version))
+                    .await
+                    .map_err(store_error)?
+            {
+                return Ok(Some((index, version)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn release_slot(&self, index: usize, version: u64) {
+        if let Err(e) = self
+            .store
+            .put_slot(index, &Slot::default(), Some(version))
+            .await
+        {
+            tracing::warn!(slot = index, error = %e, "slot not released; its lease will expire");
+        }
+    }
+
+    /// Frees the job's slot if the job still holds it.
+    async fn release_job_slot(&self, job: &Job) {
+        let Some(index) = job.slot else { return };
+        if let Ok(Some(slot)) = self.store.slot(index).await
+            && slot.value.job_id == job.id
+        {
+            self.release_slot(index, slot.version).await;
+        }
+    }
+
+    /// The scheduled sweep: every job the ledger holds as active ends with
+    /// a status.json, or is launched again, until `MAX_ATTEMPTS`; queued
+    /// jobs are launched as slots free up. Jobs not reached by `deadline`
+    /// are left to the next sweep.
+    pub async fn reconcile(&self, deadline: std::time::Instant) -> ReconcileReport {
+        let mut report = ReconcileReport::default();
+        let now = (self.clock)();
+        let jobs = match self.store.active_jobs().await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                report.errors.push(format!("reading the job ledger: {e}"));
+                return report;
+            }
+        };
+        let ids: Vec<String> = jobs
+            .iter()
+            .filter_map(|j| j.value.instance_id.clone())
+            .collect();
+        let states = match self.fleet.instance_states(&ids).await {
+            Ok(states) => states,
+            Err(e) => {
+                report.errors.push(format!("DescribeInstances: {e}"));
+                return report;
+            }
+        };
+        let mut capacity_left = true;
+        let total = jobs.len();
+        for (done_so_far, Versioned { version, value }) in jobs.into_iter().enumerate() {
+            if std::time::Instant::now() >= deadline {
+                report.deferred = total - done_so_far;
+                break;
+            }
+            if value.state == JobState::Queued {
+                if !capacity_left {
+                    report.queued += 1;
+                    continue;
+                }
+                let id = value.id.clone();
+                match self.dispatch(value, Some(version)).await {
+                    Dispatch::Launched(_) => report.launched_from_queue.push(id),
+                    Dispatch::NoCapacity => {
+                        capacity_left = false;
+                        report.queued += 1;
+                    }
+                    Dispatch::Taken(_) => {}
+                    Dispatch::Invalid(e) | Dispatch::Failed(e) => {
+                        report.errors.push(format!("{id}: {e}"))
+                    }
+                }
+                continue;
+            }
+            let state = value.instance_id.as_ref().and_then(|id| states.get(id));
+            let recent = value.updated_at + LAUNCH_GRACE_SECS > now;
+            match state {
+                Some(state) if LIVE.contains(&state.as_str()) => {
+                    report.running += 1;
+                    continue;
+                }
+                None if recent => {
+                    report.running += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            if value.instance_id.is_none() {
+                // The launching invocation died before recording its
+                // instance: adopt the instance if there is one.
+                match self.fleet.live_instance(&value.id).await {
+                    Ok(Some(instance)) => {
+                        let running = Job {
+                            state: JobState::Running,
+                            instance_id: Some(instance),
+                            updated_at: now,
+                            ..value
+                        };
+                        if let Err(e) = self.store.put_job(&running, Some(version)).await {
+                            report.errors.push(format!("{}: {e}", running.id));
+                        }
+                        report.running += 1;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        report.errors.push(format!("{}: {e}", value.id));
+                        continue;
+                    }
+                }
+            }
+            // The worker is gone. It uploads status.json before it shuts
+            // down, so a status written now is never missed.
+            let key = self.status_key(&value.id);
+            match self.status.exists(&key).await {
+                Ok(true) => {
+                    self.release_job_slot(&value).await;
+                    let done = Job {
+                        state: JobState::Done,
+                        updated_at: now,
+                        ..value
+                    };
+                    match self.store.put_job(&done, Some(version)).await {
+                        Ok(_) => report.done += 1,
+                        Err(e) => report.errors.push(format!("{}: {e}", done.id)),
+                    }
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("{}: status.json: {e}", value.id));
+                    continue;
+                }
+            }
+            self.release_job_slot(&value).await;
+            let lost = format!(
+                "the worker of attempt {} ({}, {}) ended without writing status.json",
+                value.attempt,
+                value.instance_id.as_deref().unwrap_or("no instance"),
+                state.map_or("not listed", String::as_str)
+            );
+            tracing::warn!(job = %value.id, "{lost}");
+            if value.attempt < self.settings.max_attempts {
+                let next = Job {
+                    attempt: value.attempt + 1,
+                    state: JobState::Queued,
+                    instance_id: None,
+                    slot: None,
+                    updated_at: now,
+                    ..value
+                };
+                let id = next.id.clone();
+                let next_version = match self.store.put_job(&next, Some(version)).await {
+                    Ok(Some(v)) => v,
+                    Ok(None) => continue, // another reconcile took it
+                    Err(e) => {
+                        report.errors.push(format!("{id}: {e}"));
+                        continue;
+                    }
+                };
+                if !capacity_left {
+                    report.queued += 1;
+                    continue;
+                }
+                match self.dispatch(next, Some(next_version)).await {
+                    Dispatch::Launched(_) => report.relaunched.push(id),
+                    Dispatch::NoCapacity => {
+                        capacity_left = false;
+                        report.queued += 1;
+                    }
+                    Dispatch::Taken(_) => {}
+                    Dispatch::Invalid(e) | Dispatch::Failed(e) => {
+                        report.errors.push(format!("{id}: {e}"))
+                    }
+                }
+            } else {
+                let failed = Job {
+                    state: JobState::Failed,
+                    updated_at: now,
+                    ..value
+                };
+                // Claim the failure first: only one sweep writes it.
+                match self.store.put_job(&failed, Some(version)).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => continue,
+                    Err(e) => {
+                        report.errors.push(format!("{}: {e}", failed.id));
+                        continue;
+                    }
+                }
+                let body = failure_status(&failed, self.settings.max_attempts, &lost);
+                match self.status.put(&key, &body).await {
+                    Ok(()) => report.failed.push(failed.id),
+                    Err(e) => report.errors.push(format!(
+                        "{}: writing the failure status.json: {e}",
+                        failed.id
+                    )),
+                }
+            }
+        }
+        report
+    }
+}
+
+/// The status.json written for a job whose every attempt died.
+fn failure_status(job: &Job, max_attempts: u32, last: &str) -> String {
+    serde_json::json!({
+        "jobId": job.id,
+        "status": "failure",
+        "error": format!("no worker wrote a status after {} attempt(s) (MAX_ATTEMPTS={max_attempts}); last: {last}", job.attempt),
+        "attempts": job.attempt,
+        "lastInstanceId": job.instance_id,
+        "source": {
+            "bucket": job.object.bucket,
+            "key": job.object.key,
+            "versionId": job.object.version_id,
+            "eTag": job.object.etag,
+        },
+        "writtenBy": "transcode-launcher reconcile",
+    })
+    .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fleet::MemoryFleet;
+    use crate::jobs::MemoryStore;
+    use crate::status::MemoryStatus;
+
+    type MemoryLauncher = Launcher<MemoryFleet, MemoryStore, MemoryStatus>;
+
+    fn memory_launcher(max_running_jobs: usize) -> MemoryLauncher {
+        Launcher::new(
+            MemoryFleet::default(),
+            MemoryStore::default(),
+            MemoryStatus::default(),
+            settings(max_running_jobs),
+        )
+    }
 
     pub fn settings(max_running_jobs: usize) -> Settings {
         Settings {
@@ -200,6 +696,8 @@ mod tests {
             },
             worker: crate::worker::tests::settings(),
             max_running_jobs,
+            max_attempts: 3,
+            jobs_table: "jobs".into(),
         }
     }
 
@@ -216,7 +714,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_instance_per_object_and_duplicates_are_reported() {
-        let launcher = Launcher::new(MemoryFleet::default(), settings(10));
+        let launcher = memory_launcher(10);
         let first = launcher.process(&[created("a.mp4", "01")]).await;
         assert_eq!(first[0].outcome, Outcome::Launched);
         let again = launcher
@@ -230,7 +728,7 @@ mod tests {
 
     #[tokio::test]
     async fn capacity_and_launch_errors_fail_the_record() {
-        let launcher = Launcher::new(MemoryFleet::default(), settings(1));
+        let launcher = memory_launcher(1);
         let results = launcher
             .process(&[created("a.mp4", "01"), created("b.mp4", "02")])
             .await;
@@ -244,7 +742,7 @@ mod tests {
                 .contains("MAX_RUNNING_JOBS=1")
         );
 
-        let launcher = Launcher::new(MemoryFleet::default(), settings(5));
+        let launcher = memory_launcher(5);
         *launcher.fleet().launch_error.lock().unwrap() = Some("Unsupported".into());
         let results = launcher.process(&[created("a.mp4", "01")]).await;
         assert_eq!(results[0].failure, Some(Failure::LaunchFailed));
@@ -253,7 +751,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_records_fail_and_the_rest_still_launch() {
-        let launcher = Launcher::new(MemoryFleet::default(), settings(5));
+        let launcher = memory_launcher(5);
         let results = launcher
             .process(&[
                 Record::Invalid("Records[0].s3.object.key: bad".into()),
@@ -262,5 +760,69 @@ mod tests {
             .await;
         assert_eq!(results[0].failure, Some(Failure::InvalidRecord));
         assert_eq!(results[1].outcome, Outcome::Launched);
+    }
+
+    #[tokio::test]
+    async fn a_refused_job_is_queued_and_the_reconcile_launches_it_when_a_slot_frees() {
+        let launcher = memory_launcher(1);
+        let results = launcher
+            .process(&[created("a.mp4", "01"), created("b.mp4", "02")])
+            .await;
+        assert_eq!(results[1].failure, Some(Failure::CapacityReached));
+        let queued = results[1].job_id.clone().unwrap();
+        let report = launcher.reconcile(far()).await;
+        assert_eq!((report.running, report.queued), (1, 1), "{report:?}");
+
+        // a's worker finishes: status, then its instance terminates.
+        let a = results[0].job_id.as_deref().unwrap();
+        launcher
+            .status()
+            .put(&launcher.status_key(a), "{}")
+            .await
+            .unwrap();
+        launcher
+            .fleet()
+            .terminate(results[0].instance_id.as_deref().unwrap());
+        let report = launcher.reconcile(far()).await;
+        assert_eq!(report.done, 1, "{report:?}");
+        assert_eq!(report.launched_from_queue, vec![queued.clone()]);
+        assert!(report.relaunched.is_empty());
+        // Lambda's retry of b's event now finds it launched.
+        let retried = launcher.process(&[created("b.mp4", "02")]).await;
+        assert_eq!(retried[0].outcome, Outcome::Duplicate);
+        assert_eq!(launcher.fleet().instances.lock().unwrap().len(), 2);
+    }
+
+    fn far() -> std::time::Instant {
+        std::time::Instant::now() + std::time::Duration::from_secs(3600)
+    }
+
+    #[tokio::test]
+    async fn a_sweep_past_its_deadline_defers_the_rest() {
+        let launcher = memory_launcher(1);
+        launcher
+            .process(&[created("a.mp4", "01"), created("b.mp4", "02")])
+            .await;
+        let report = launcher.reconcile(std::time::Instant::now()).await;
+        assert_eq!(report.deferred, 2, "{report:?}");
+    }
+
+    static NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
+
+    fn test_clock() -> u64 {
+        NOW.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_frees_its_slot_even_if_its_worker_looks_alive() {
+        let launcher = memory_launcher(1).with_clock(test_clock);
+        let first = launcher.process(&[created("a.mp4", "01")]).await;
+        assert_eq!(first[0].outcome, Outcome::Launched);
+        let refused = launcher.process(&[created("b.mp4", "02")]).await;
+        assert_eq!(refused[0].failure, Some(Failure::CapacityReached));
+        let lease = launcher.lease_secs();
+        NOW.fetch_add(lease, std::sync::atomic::Ordering::SeqCst);
+        let later = launcher.process(&[created("b.mp4", "02")]).await;
+        assert_eq!(later[0].outcome, Outcome::Launched, "{later:?}");
     }
 }

@@ -3,10 +3,14 @@
 //! and the key carried to the worker as data, never as shell code.
 
 pub mod config;
+pub mod dynamo;
 pub mod ec2;
 pub mod event;
 pub mod fleet;
 pub mod handler;
 pub mod job;
+pub mod jobs;
 pub mod launcher;
+pub mod s3;
+pub mod status;
 pub mod worker;

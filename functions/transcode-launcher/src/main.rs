@@ -1,7 +1,9 @@
 use lambda_runtime::service_fn;
 use shared::config::EnvReader;
+use transcode_launcher::dynamo::DynamoStore;
 use transcode_launcher::ec2::Ec2Fleet;
 use transcode_launcher::launcher::Launcher;
+use transcode_launcher::s3::S3Status;
 use transcode_launcher::{config, handler};
 
 #[tokio::main]
@@ -12,8 +14,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
     };
     let sdk = shared::aws::load_sdk_config().await;
+    // Endpoint overrides (moto, local runs) address buckets by path.
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
     let launcher = Launcher::new(
         Ec2Fleet::new(aws_sdk_ec2::Client::new(&sdk), launch),
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            settings.jobs_table.clone(),
+        ),
+        S3Status::new(
+            aws_sdk_s3::Client::from_conf(s3),
+            settings.locations.output_bucket.clone(),
+        ),
         settings,
     );
     let launcher = &launcher;

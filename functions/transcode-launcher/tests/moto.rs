@@ -3,10 +3,14 @@
 
 mod common;
 
-use common::{AMI, notification, sample, start, tag};
+use common::{AMI, Launcher, notification, sample, start, start_many, tag};
+use futures_util::future::join_all;
 use serde_json::Value;
+use serde_json::json;
 use std::path::Path;
-use transcode_launcher::job::{TAG_JOB_ID, TAG_SOURCE_BUCKET, TAG_SOURCE_KEY, TAG_TRUNCATED};
+use transcode_launcher::job::{
+    TAG_ATTEMPT, TAG_JOB_ID, TAG_SOURCE_BUCKET, TAG_SOURCE_KEY, TAG_TRUNCATED,
+};
 
 const SAMPLE_BUCKET: &str = "video-uploads-123456789012";
 
@@ -173,7 +177,14 @@ async fn long_keys_are_truncated_in_tags_and_bad_keys_fail_clearly() {
     assert_eq!(tag(instance, TAG_TRUNCATED), Some(TAG_SOURCE_KEY));
     // The worker still gets the whole key.
     let script = launcher.user_data(instance.instance_id().unwrap()).await;
-    assert!(script.contains(&aws_smithy_types::base64::encode(&long_key)));
+    // (As the key itself or inside its s3:// URI, depending on the worker's
+    // encoding.)
+    assert!(
+        script.contains(&aws_smithy_types::base64::encode(&long_key))
+            || script.contains(&aws_smithy_types::base64::encode(format!(
+                "s3://uploads/{long_key}"
+            )))
+    );
 
     let mut bad = notification("uploads", "x.mp4", 10, "02");
     bad["Records"][0]["s3"]["object"]["key"] = "bad%G1.mp4".into();
@@ -204,4 +215,227 @@ async fn a_loop_or_a_missing_template_fails_init_naming_the_variables() {
         ],
     )
     .await;
+}
+
+/// Invokes every event at once; returns (launched answers, refused errors).
+async fn burst(launcher: &Launcher, events: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    let answers = join_all(events.iter().map(|e| launcher.invoke(e.clone()))).await;
+    let (mut launched, mut refused) = (Vec::new(), Vec::new());
+    for answer in answers {
+        match answer {
+            Ok(ok) => launched.push(ok),
+            Err(error) => refused.push(error),
+        }
+    }
+    (launched, refused)
+}
+
+async fn live_instances(launcher: &Launcher) -> Vec<String> {
+    launcher
+        .instances()
+        .await
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+                Some("pending" | "running")
+            )
+        })
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_50_uploads_launches_at_most_max_running_jobs() {
+    let launcher = start_many(50, &[("MAX_RUNNING_JOBS", "5")]).await;
+    let events: Vec<Value> = (0..50)
+        .map(|i| notification("uploads", &format!("burst/{i}.mp4"), 10, &format!("{i:03}")))
+        .collect();
+    let (launched, refused) = burst(&launcher, &events).await;
+    let live = live_instances(&launcher).await;
+    assert_eq!(
+        live.len(),
+        5,
+        "workers launched by the burst: {}",
+        live.len()
+    );
+    assert_eq!(launched.len(), 5, "{launched:?}");
+    assert!(
+        launched.iter().all(|a| outcome(a) == "launched"),
+        "{launched:?}"
+    );
+    assert_eq!(refused.len(), 45);
+    assert!(
+        refused.iter().all(|e| e["errorType"] == "CapacityReached"),
+        "{refused:?}"
+    );
+
+    // The workers end; Lambda's retries of the 45 arrive at once: five more
+    // launch, the rest are refused again, none is lost.
+    launcher
+        .ec2
+        .terminate_instances()
+        .set_instance_ids(Some(live))
+        .send()
+        .await
+        .unwrap();
+    let refused_keys: Vec<Value> = events
+        .iter()
+        .filter(|e| {
+            !launched
+                .iter()
+                .any(|a| a["results"][0]["key"] == e["Records"][0]["s3"]["object"]["key"])
+        })
+        .cloned()
+        .collect();
+    assert_eq!(refused_keys.len(), 45);
+    let (relaunched, refused_again) = burst(&launcher, &refused_keys).await;
+    assert_eq!(live_instances(&launcher).await.len(), 5);
+    assert_eq!(relaunched.len(), 5, "{relaunched:?}");
+    assert_eq!(refused_again.len(), 40);
+    assert!(
+        refused_again
+            .iter()
+            .all(|e| e["errorType"] == "CapacityReached")
+    );
+}
+
+fn tick() -> Value {
+    json!({"version": "0", "source": "aws.events", "detail-type": "Scheduled Event",
+           "resources": ["arn:aws:events:us-east-1:123456789012:rule/reconcile"], "detail": {}})
+}
+
+/// The live instances carrying the job's tag.
+async fn job_instances(launcher: &Launcher, job_id: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+    let live = live_instances(launcher).await;
+    launcher
+        .instances()
+        .await
+        .into_iter()
+        .filter(|i| tag(i, TAG_JOB_ID) == Some(job_id))
+        .filter(|i| live.iter().any(|id| Some(id.as_str()) == i.instance_id()))
+        .collect()
+}
+
+async fn terminate(launcher: &Launcher, instance_id: &str) {
+    launcher
+        .ec2
+        .terminate_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn status_object(launcher: &Launcher, job_id: &str) -> Option<Value> {
+    let path = std::env::temp_dir().join(format!("status-{job_id}-{}.json", std::process::id()));
+    let output = std::process::Command::new(suite_tests::process::venv_tool("aws"))
+        .args([
+            "--endpoint-url",
+            &launcher.moto.endpoint(),
+            "s3api",
+            "get-object",
+        ])
+        .args([
+            "--bucket",
+            "outputs",
+            "--key",
+            &format!("transcoded/{job_id}/status.json"),
+        ])
+        .arg(&path)
+        .envs(launcher.moto.env())
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return None;
+    }
+    let body = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    Some(serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_worker_is_relaunched_then_failed_and_a_finished_job_is_left_alone() {
+    let launcher = start(&[("MAX_ATTEMPTS", "2")]).await;
+    launcher.aws(&["s3api", "create-bucket", "--bucket", "outputs"]);
+    let lost = launcher
+        .invoke(notification("uploads", "lost.mp4", 10, "01"))
+        .await
+        .unwrap();
+    let finished = launcher
+        .invoke(notification("uploads", "finished.mp4", 10, "02"))
+        .await
+        .unwrap();
+    let lost_job = lost["results"][0]["jobId"].as_str().unwrap().to_owned();
+    let finished_job = finished["results"][0]["jobId"].as_str().unwrap().to_owned();
+
+    // One worker wrote its status and ended; the other died without one.
+    let status = std::env::temp_dir().join(format!("finished-{}.json", std::process::id()));
+    std::fs::write(&status, r#"{"status":"success"}"#).unwrap();
+    launcher.aws(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "outputs",
+        "--key",
+        &format!("transcoded/{finished_job}/status.json"),
+        "--body",
+        status.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&status).unwrap();
+    for answer in [&lost, &finished] {
+        terminate(
+            &launcher,
+            answer["results"][0]["instanceId"].as_str().unwrap(),
+        )
+        .await;
+    }
+
+    let first = launcher.invoke(tick()).await.unwrap();
+    let report = &first["reconciled"];
+    assert_eq!(report["relaunched"], json!([lost_job]), "{first}");
+    assert_eq!(report["done"], 1, "{first}");
+    let second_worker = job_instances(&launcher, &lost_job).await;
+    assert_eq!(second_worker.len(), 1, "a new worker for the same job");
+    assert_eq!(tag(&second_worker[0], TAG_ATTEMPT), Some("2"));
+    assert!(job_instances(&launcher, &finished_job).await.is_empty());
+    assert!(status_object(&launcher, &lost_job).is_none());
+
+    // The second worker dies too: MAX_ATTEMPTS=2 is reached.
+    terminate(&launcher, second_worker[0].instance_id().unwrap()).await;
+    let before = launcher.instances().await.len();
+    let second = launcher.invoke(tick()).await.unwrap();
+    assert_eq!(
+        second["reconciled"]["failed"],
+        json!([lost_job]),
+        "{second}"
+    );
+    assert_eq!(
+        launcher.instances().await.len(),
+        before,
+        "no further worker"
+    );
+    let failure = status_object(&launcher, &lost_job).expect("a failure status.json");
+    assert_eq!(failure["status"], "failure", "{failure}");
+    assert_eq!(failure["attempts"], 2);
+    assert_eq!(failure["source"]["key"], "lost.mp4");
+    assert!(
+        launcher
+            .logs()
+            .iter()
+            .any(|l| l.contains("\"JobsFailed\":1")),
+        "the JobsFailed metric is emitted"
+    );
+
+    // Later sweeps and redeliveries launch nothing.
+    let third = launcher.invoke(tick()).await.unwrap();
+    assert_eq!(third["reconciled"]["failed"], json!([]), "{third}");
+    let redelivered = launcher
+        .invoke(notification("uploads", "lost.mp4", 10, "01"))
+        .await
+        .unwrap();
+    assert_eq!(outcome(&redelivered), "duplicate", "{redelivered}");
+    assert_eq!(launcher.instances().await.len(), before);
+    let finished_status = status_object(&launcher, &finished_job).unwrap();
+    assert_eq!(finished_status["status"], "success", "never overwritten");
 }

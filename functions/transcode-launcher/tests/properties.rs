@@ -12,7 +12,7 @@ use transcode_launcher::worker::{DEFAULT_PRESETS, WorkerSettings, preset, render
 fn only_record(event: &serde_json::Value) -> Record {
     match parse(event).unwrap() {
         Event::Records(mut records) => records.remove(0),
-        Event::Test => panic!("not a test event"),
+        other => panic!("not a records event: {other:?}"),
     }
 }
 

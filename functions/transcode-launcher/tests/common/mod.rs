@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
+use suite_tests::dynamodb::{DynamoStandIn, Faults};
 use suite_tests::function::FunctionProcess;
 use suite_tests::moto::Moto;
 use suite_tests::process::{venv_tool, workspace_root};
@@ -13,17 +14,27 @@ use suite_tests::runtime_api::RuntimeApi;
 
 pub const TEMPLATE: &str = "transcode-worker";
 pub const AMI: &str = "ami-12c6146b";
+pub const JOBS_TABLE: &str = "transcode-jobs";
 
 pub struct Launcher {
     pub moto: Moto,
     pub ec2: aws_sdk_ec2::Client,
     pub api: RuntimeApi,
-    _function: FunctionProcess,
+    /// The jobs table (ledger and capacity slots): conditional writes here
+    /// are atomic, which moto's are not under concurrent requests.
+    pub jobs: DynamoStandIn,
+    functions: Vec<FunctionProcess>,
 }
 
 /// The launcher's environment: INPUT_BUCKET uploads, OUTPUT_BUCKET outputs,
 /// the moto launch template, then `extra` (later entries win).
 pub async fn start(extra: &[(&str, &str)]) -> Launcher {
+    start_many(1, extra).await
+}
+
+/// `processes` function processes polling one Runtime API: that many
+/// invocations run at once, as Lambda runs concurrent ones.
+pub async fn start_many(processes: usize, extra: &[(&str, &str)]) -> Launcher {
     let moto = Moto::start();
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config().await);
     ec2.create_launch_template()
@@ -38,11 +49,17 @@ pub async fn start(extra: &[(&str, &str)]) -> Launcher {
         .await
         .expect("moto creates the launch template");
     let api = RuntimeApi::start().await.unwrap();
+    let jobs = DynamoStandIn::start(&[(JOBS_TABLE, &["pk"])], Faults::none(Duration::ZERO))
+        .await
+        .unwrap();
     let mut env = moto.env();
+    let jobs_endpoint = jobs.endpoint();
     for (k, v) in [
         ("INPUT_BUCKET", "uploads"),
         ("OUTPUT_BUCKET", "outputs"),
         ("LAUNCH_TEMPLATE_NAME", TEMPLATE),
+        ("JOBS_TABLE", JOBS_TABLE),
+        ("AWS_ENDPOINT_URL_DYNAMODB", jobs_endpoint.as_str()),
     ]
     .iter()
     .chain(extra)
@@ -50,20 +67,30 @@ pub async fn start(extra: &[(&str, &str)]) -> Launcher {
         env.retain(|(name, _)| name != k);
         env.push(((*k).to_owned(), (*v).to_owned()));
     }
-    let function = FunctionProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_transcode-launcher")),
-        &api.host_port(),
-        &env,
-    );
+    let functions = (0..processes)
+        .map(|_| {
+            FunctionProcess::spawn(
+                Path::new(env!("CARGO_BIN_EXE_transcode-launcher")),
+                &api.host_port(),
+                &env,
+            )
+        })
+        .collect();
     Launcher {
         moto,
         ec2,
         api,
-        _function: function,
+        jobs,
+        functions,
     }
 }
 
 impl Launcher {
+    /// Every process's stdout lines (logs and EMF documents).
+    pub fn logs(&self) -> Vec<String> {
+        self.functions.iter().flat_map(|f| f.logs()).collect()
+    }
+
     pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
         self.api
             .invoke(event, Duration::from_secs(60))

@@ -1,0 +1,54 @@
+//! The jobs' status.json objects through the S3 API.
+
+use crate::status::{StatusError, StatusStore};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+
+pub struct S3Status {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Status {
+    pub fn new(client: Client, bucket: String) -> Self {
+        Self { client, bucket }
+    }
+}
+
+fn error<E: std::error::Error>(call: &str, e: E) -> StatusError {
+    StatusError(format!(
+        "{call}: {}",
+        aws_sdk_s3::error::DisplayErrorContext(&e)
+    ))
+}
+
+impl StatusStore for S3Status {
+    async fn exists(&self, key: &str) -> Result<bool, StatusError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            // 404 needs s3:ListBucket; without it S3 answers 403, an error.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+            Err(e) => Err(error("HeadObject", e)),
+        }
+    }
+
+    async fn put(&self, key: &str, body: &str) -> Result<(), StatusError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body.as_bytes().to_vec()))
+            .send()
+            .await
+            .map_err(|e| error("PutObject", e))?;
+        Ok(())
+    }
+}
