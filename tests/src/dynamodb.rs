@@ -290,6 +290,9 @@ fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<
     let Some(key) = s.key_of(&put.table_name, put.item) else {
         return error(400, "ResourceNotFoundException", "no such table");
     };
+    if let Some(refusal) = refused(put.item) {
+        return refusal;
+    }
     if let Some(condition) = &put.condition_expression {
         let names = put.expression_attribute_names.unwrap_or_default();
         let values = put.expression_attribute_values.unwrap_or_default();
@@ -302,6 +305,25 @@ fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<
             value.get(kind).cloned()
         };
         let holds = match condition.as_str() {
+            // kinesis-to-dynamodb, latest mode across shards: absent; or the
+            // same shard and an older position; or another shard and an
+            // earlier arrival (a tie keeps the stored item).
+            c if c.contains("attribute_not_exists(#position)") && c.contains("#arrival") => {
+                match (
+                    stored_value("#position", "S"),
+                    stored_value("#shard", "S"),
+                    stored_value("#arrival", "N").and_then(|n| n.parse::<i64>().ok()),
+                ) {
+                    (None, _, _) => true,
+                    (Some(position), Some(shard), _) if shard == values[":shard"]["S"] => {
+                        position < values[":position"]["S"]
+                    }
+                    (Some(_), Some(_), Some(arrival)) => values[":arrival"]["N"]
+                        .parse::<i64>()
+                        .is_ok_and(|new| arrival < new),
+                    _ => false,
+                }
+            }
             // kinesis-to-dynamodb, latest mode: absent, or an older position.
             c if c.contains("attribute_not_exists(#position)") => {
                 let new = &values[":position"]["S"];
@@ -321,15 +343,21 @@ fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<
                 "The conditional request failed",
             );
         }
-    if let Some(refusal) = refused(put.item) {
-        return refusal;
-    }
     }
     s.tables
         .entry(put.table_name)
         .or_default()
         .insert(key, put.item.get().to_owned());
     reply(200, "{}")
+}
+
+/// DynamoDB refuses an item with an empty attribute name (moto does not):
+/// the whole call fails with ValidationException, as for BatchWriteItem.
+fn refused(item: &RawValue) -> Option<hyper::Response<http_body_util::Full<bytes::Bytes>>> {
+    let attrs: RawItem = serde_json::from_str(item.get()).ok()?;
+    attrs.contains_key("").then(|| {
+        validation("One or more parameter values were invalid: An attribute name cannot be empty")
+    })
 }
 
 fn batch_write(
@@ -350,6 +378,9 @@ fn batch_write(
             let Ok(put) = serde_json::from_str::<WriteRequest>(request.get()) else {
                 return validation("stand-in takes PutRequests only");
             };
+            if let Some(refusal) = refused(put.put_request.item) {
+                return refusal;
+            }
             let key = s.key_of(table, put.put_request.item).unwrap_or_default();
             if puts.iter().any(|(k, _, _)| *k == key) {
                 return validation("Provided list of item keys contains duplicates");
@@ -363,15 +394,6 @@ fn batch_write(
             }
             s.tables
                 .entry(table.clone())
-/// DynamoDB refuses an item with an empty attribute name (moto does not):
-/// the whole call fails with ValidationException, as for BatchWriteItem.
-fn refused(item: &RawValue) -> Option<hyper::Response<http_body_util::Full<bytes::Bytes>>> {
-    let attrs: RawItem = serde_json::from_str(item.get()).ok()?;
-    attrs.contains_key("").then(|| {
-        validation("One or more parameter values were invalid: An attribute name cannot be empty")
-    })
-}
-
                 .or_default()
                 .insert(key, item.get().to_owned());
         }
@@ -380,6 +402,3 @@ fn refused(item: &RawValue) -> Option<hyper::Response<http_body_util::Full<bytes
         .expect("serializes");
     reply(200, answer)
 }
-            if let Some(refusal) = refused(put.put_request.item) {
-                return refusal;
-            }

@@ -1,7 +1,8 @@
 //! The DynamoDB SDK behind [`Table`].
 
 use crate::convert::Item;
-use crate::writer::{PutResult, Table, WriteError};
+use crate::record::{ARRIVAL_ATTR, POSITION_ATTR, SHARD_ATTR};
+use crate::writer::{Order, PutResult, Table, WriteError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
@@ -48,17 +49,29 @@ impl Table for DynamoTable {
         &self,
         table: &str,
         item: Item,
-        position_attr: &str,
-        position: &str,
+        order: &Order,
     ) -> Result<PutResult, WriteError> {
+        // The rule of `Order::is_newer_than`. An item lacking the shard or
+        // arrival attributes (not written by this function) is never replaced.
         let result = self
             .0
             .put_item()
             .table_name(table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#position) OR #position < :position")
-            .expression_attribute_names("#position", position_attr)
-            .expression_attribute_values(":position", AttributeValue::S(position.to_owned()))
+            .condition_expression(
+                "attribute_not_exists(#position) \
+                 OR (#shard = :shard AND #position < :position) \
+                 OR (#shard <> :shard AND #arrival < :arrival)",
+            )
+            .expression_attribute_names("#position", POSITION_ATTR)
+            .expression_attribute_names("#shard", SHARD_ATTR)
+            .expression_attribute_names("#arrival", ARRIVAL_ATTR)
+            .expression_attribute_values(":position", AttributeValue::S(order.position.clone()))
+            .expression_attribute_values(":shard", AttributeValue::S(order.shard.clone()))
+            .expression_attribute_values(
+                ":arrival",
+                AttributeValue::N(order.arrival_ms.to_string()),
+            )
             .send()
             .await;
         match result {

@@ -8,10 +8,12 @@ use crate::checkpoint::Position;
 use crate::config::{Config, Mode};
 use crate::convert::Item;
 use crate::record::{
-    Entry, EventRecord, MAX_ITEM_BYTES, POSITION_ATTR, Reject, SHARD_ATTR, decode, user_data,
+    ARRIVAL_ATTR, Entry, EventRecord, MAX_ITEM_BYTES, POSITION_ATTR, Reject, SHARD_ATTR, decode,
+    user_data,
 };
 use crate::writer::{
-    MAX_BATCH_BYTES, MAX_BATCH_ITEMS, PutResult, Table, WriteError, batch_put_all, with_retries,
+    MAX_BATCH_BYTES, MAX_BATCH_ITEMS, Order, PutResult, Table, WriteError, batch_put_all,
+    with_retries,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, stream};
@@ -454,9 +456,16 @@ async fn put_latest<T: Table>(
     entry: Entry,
     deadline: Instant,
 ) -> Written {
-    let position = entry.position.sortable();
+    let order = Order {
+        position: entry.position.sortable(),
+        shard: shard_of(&entry.item),
+        arrival_ms: match entry.item.get(ARRIVAL_ATTR) {
+            Some(AttributeValue::N(ms)) => ms.parse().unwrap_or(0),
+            _ => 0,
+        },
+    };
     let (result, retries) = with_retries(config.backoff, deadline, || {
-        table.put_if_newer(&config.table, entry.item.clone(), POSITION_ATTR, &position)
+        table.put_if_newer(&config.table, entry.item.clone(), &order)
     })
     .await;
     let mut done = Written {

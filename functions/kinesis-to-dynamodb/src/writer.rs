@@ -42,16 +42,41 @@ pub enum PutResult {
     Stale,
 }
 
+/// Where a record stands, for latest mode's rule of which record is newer.
+///
+/// Sequence numbers order records within a shard only. So a record is newer
+/// than the stored one if both come from the same shard and its position
+/// (sequence number, then KPL sub-record) is greater, or if they come from
+/// different shards and it arrived later (Kinesis's approximate arrival
+/// time, in ms). A tie keeps the stored item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// The sortable position (see `Position::sortable`).
+    pub position: String,
+    pub shard: String,
+    pub arrival_ms: i64,
+}
+
+impl Order {
+    /// True if a record at `self` replaces one stored at `stored`.
+    pub fn is_newer_than(&self, stored: &Order) -> bool {
+        if self.shard == stored.shard {
+            self.position > stored.position
+        } else {
+            self.arrival_ms > stored.arrival_ms
+        }
+    }
+}
+
 /// The DynamoDB calls the function makes.
 pub trait Table: Send + Sync {
-    /// PutItem unless the stored item's `position_attr` is at or after
-    /// `position` (latest mode).
+    /// PutItem unless the stored item is at least as new as `order` (see
+    /// [`Order`]; latest mode).
     fn put_if_newer(
         &self,
         table: &str,
         item: Item,
-        position_attr: &str,
-        position: &str,
+        order: &Order,
     ) -> impl Future<Output = Result<PutResult, WriteError>> + Send;
     /// BatchWriteItem puts; returns what DynamoDB left unprocessed.
     fn batch_put(
@@ -69,10 +94,9 @@ impl<T: Table> Table for std::sync::Arc<T> {
         &self,
         table: &str,
         item: Item,
-        position_attr: &str,
-        position: &str,
+        order: &Order,
     ) -> impl Future<Output = Result<PutResult, WriteError>> + Send {
-        (**self).put_if_newer(table, item, position_attr, position)
+        (**self).put_if_newer(table, item, order)
     }
     fn batch_put(
         &self,
@@ -148,6 +172,25 @@ pub async fn batch_put_all<T: Table>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_shard_compares_positions_other_shards_arrival() {
+        let at = |position: &str, shard: &str, arrival_ms| Order {
+            position: position.into(),
+            shard: shard.into(),
+            arrival_ms,
+        };
+        let stored = at("0005", "s1", 100);
+        assert!(at("0006", "s1", 50).is_newer_than(&stored));
+        assert!(!at("0004", "s1", 500).is_newer_than(&stored));
+        assert!(!at("0005", "s1", 100).is_newer_than(&stored));
+        assert!(at("0001", "s2", 101).is_newer_than(&stored));
+        assert!(!at("0009", "s2", 99).is_newer_than(&stored));
+        assert!(
+            !at("0009", "s2", 100).is_newer_than(&stored),
+            "a tie keeps the stored item"
+        );
+    }
 
     #[tokio::test]
     async fn transient_errors_are_retried_until_the_deadline() {

@@ -220,3 +220,51 @@ async fn bad_configuration_fails_init_naming_every_variable() {
     )
     .await;
 }
+
+/// One record of `shard` for the item `k`, arriving at `arrival` seconds.
+fn versioned(shard: u32, sequence: &str, arrival: f64, version: u32) -> Value {
+    let data = json!({"id": "k", "version": version}).to_string();
+    json!({"Records": [{
+        "eventID": format!("shardId-{shard:012}:{sequence}"),
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders",
+        "kinesis": {"partitionKey": format!("p{shard}"), "sequenceNumber": sequence,
+                    "data": aws_smithy_types::base64::encode(data.as_bytes()),
+                    "approximateArrivalTimestamp": arrival}
+    }]})
+}
+
+/// moto evaluates the real condition expression.
+#[tokio::test(flavor = "multi_thread")]
+async fn latest_mode_orders_by_sequence_in_a_shard_and_by_arrival_across_shards() {
+    let h = Harness::start().await;
+    let (api, _f) = h.function(&[("PARTITION_KEY_SOURCE", "/id")]).await;
+    let none = json!({"batchItemFailures": []});
+    let version = async || {
+        by(&scan(&h.db, "orders").await, "pk")["k"]["version"]
+            .as_n()
+            .unwrap()
+            .clone()
+    };
+    let seq = |n: u64| format!("4959033827149025660855969253836157109592157598{n:010}");
+
+    assert_eq!(invoke(&api, versioned(1, &seq(100), 1000.5, 1)).await, none);
+    assert_eq!(version().await, "1");
+    // Same shard: the sequence number decides, whatever the arrival time.
+    assert_eq!(invoke(&api, versioned(1, &seq(50), 2000.0, 2)).await, none);
+    assert_eq!(version().await, "1", "an older sequence of the same shard");
+    // Another shard: sequence numbers do not compare, arrival time does.
+    assert_eq!(invoke(&api, versioned(2, &seq(10), 1500.0, 3)).await, none);
+    assert_eq!(version().await, "3", "a later arrival on another shard");
+    assert_eq!(invoke(&api, versioned(3, &seq(999), 1200.0, 4)).await, none);
+    assert_eq!(version().await, "3", "an earlier arrival on another shard");
+    // A tie keeps the stored item.
+    assert_eq!(invoke(&api, versioned(4, &seq(999), 1500.0, 5)).await, none);
+    assert_eq!(
+        version().await,
+        "3",
+        "the same arrival time on another shard"
+    );
+    // Back on the stored item's shard, its sequence rules again.
+    assert_eq!(invoke(&api, versioned(2, &seq(11), 1400.0, 6)).await, none);
+    assert_eq!(version().await, "6", "a newer sequence of the same shard");
+}

@@ -5,8 +5,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use kinesis_to_dynamodb::config::{Config, KeySource, Mode};
 use kinesis_to_dynamodb::convert::Item;
 use kinesis_to_dynamodb::pipeline::process;
-use kinesis_to_dynamodb::record::{EventRecord, POSITION_ATTR};
-use kinesis_to_dynamodb::writer::{Backoff, PutResult, Table, WriteError};
+use kinesis_to_dynamodb::record::{ARRIVAL_ATTR, EventRecord, POSITION_ATTR, SHARD_ATTR};
+use kinesis_to_dynamodb::writer::{Backoff, Order, PutResult, Table, WriteError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,8 +84,7 @@ impl Table for FakeTable {
         &self,
         table: &str,
         item: Item,
-        attr: &str,
-        position: &str,
+        order: &Order,
     ) -> Result<PutResult, WriteError> {
         *self.conditional_puts.lock().unwrap() += 1;
         if self.throttled() {
@@ -96,10 +95,15 @@ impl Table for FakeTable {
         let key = self.key(table, &item);
         let mut tables = self.tables.lock().unwrap();
         let rows = tables.entry(table.to_owned()).or_default();
-        if let Some(existing) = rows.get(&key)
-            && existing[attr].as_s().unwrap().as_str() >= position
-        {
-            return Ok(PutResult::Stale);
+        if let Some(existing) = rows.get(&key) {
+            let stored = Order {
+                position: existing[POSITION_ATTR].as_s().unwrap().clone(),
+                shard: existing[SHARD_ATTR].as_s().unwrap().clone(),
+                arrival_ms: existing[ARRIVAL_ATTR].as_n().unwrap().parse().unwrap(),
+            };
+            if !order.is_newer_than(&stored) {
+                return Ok(PutResult::Stale);
+            }
         }
         rows.insert(key, item);
         Ok(PutResult::Written)
@@ -154,7 +158,9 @@ fn record(shard: usize, seq: u64, key: usize, version: u64) -> Value {
     json!({
         "eventID": format!("shardId-{shard:012}:{seq}"),
         "kinesis": {"partitionKey": format!("key-{key}"), "sequenceNumber": format!("4959{seq:052}"),
-                    "data": aws_smithy_types::base64::encode(data.as_bytes()), "approximateArrivalTimestamp": 1763750000.123}
+                    "data": aws_smithy_types::base64::encode(data.as_bytes()),
+                    // Later records arrive later, on every shard.
+                    "approximateArrivalTimestamp": 1763750000.0 + seq as f64}
     })
 }
 
@@ -230,8 +236,8 @@ async fn latest_mode_keeps_the_newest_per_key_under_faults() {
                 );
             }
         }
-        // Keys may span shards here; the newest per shard order is what Kinesis
-        // guarantees, and with one writer per key-shard pair the last shard wins.
+        // Keys span shards here: across shards the later arrival wins, and
+        // the shards are replayed in order, so the last shard's record wins.
         let items = table.items("items");
         assert_eq!(items.len(), expected.len(), "seed {seed}: one item per key");
         for (key, item) in items {
