@@ -723,6 +723,52 @@ async fn delete_when_the_identity_is_gone() {
     let deleted = w.delete(STACK_ID, "Thing", "d", &id, p).await;
     assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
     assert_eq!(w.ses.calls(), ["get example.org"]);
+
+    // A Create on an identity that does not exist fails before setting anything.
+    let missing = props("missing.example", TOPIC, TOPIC);
+    let failed = w.play(&request("Create", "c2", "", TYPE, missing)).await;
+    assert_eq!(failed["Status"], "FAILED", "{failed}");
+    assert!(
+        failed["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{failed}"
+    );
+    assert_eq!(w.ses.calls(), ["get missing.example"]);
+}
+
+/// Both owners of one topic deleted at once, each in its own execution
+/// environment: exactly one of them unsets, and both answer SUCCESS.
+#[tokio::test]
+async fn concurrent_deletes_of_two_owners() {
+    let mut w = World::start().await;
+    w.owners_in_dynamodb().await;
+    let p = props("example.org", TOPIC, TOPIC);
+    let a = w.create(STACK_ID, "Notifications", "c-a", p.clone()).await;
+    let b = w
+        .create(OTHER_STACK, "Notifications", "c-b", p.clone())
+        .await;
+    w.ses.calls();
+    let (da, db) = tokio::join!(
+        w.delete(STACK_ID, "Notifications", "d-a", &a, p.clone()),
+        w.delete(OTHER_STACK, "Notifications", "d-b", &b, p.clone()),
+    );
+    assert_eq!(
+        (da["Status"].as_str(), db["Status"].as_str()),
+        (Some("SUCCESS"), Some("SUCCESS"))
+    );
+    assert_eq!(w.ses.identity("example.org"), Some((vec![], true)));
+    let unsets = w
+        .ses
+        .calls()
+        .iter()
+        .filter(|c| c.ends_with("unset"))
+        .count();
+    assert_eq!(
+        unsets, 2,
+        "one Delete unsets Bounce and Complaint, the other nothing"
+    );
 }
 
 /// The rename and two stacks again, each request in a new execution
