@@ -1,9 +1,13 @@
 //! The worker's user-data: a bash script that transcodes one object,
 //! uploads the outputs and `status.json`, and shuts the instance down.
 //!
-//! Everything that comes from an event or the configuration is carried as
-//! base64 in a single-quoted word and decoded into a variable at run time:
-//! it is data, never shell code, and the script never `eval`s.
+//! Everything that comes from an event is carried as base64 in a
+//! single-quoted word and decoded into a variable at run time; settings are
+//! single-quoted literals. Both are data, never shell code, and the script
+//! never `eval`s. The aws CLI never sees an event value where it applies its
+//! parameter-file rules (`file://`, `fileb://`, `http://`): uploads take
+//! `--cli-input-json` rendered here by serde_json, the download one
+//! `s3://bucket/key` word.
 
 use crate::event::ObjectCreated;
 use aws_smithy_types::base64;
@@ -95,6 +99,10 @@ pub struct WorkerSettings {
 
 pub const DEFAULT_SEARCH_DIRS: &str = "/usr/local/bin:/usr/bin:/opt/bin:/bin";
 
+/// The dead-man switch fires this long after MAX_RUNTIME: time for the
+/// download before ffmpeg starts, its 30 s KILL grace, and the uploads.
+pub const DEAD_MAN_MARGIN_SECS: u64 = 900;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     #[error("user data would be {bytes} bytes, over EC2's {USER_DATA_LIMIT}-byte limit")]
@@ -110,8 +118,21 @@ fn single_quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-fn assign(script: &mut String, name: &str, value: &str) {
-    script.push_str(&format!("decode_into {name} '{}'\n", base64::encode(value)));
+fn literal(script: &mut String, name: &str, value: &str) {
+    script.push_str(&format!("{name}={}\n", single_quoted(value)));
+}
+
+fn array<'a>(script: &mut String, name: &str, values: impl IntoIterator<Item = &'a str>) {
+    let words: Vec<String> = values.into_iter().map(single_quoted).collect();
+    script.push_str(&format!("{name}=({})\n", words.join(" ")));
+}
+
+/// Minutes until the dead-man shutdown: MAX_RUNTIME plus the margin, rounded
+/// up to `shutdown`'s unit.
+pub fn dead_man_minutes(max_runtime_secs: u64) -> u64 {
+    max_runtime_secs
+        .saturating_add(DEAD_MAN_MARGIN_SECS)
+        .div_ceil(60)
 }
 
 pub fn render(
@@ -128,6 +149,13 @@ pub fn render(
         "versionId": object.version_id,
         "eTag": object.etag,
     });
+    let dest = format!("{}{job_id}/", settings.output_prefix);
+    // What the aws CLI is given for each upload: JSON from a real encoder,
+    // whose values the CLI never reads as file:// or http:// references.
+    let put_request = |name: &str| {
+        serde_json::json!({"Bucket": settings.output_bucket, "Key": format!("{dest}{name}")})
+            .to_string()
+    };
     let mut script = String::with_capacity(BODY.len() + 2048);
     script.push_str("#!/bin/bash\n");
     script.push_str(&format!(
@@ -135,43 +163,69 @@ pub fn render(
          # outputs and status.json, then shut down (which terminates the instance).\n"
     ));
     script.push_str("set -euo pipefail\n");
-    // printf x keeps trailing newlines, which $(...) would strip.
+    // printf x keeps trailing newlines, which $(...) would strip. `fail` is
+    // defined below, before the first call.
     script.push_str(
-        "decode_into() { local v; v=$(printf '%s' \"$2\" | base64 -d; printf x); printf -v \"$1\" '%s' \"${v%x}\"; }\n",
+        "decode() { # variable, base64 text\n  local v\n  \
+         v=$(printf '%s' \"$2\" | base64 -d && printf x) || fail 65 \"could not decode $1 from the user data\"\n  \
+         printf -v \"$1\" '%s' \"${v%x}\"\n}\n",
     );
-    assign(&mut script, "JOB_ID", job_id);
-    assign(&mut script, "SOURCE_BUCKET", &object.bucket);
-    assign(&mut script, "SOURCE_KEY", &object.key);
-    assign(&mut script, "SOURCE_JSON", &source.to_string());
-    assign(&mut script, "REGION", &settings.region);
-    assign(&mut script, "OUTPUT_BUCKET", &settings.output_bucket);
-    assign(&mut script, "OUTPUT_PREFIX", &settings.output_prefix);
+    script
+        .push_str("# Settings are plain literals: reporting and shutting down need no decoding.\n");
+    literal(&mut script, "JOB_ID", job_id);
+    literal(&mut script, "REGION", &settings.region);
     let unset = String::new();
-    assign(
+    literal(
         &mut script,
         "FFMPEG_PATH",
         settings.ffmpeg_path.as_ref().unwrap_or(&unset),
     );
-    assign(
+    literal(
         &mut script,
         "AWS_CLI_PATH",
         settings.aws_cli_path.as_ref().unwrap_or(&unset),
     );
-    assign(&mut script, "PROGRAM_SEARCH_DIRS", &settings.search_dirs);
+    literal(&mut script, "PROGRAM_SEARCH_DIRS", &settings.search_dirs);
     script.push_str(&format!("MAX_RUNTIME={}\n", settings.max_runtime_secs));
-    let args: Vec<String> = settings
-        .presets
+    script.push_str(&format!(
+        "DEAD_MAN_MINUTES={}\n",
+        dead_man_minutes(settings.max_runtime_secs)
+    ));
+    literal(&mut script, "STATUS_REQUEST", &put_request("status.json"));
+    let outputs: Vec<&str> = settings.presets.iter().map(|p| p.output).collect();
+    array(&mut script, "OUTPUTS", outputs.iter().copied());
+    let requests: Vec<String> = outputs.iter().map(|o| put_request(o)).collect();
+    array(
+        &mut script,
+        "OUTPUT_REQUESTS",
+        requests.iter().map(String::as_str),
+    );
+    let keys: Vec<String> = outputs
         .iter()
-        .flat_map(|p| p.args.iter().chain([&p.output]))
-        .map(|a| single_quoted(a))
+        .map(|o| serde_json::Value::from(format!("{dest}{o}")).to_string())
         .collect();
-    script.push_str(&format!("FFMPEG_ARGS=({})\n", args.join(" ")));
-    let outputs: Vec<String> = settings
-        .presets
-        .iter()
-        .map(|p| single_quoted(p.output))
-        .collect();
-    script.push_str(&format!("OUTPUTS=({})\n", outputs.join(" ")));
+    array(
+        &mut script,
+        "OUTPUT_KEYS_JSON",
+        keys.iter().map(String::as_str),
+    );
+    array(
+        &mut script,
+        "FFMPEG_ARGS",
+        settings
+            .presets
+            .iter()
+            .flat_map(|p| p.args.iter().chain([&p.output]))
+            .copied(),
+    );
+    script.push_str("# From the event: base64, decoded at run time.\n");
+    let uri = format!("s3://{}/{}", object.bucket, object.key);
+    literal(&mut script, "ENCODED_SOURCE_URI", &base64::encode(uri));
+    literal(
+        &mut script,
+        "ENCODED_SOURCE_JSON",
+        &base64::encode(source.to_string()),
+    );
     script.push_str(BODY);
     if script.len() > USER_DATA_LIMIT {
         return Err(RenderError::TooLarge {
@@ -218,15 +272,28 @@ pub(crate) mod tests {
         let script = render(&settings(), &object(key), "tj-1").unwrap();
         assert!(!script.contains("pwned"));
         assert!(!script.contains("eval"));
-        assert!(script.contains(&base64::encode(key)));
+        assert!(script.contains(&base64::encode(format!("s3://in/{key}"))));
         assert!(script.starts_with("#!/bin/bash\n"));
     }
 
     #[test]
     fn the_script_is_well_under_the_limit_even_for_the_longest_key() {
         let key = "動".repeat(341); // 1023 bytes: S3's longest key
-        let script = render(&settings(), &object(&key), "tj-1").unwrap();
-        assert!(script.len() < USER_DATA_LIMIT / 2, "{} bytes", script.len());
+        let mut all_presets = settings();
+        all_presets.presets = PRESETS.iter().collect();
+        let short = render(&settings(), &object("a.mp4"), "tj-1").unwrap();
+        let script = render(&all_presets, &object(&key), "tj-1").unwrap();
+        assert!(short.len() < 8 * 1024, "{} bytes", short.len());
+        assert!(script.len() < 11 * 1024, "{} bytes", script.len());
+    }
+
+    #[test]
+    fn the_dead_man_switch_fires_after_max_runtime_and_the_margin() {
+        assert_eq!(dead_man_minutes(3600), 75);
+        assert_eq!(dead_man_minutes(1), 16);
+        assert_eq!(dead_man_minutes(u64::MAX), u64::MAX.div_ceil(60));
+        let script = render(&settings(), &object("a.mp4"), "tj-1").unwrap();
+        assert!(script.contains("\nDEAD_MAN_MINUTES=75\n"));
     }
 
     #[test]

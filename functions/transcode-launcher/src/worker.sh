@@ -1,9 +1,8 @@
 # --- Everything below is fixed text; the values above are data. ---
 # Runs as root under cloud-init with a bare PATH and no profile, so every
 # program it needs is found explicitly, and every path it builds is quoted.
+# Nothing that can fail runs before the EXIT trap is set.
 export LC_ALL=C
-JOB_STARTED=$(date +%s)
-WORK=$(mktemp -d "${TRANSCODE_WORK_ROOT:-/var/tmp}/transcode.XXXXXX")
 STATUS=failure
 ERROR=""
 FFMPEG=""
@@ -11,10 +10,10 @@ FFMPEG_EXIT=""
 TIMED_OUT=false
 SEARCHED=""
 UPLOADED=""
-case "$OUTPUT_PREFIX" in
-  "") DEST="$JOB_ID/" ;;
-  *) DEST="${OUTPUT_PREFIX%/}/$JOB_ID/" ;;
-esac
+AWS=""
+WORK=""
+SOURCE_URI=""
+SOURCE_JSON=null
 
 json_string() {
   local s=$1
@@ -40,53 +39,80 @@ find_program() {
   return 1
 }
 
-AWS=""
-if [ -n "$AWS_CLI_PATH" ]; then
-  [ -x "$AWS_CLI_PATH" ] && AWS=$AWS_CLI_PATH
-else
-  AWS=$(find_program "$PROGRAM_SEARCH_DIRS:/usr/local/aws-cli/v2/current/bin" aws) || AWS=""
-fi
+locate_aws() {
+  if [ -n "$AWS_CLI_PATH" ]; then
+    if [ -x "$AWS_CLI_PATH" ]; then AWS=$AWS_CLI_PATH; fi
+  else
+    AWS=$(find_program "$PROGRAM_SEARCH_DIRS:/usr/local/aws-cli/v2/current/bin" aws) || AWS=""
+  fi
+}
 
-upload() { # local file, key
-  "$AWS" s3api put-object --region "$REGION" --bucket="$OUTPUT_BUCKET" --key="$2" --body "$1" >/dev/null
+# The request is JSON rendered by the launcher: the CLI reads values inside
+# --cli-input-json literally, and the text itself starts with "{", which no
+# parameter-file prefix matches.
+upload() { # local file, request JSON
+  "$AWS" s3api put-object --region "$REGION" --cli-input-json "$2" --body "$1" >/dev/null
+}
+
+# Shutting down terminates the instance (InstanceInitiatedShutdownBehavior).
+# The test hook TRANSCODE_SHUTDOWN_COMMAND stands in for `shutdown`.
+stop_instance() { # when: now or +MINUTES
+  "${TRANSCODE_SHUTDOWN_COMMAND:-shutdown}" -h "$1"
+}
+
+status_json() { # exit code
+  local tail_text=""
+  if [ -n "$WORK" ] && [ -f "$WORK/ffmpeg.log" ]; then
+    tail_text=$(tail -n 20 "$WORK/ffmpeg.log")
+  fi
+  printf '{"jobId":%s,"status":%s,"exitCode":%d,' "$(json_string "$JOB_ID")" "$(json_string "$STATUS")" "$1"
+  printf '"durationSeconds":%d,"source":%s,' "$SECONDS" "$SOURCE_JSON"
+  printf '"outputs":[%s],"ffmpeg":%s,"ffmpegExitCode":%s,"timedOut":%s,' "$UPLOADED" "$(json_string "$FFMPEG")" "${FFMPEG_EXIT:-null}" "$TIMED_OUT"
+  printf '"maxRuntimeSeconds":%d,"error":%s,"searchedPaths":%s,"path":%s,' "$MAX_RUNTIME" "$(json_string "$ERROR")" "$(json_string "$SEARCHED")" "$(json_string "$PATH")"
+  printf '"stderrTail":%s}\n' "$(json_string "$tail_text")"
 }
 
 finish() {
   local code=$?
   set +e
   trap - EXIT
-  local tail_text=""
-  if [ -f "$WORK/ffmpeg.log" ]; then
-    tail_text=$(tail -n 20 "$WORK/ffmpeg.log")
-  fi
   if [ "$code" -eq 0 ]; then STATUS=success; fi
-  {
-    printf '{"jobId":%s,"status":%s,"exitCode":%d,' "$(json_string "$JOB_ID")" "$(json_string "$STATUS")" "$code"
-    printf '"durationSeconds":%d,"source":%s,' "$(( $(date +%s) - JOB_STARTED ))" "$SOURCE_JSON"
-    printf '"outputs":[%s],"ffmpeg":%s,"ffmpegExitCode":%s,"timedOut":%s,' "$UPLOADED" "$(json_string "$FFMPEG")" "${FFMPEG_EXIT:-null}" "$TIMED_OUT"
-    printf '"maxRuntimeSeconds":%d,"error":%s,"searchedPaths":%s,"path":%s,' "$MAX_RUNTIME" "$(json_string "$ERROR")" "$(json_string "$SEARCHED")" "$(json_string "$PATH")"
-    printf '"stderrTail":%s}\n' "$(json_string "$tail_text")"
-  } > "$WORK/status.json"
-  cat "$WORK/status.json" >&2
-  if [ -n "$AWS" ]; then
-    upload "$WORK/status.json" "${DEST}status.json" || echo "transcode: could not upload status.json" >&2
+  if [ -z "$AWS" ]; then locate_aws; fi
+  # The report needs a file even when the work directory was never made.
+  if [ -z "$WORK" ] || [ ! -d "$WORK" ]; then
+    WORK=$(mktemp -d 2>/dev/null) || WORK=""
   fi
-  rm -rf "$WORK"
-  # Shutting down terminates the instance (InstanceInitiatedShutdownBehavior).
-  if [ -n "${TRANSCODE_SHUTDOWN_COMMAND:-}" ]; then
-    "$TRANSCODE_SHUTDOWN_COMMAND"
+  local report
+  report=$(status_json "$code")
+  printf '%s\n' "$report" >&2
+  if [ -n "$AWS" ] && [ -n "$WORK" ] && printf '%s\n' "$report" > "$WORK/status.json"; then
+    upload "$WORK/status.json" "$STATUS_REQUEST" || echo "transcode: could not upload status.json" >&2
   else
-    shutdown -h now
+    echo "transcode: status.json not uploaded (aws CLI: ${AWS:-not found}, work directory: ${WORK:-none})" >&2
   fi
+  if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
+  stop_instance now
   exit "$code"
 }
-trap finish EXIT
 
 fail() { # exit code, message
   ERROR=$2
   echo "transcode: $2" >&2
   exit "$1"
 }
+
+trap finish EXIT
+
+# The dead-man switch, armed first: whatever the script does from here on
+# (hangs, dies, is killed), the instance stops at MAX_RUNTIME plus a margin.
+# The scheduled shutdown belongs to logind, not to this process tree.
+stop_instance "+$DEAD_MAN_MINUTES" || fail 70 "could not schedule the dead-man shutdown in $DEAD_MAN_MINUTES minutes"
+
+locate_aws
+WORK_ROOT=${TRANSCODE_WORK_ROOT:-/var/tmp}
+WORK=$(mktemp -d "$WORK_ROOT/transcode.XXXXXX") || fail 73 "could not create a work directory under $WORK_ROOT"
+decode SOURCE_JSON "$ENCODED_SOURCE_JSON"
+decode SOURCE_URI "$ENCODED_SOURCE_URI"
 
 if [ -z "$AWS" ]; then
   fail 127 "aws CLI not found (AWS_CLI_PATH=${AWS_CLI_PATH:-unset}; searched $PROGRAM_SEARCH_DIRS)"
@@ -102,9 +128,11 @@ if [ -z "$FFMPEG" ]; then
   fail 127 "ffmpeg not found: searched $SEARCHED with PATH=$PATH"
 fi
 
-# --key=VALUE: a key starting with "-" is never read as an option.
-"$AWS" s3api get-object --region "$REGION" --bucket="$SOURCE_BUCKET" --key="$SOURCE_KEY" \
-  "$WORK/input" >/dev/null || fail 3 "download of the source object failed"
+# One word that starts with s3://, which no parameter-file prefix matches;
+# `aws s3 cp` splits bucket and key at the first slash and reads nothing
+# into the key. (`s3api get-object` has no --cli-input-json in CLI v1.)
+"$AWS" s3 cp --region "$REGION" --only-show-errors "$SOURCE_URI" "$WORK/input" \
+  || fail 3 "download of the source object failed"
 
 mkdir "$WORK/out"
 cd "$WORK/out"
@@ -119,8 +147,9 @@ if [ -n "$FFMPEG_EXIT" ]; then
   fail 2 "ffmpeg exited with status $FFMPEG_EXIT"
 fi
 FFMPEG_EXIT=0
-for output in "${OUTPUTS[@]}"; do
+for i in "${!OUTPUTS[@]}"; do
+  output=${OUTPUTS[$i]}
   [ -s "$output" ] || fail 2 "ffmpeg produced no $output"
-  upload "$output" "$DEST$output" || fail 3 "upload of $output failed"
-  UPLOADED="$UPLOADED${UPLOADED:+,}$(json_string "$DEST$output")"
+  upload "$output" "${OUTPUT_REQUESTS[$i]}" || fail 3 "upload of $output failed"
+  UPLOADED="$UPLOADED${UPLOADED:+,}${OUTPUT_KEYS_JSON[$i]}"
 done

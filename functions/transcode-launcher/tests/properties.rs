@@ -75,7 +75,8 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// bash reads back exactly the key the event carried, whatever it holds.
+    /// bash reads back exactly the key the event carried, and the settings,
+    /// whatever they hold.
     #[test]
     fn the_worker_header_carries_any_key_exactly(key in "[^\u{0}]{1,80}|[\\n'\"$`;\\\\ ()*?]{1,20}") {
         let settings = WorkerSettings {
@@ -96,14 +97,27 @@ proptest! {
             version_id: None,
             sequencer: None,
         };
+        let settings = WorkerSettings { output_prefix: format!("{key}/"), ..settings };
         let script = render(&settings, &object, "tj-1").unwrap();
         let header = &script[..script.find("# --- Everything below").unwrap()];
         let output = Command::new("/bin/bash")
             .arg("-c")
-            .arg(format!("{header}\nprintf '%s' \"$SOURCE_KEY\""))
+            .arg(format!(
+                "{header}\ndecode SOURCE_URI \"$ENCODED_SOURCE_URI\"\n\
+                 decode SOURCE_JSON \"$ENCODED_SOURCE_JSON\"\n\
+                 printf '%s\\0' \"$SOURCE_URI\" \"$SOURCE_JSON\" \"$STATUS_REQUEST\""
+            ))
             .output()
             .unwrap();
-        prop_assert!(output.status.success());
-        prop_assert_eq!(String::from_utf8(output.stdout).unwrap(), key);
+        prop_assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let words: Vec<&str> = stdout.split_terminator('\0').collect();
+        prop_assert_eq!(words[0], format!("s3://in/{key}"));
+        let source: serde_json::Value = serde_json::from_str(words[1]).unwrap();
+        prop_assert_eq!(&source["key"], key.as_str());
+        // The status request: JSON whose key is exactly prefix, job, name.
+        let request: serde_json::Value = serde_json::from_str(words[2]).unwrap();
+        let status_key = format!("{key}/tj-1/status.json");
+        prop_assert_eq!(&request["Key"], status_key.as_str());
     }
 }

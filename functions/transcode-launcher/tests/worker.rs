@@ -9,8 +9,10 @@ use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use suite_tests::process::venv_tool;
+use transcode_launcher::worker::DEAD_MAN_MARGIN_SECS;
 
 /// cloud-init and SSM run commands with this PATH and nothing else.
 const BARE_PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
@@ -85,28 +87,59 @@ impl Sandbox {
 
     /// Runs the user data as cloud-init does; shutdown is a recorder.
     fn run(&self, script: &str) -> Output {
+        self.run_with(script, &[], None)
+    }
+
+    /// `run` with extra variables and a directory searched before the bare
+    /// PATH (to stand in for a system program).
+    fn run_with(&self, script: &str, env: &[(&str, &str)], path_first: Option<&Path>) -> Output {
         let path = self.dir.join("user-data");
         std::fs::write(&path, script).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let calls = self.dir.join("shutdown-calls");
+        let _ = std::fs::remove_file(&calls);
         let shutdown = self.executable(
             "shutdown-recorder",
             &format!(
-                "#!/bin/bash\ntouch '{}'\n",
-                self.dir.join("shutdown-called").display()
+                "#!/bin/bash\nprintf '%s\\n' \"$*\" >> '{}'\n",
+                calls.display()
             ),
         );
+        let search = match path_first {
+            Some(dir) => format!("{}:{}", dir.display(), &BARE_PATH["PATH=".len()..]),
+            None => BARE_PATH["PATH=".len()..].to_owned(),
+        };
         Command::new("/usr/bin/env")
-            .args(["-i", BARE_PATH, "HOME=/root"])
+            .args(["-i", &format!("PATH={search}"), "HOME=/root"])
             .arg(format!("TRANSCODE_SHUTDOWN_COMMAND={shutdown}"))
+            .args(env.iter().map(|(k, v)| format!("{k}={v}")))
             .arg(&path)
             .current_dir(self.dir.join("cwd"))
             .output()
             .unwrap()
     }
 
-    fn shut_down(&self) -> bool {
-        self.dir.join("shutdown-called").exists()
+    /// The arguments of each shutdown call of the last run, in order.
+    fn shutdown_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("shutdown-calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
+
+    /// The last run armed the dead-man switch first and shut down last.
+    fn shut_down(&self, max_runtime_secs: u64) -> bool {
+        self.shutdown_calls() == [dead_man(max_runtime_secs), "-h now".to_owned()]
+    }
+}
+
+/// The dead-man call: `shutdown -h +MINUTES`, MAX_RUNTIME plus the margin.
+fn dead_man(max_runtime_secs: u64) -> String {
+    format!(
+        "-h +{}",
+        (max_runtime_secs + DEAD_MAN_MARGIN_SECS).div_ceil(60)
+    )
 }
 
 impl Drop for Sandbox {
@@ -183,7 +216,11 @@ async fn the_worker_transcodes_under_the_bare_cloud_init_environment() {
 
     let run = sandbox.run(&script);
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
-    assert!(sandbox.shut_down(), "the worker ends by shutting down");
+    assert!(
+        sandbox.shut_down(3600),
+        "the worker arms the dead-man switch and ends by shutting down: {:?}",
+        sandbox.shutdown_calls()
+    );
 
     let status = status(&launcher, &sandbox, &job_id);
     assert_eq!(status["status"], "success", "{status}");
@@ -247,7 +284,11 @@ async fn without_ffmpeg_on_the_search_paths_the_worker_exits_127_and_says_where_
 
     let run = sandbox.run(&script);
     assert_eq!(run.status.code(), Some(127), "{}", stderr(&run));
-    assert!(sandbox.shut_down(), "a failed worker still shuts down");
+    assert!(
+        sandbox.shut_down(3600),
+        "a failed worker still shuts down: {:?}",
+        sandbox.shutdown_calls()
+    );
     let status = status(&launcher, &sandbox, &job_id);
     assert_eq!(status["status"], "failure", "{status}");
     assert_eq!(status["exitCode"], 127);
@@ -283,6 +324,7 @@ async fn the_watchdog_kills_a_stuck_ffmpeg_and_reports_it() {
 
     let run = sandbox.run(&script);
     assert_eq!(run.status.code(), Some(124), "{}", stderr(&run));
+    assert!(sandbox.shut_down(1), "{:?}", sandbox.shutdown_calls());
     let status = status(&launcher, &sandbox, &job_id);
     assert_eq!(status["timedOut"], true, "{status}");
     assert_eq!(status["ffmpeg"], stuck.as_str());
@@ -365,4 +407,152 @@ async fn hostile_keys_run_as_data_and_the_canary_never_appears() {
         "{:?}",
         seen.lock().unwrap()
     );
+}
+
+/// Uploads `clip` under exactly `key`: `--key=VALUE` would apply the CLI's
+/// parameter-file rules to it.
+fn upload_as_is(launcher: &Launcher, clip: &Path, key: &str) {
+    let request = serde_json::json!({"Bucket": "uploads", "Key": key}).to_string();
+    launcher.aws(&[
+        "s3api",
+        "put-object",
+        "--cli-input-json",
+        &request,
+        "--body",
+        &clip.to_string_lossy(),
+    ]);
+}
+
+/// A key in a request path as botocore writes it.
+fn percent_encoded(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_shaped_like_parameter_files_reach_s3_as_literal_keys() {
+    let sandbox = Sandbox::new("paramfile");
+    // A file the CLI could read: its text must never reach S3.
+    let secret = sandbox.dir.join("secret.mp4");
+    std::fs::write(&secret, "leaked-canary").unwrap();
+    // CLI v1 fetches http(s) values: this listener must see no connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let keys = [
+        format!("file://{}", secret.display()),
+        format!("fileb://{}", secret.display()),
+        format!("http://127.0.0.1:{port}/x.mp4"),
+        format!("https://127.0.0.1:{port}/x.mp4"),
+    ];
+    let aws_path = sandbox.dir.join("aws").to_string_lossy().into_owned();
+    let launcher = start(&[("AWS_CLI_PATH", &aws_path), ("PRESETS", "thumbnail")]).await;
+    let (endpoint, seen) = newline_tolerant_s3(launcher.moto.endpoint()).await;
+    sandbox.aws_cli(&endpoint);
+    buckets(&launcher);
+    let clip = sandbox.clip(1, "320x180");
+    for (i, key) in keys.iter().enumerate() {
+        upload_as_is(&launcher, &clip, key);
+        let (job_id, script) = launch(&launcher, "uploads", key, &format!("0{i}")).await;
+        let run = sandbox.run(&script);
+        assert_eq!(run.status.code(), Some(0), "{key:?}: {}", stderr(&run));
+        let status = status(&launcher, &sandbox, &job_id);
+        assert_eq!(status["status"], "success", "{status}");
+        assert_eq!(status["source"]["key"], key.as_str());
+        let literal = format!("/uploads/{}", percent_encoded(key));
+        assert!(
+            seen.lock().unwrap().iter().any(|p| p.starts_with(&literal)),
+            "{key:?} was asked for as {literal}: {:?}",
+            seen.lock().unwrap()
+        );
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the CLI fetched a key"
+    );
+    let seen = seen.lock().unwrap();
+    assert!(
+        !seen.iter().any(|p| p.contains("leaked-canary")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_fails_before_its_work_begins_still_reports_and_shuts_down() {
+    let sandbox = Sandbox::new("early-failure");
+    let aws_path = sandbox.dir.join("aws").to_string_lossy().into_owned();
+    let launcher = start(&[("AWS_CLI_PATH", &aws_path), ("MAX_RUNTIME", "120")]).await;
+    sandbox.aws_cli(&launcher.moto.endpoint());
+    buckets(&launcher);
+    upload(&launcher, &sandbox.clip(1, "320x180"), "a.mp4");
+    let (job_id, script) = launch(&launcher, "uploads", "a.mp4", "01").await;
+    let refusing = sandbox.dir.join("refusing-bin");
+    std::fs::create_dir_all(&refusing).unwrap();
+    sandbox.executable(
+        "refusing-bin/base64",
+        "#!/bin/sh\necho 'base64: invalid input' >&2\nexit 1\n",
+    );
+
+    struct EarlyFailure<'a> {
+        case: &'a str,
+        env: &'a [(&'a str, &'a str)],
+        path_first: Option<&'a Path>,
+        reason: &'a str,
+    }
+    let cases = [
+        EarlyFailure {
+            case: "decoding fails",
+            env: &[],
+            path_first: Some(&refusing),
+            reason: "could not decode",
+        },
+        EarlyFailure {
+            case: "no work directory",
+            env: &[("TRANSCODE_WORK_ROOT", "/nonexistent/work-root")],
+            path_first: None,
+            reason: "/nonexistent/work-root",
+        },
+    ];
+    for EarlyFailure {
+        case,
+        env,
+        path_first,
+        reason,
+    } in cases
+    {
+        let _ = launcher.aws(&[
+            "s3api",
+            "delete-object",
+            "--bucket=outputs",
+            &format!("--key=transcoded/{job_id}/status.json"),
+        ]);
+        let run = sandbox.run_with(&script, env, path_first);
+        assert_ne!(run.status.code(), Some(0), "{case}: {}", stderr(&run));
+        assert!(
+            sandbox.shut_down(120),
+            "{case}: the dead-man switch first, the shutdown last: {:?}\n{}",
+            sandbox.shutdown_calls(),
+            stderr(&run)
+        );
+        let status = status(&launcher, &sandbox, &job_id);
+        assert_eq!(status["status"], "failure", "{case}: {status}");
+        assert!(
+            status["error"].as_str().unwrap().contains(reason),
+            "{case}: {status}"
+        );
+    }
 }
