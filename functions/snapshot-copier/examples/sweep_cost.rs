@@ -37,6 +37,7 @@ async fn main() {
             },
             dry_run: false,
             completion_duration_minutes: None,
+            claim_table: None,
             concurrency: CONCURRENCY,
         },
     );

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 /// DEFAULT_DESTINATIONS, DEST_KMS_KEYS (`region=key,...`),
 /// MAX_CONCURRENT_COPIES (20), KEEP_COPIES (7; 0 keeps any number),
 /// RETENTION_DAYS, DRY_RUN (false), COMPLETION_DURATION_MINUTES and
-/// SWEEP_CONCURRENCY (8).
+/// SWEEP_CONCURRENCY (8) and CLAIM_TABLE.
 pub fn from_env(mut env: EnvReader) -> Result<Settings, ConfigError> {
     let source_region: Option<String> = env.required("AWS_REGION");
     let copy_tag_key = env.or_default("COPY_TAG_KEY", "dr:copy-to".to_owned());
@@ -63,6 +63,9 @@ pub fn from_env(mut env: EnvReader) -> Result<Settings, ConfigError> {
         env.problem("SWEEP_CONCURRENCY=0 is invalid: it must be at least 1");
     }
     let dry_run = env.flag("DRY_RUN", false);
+    let claim_table: Option<String> = env
+        .optional::<String>("CLAIM_TABLE")
+        .filter(|t| !t.trim().is_empty());
     env.finish()?;
     Ok(Settings {
         source_region: source_region.expect("checked by finish"),
@@ -76,6 +79,7 @@ pub fn from_env(mut env: EnvReader) -> Result<Settings, ConfigError> {
         },
         dry_run,
         completion_duration_minutes,
+        claim_table,
         concurrency,
     })
 }

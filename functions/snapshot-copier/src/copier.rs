@@ -2,6 +2,7 @@
 //! pruning old copies.
 
 use crate::api::{CopyRequest, Ec2Error, Regions, SnapshotApi};
+use crate::claims::{Claim, ClaimError, ClaimStore, Claims, Condition, EXPIRY_SECS, LEASE_SECS};
 use crate::destinations;
 use crate::retention::{self, Plan, Retention};
 use crate::snapshot::{
@@ -12,6 +13,7 @@ use futures_util::{StreamExt, stream};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -24,6 +26,9 @@ pub struct Settings {
     pub retention: Retention,
     pub dry_run: bool,
     pub completion_duration_minutes: Option<i32>,
+    /// DynamoDB table of copy claims; without it, claims hold within one
+    /// process only.
+    pub claim_table: Option<String>,
     /// EC2 calls in flight during a sweep.
     pub concurrency: usize,
 }
@@ -75,9 +80,21 @@ impl Summary {
     }
 }
 
+/// Who copies a source to a destination.
+enum Claimed {
+    /// This invocation: copy, then record the copy id.
+    Held { key: String, holder: String },
+    /// Another invocation, which made `copy` or is making it.
+    Taken { copy: Option<String>, note: String },
+}
+
 pub struct Copier<R: Regions> {
     pub regions: R,
     pub settings: Settings,
+    claims: ClaimStore,
+    /// Makes claim holders unique across processes and attempts.
+    holder_prefix: String,
+    holders: AtomicUsize,
     /// Copies in progress per destination, as counted at the start plus
     /// those started since: the limit is checked against it.
     in_flight: Mutex<HashMap<String, usize>>,
@@ -85,10 +102,159 @@ pub struct Copier<R: Regions> {
 
 impl<R: Regions> Copier<R> {
     pub fn new(regions: R, settings: Settings) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Self {
             regions,
             settings,
+            claims: ClaimStore::default(),
+            holder_prefix: format!("{:x}-{nanos:x}", std::process::id()),
+            holders: AtomicUsize::new(0),
             in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Claims copies in `claims` (without it, in this process only).
+    pub fn with_claims(self, claims: ClaimStore) -> Self {
+        Self { claims, ..self }
+    }
+
+    fn new_holder(&self) -> String {
+        let n = self.holders.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.holder_prefix)
+    }
+
+    /// Claims the copy of `source` to `region` for this invocation, or says
+    /// who has it. `errored` are the copies in error the caller saw (a claim
+    /// recording one of them may be taken over); copies in error found while
+    /// recovering a dead holder's claim are added to it.
+    async fn claim(
+        &self,
+        api: &R::Api,
+        source: &Snapshot,
+        region: &str,
+        errored: &mut Vec<String>,
+    ) -> Result<Claimed, String> {
+        let key = format!("{}/{}/{region}", self.settings.source_region, source.id);
+        let now = now();
+        let holder = self.new_holder();
+        let mine = Claim {
+            holder: holder.clone(),
+            copy_id: None,
+            lease_until: now + LEASE_SECS,
+            expires_at: now + EXPIRY_SECS,
+        };
+        let held = || Claimed::Held {
+            key: key.clone(),
+            holder: holder.clone(),
+        };
+        let taken = |copy: Option<String>, why: &str| Claimed::Taken {
+            copy,
+            note: why.to_owned(),
+        };
+        let fail = |e: ClaimError| format!("{}: claiming the copy to {region}: {e}", source.id);
+        if self
+            .claims
+            .put_if(&key, &mine, &Condition::Free { now })
+            .await
+            .map_err(fail)?
+        {
+            return Ok(held());
+        }
+        let Some(current) = self.claims.get(&key).await.map_err(fail)? else {
+            // Released (or expired and removed) in between: one more try.
+            let free = Condition::Free { now };
+            return Ok(
+                if self.claims.put_if(&key, &mine, &free).await.map_err(fail)? {
+                    held()
+                } else {
+                    taken(None, "claimed by another invocation")
+                },
+            );
+        };
+        match current.copy_id {
+            Some(copy) if errored.contains(&copy) => {
+                let condition = Condition::CopyIs(copy);
+                Ok(
+                    if self
+                        .claims
+                        .put_if(&key, &mine, &condition)
+                        .await
+                        .map_err(fail)?
+                    {
+                        held()
+                    } else {
+                        taken(None, "replaced by another invocation")
+                    },
+                )
+            }
+            // Made by another invocation; the listing had not shown it yet.
+            Some(copy) => Ok(taken(Some(copy), "made by another invocation")),
+            None if current.lease_until >= now => {
+                Ok(taken(None, "being copied by another invocation"))
+            }
+            None => {
+                // The holder died before recording a copy id: it may have
+                // made the copy. Long after, the copy shows up by its tag.
+                let found = api
+                    .with_tag(SOURCE_ID_TAG, &source.id)
+                    .await
+                    .map_err(|e| format!("{}: looking for copies in {region}: {e}", source.id))?;
+                let found = self.own_copies(found);
+                let dead = Condition::HeldWithoutCopy(current.holder.clone());
+                if let Some(live) = found.iter().find(|c| c.state != State::Error) {
+                    let recorded = Claim {
+                        copy_id: Some(live.id.clone()),
+                        ..current
+                    };
+                    self.claims
+                        .put_if(&key, &recorded, &dead)
+                        .await
+                        .map_err(fail)?;
+                    return Ok(taken(
+                        Some(live.id.clone()),
+                        "made by an invocation that stopped before recording it",
+                    ));
+                }
+                for copy in found {
+                    if !errored.contains(&copy.id) {
+                        errored.push(copy.id);
+                    }
+                }
+                Ok(
+                    if self.claims.put_if(&key, &mine, &dead).await.map_err(fail)? {
+                        held()
+                    } else {
+                        taken(None, "claimed by another invocation")
+                    },
+                )
+            }
+        }
+    }
+
+    /// Records the copy made under a claim; if that fails, the claim's lease
+    /// runs out and the copy is found by its tag.
+    async fn record(&self, key: &str, holder: &str, copy: &str) {
+        let now = now();
+        let done = Claim {
+            holder: holder.to_owned(),
+            copy_id: Some(copy.to_owned()),
+            lease_until: now,
+            expires_at: now + EXPIRY_SECS,
+        };
+        let condition = Condition::HeldWithoutCopy(holder.to_owned());
+        match self.claims.put_if(key, &done, &condition).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(key, copy, "the claim was lost before recording the copy"),
+            Err(e) => tracing::warn!(key, copy, error = %e, "recording the copy in its claim"),
+        }
+    }
+
+    /// Gives a claim back when no copy was made, so the next run may copy.
+    async fn release_claim(&self, key: &str, holder: &str) {
+        if let Err(e) = self.claims.release(key, holder).await {
+            tracing::warn!(key, error = %e, "releasing a claim; its lease runs out instead");
         }
     }
 
@@ -189,8 +355,9 @@ impl<R: Regions> Copier<R> {
         }
     }
 
-    /// Copies `source` to `region`, replacing its `errored` copies there.
-    async fn copy_to(&self, source: &Snapshot, region: &str, errored: Vec<String>) -> Summary {
+    /// Copies `source` to `region` under a claim, replacing its `errored`
+    /// copies there.
+    async fn copy_to(&self, source: &Snapshot, region: &str, mut errored: Vec<String>) -> Summary {
         let mut summary = Summary::default();
         let pair = |copy: Option<String>, note: Option<String>| Pair {
             source: source.id.clone(),
@@ -219,9 +386,23 @@ impl<R: Regions> Copier<R> {
                 return summary;
             }
         }
+        let (key, holder) = match self.claim(&api, source, region, &mut errored).await {
+            Ok(Claimed::Held { key, holder }) => (key, holder),
+            Ok(Claimed::Taken { copy, note }) => {
+                self.release(region);
+                summary.skipped_existing.push(pair(copy, Some(note)));
+                return summary;
+            }
+            Err(e) => {
+                self.release(region);
+                summary.errors.push(e);
+                return summary;
+            }
+        };
         for errored in &errored {
             if let Err(e) = api.delete(errored).await {
                 self.release(region);
+                self.release_claim(&key, &holder).await;
                 summary.errors.push(format!(
                     "{}: deleting failed copy {errored} in {region}: {e}",
                     source.id
@@ -230,12 +411,19 @@ impl<R: Regions> Copier<R> {
             }
         }
         match api.copy(&self.request(source, region)).await {
-            Ok(copy) if errored.is_empty() => summary.copied.push(pair(Some(copy), None)),
-            Ok(copy) => summary.retried_after_error.push(pair(
-                Some(copy),
-                Some(format!("replaces {}", errored.join(", "))),
-            )),
+            Ok(copy) => {
+                self.record(&key, &holder, &copy).await;
+                if errored.is_empty() {
+                    summary.copied.push(pair(Some(copy), None));
+                } else {
+                    summary.retried_after_error.push(pair(
+                        Some(copy),
+                        Some(format!("replaces {}", errored.join(", "))),
+                    ));
+                }
+            }
             Err(Ec2Error::LimitExceeded(e)) => {
+                self.release_claim(&key, &holder).await;
                 // EC2's own count is the truth: stop starting copies here.
                 self.in_flight
                     .lock()
@@ -246,6 +434,7 @@ impl<R: Regions> Copier<R> {
                     .push(pair(None, Some(format!("ResourceLimitExceeded: {e}"))));
             }
             Err(Ec2Error::Other(e)) => {
+                self.release_claim(&key, &holder).await;
                 self.release(region);
                 summary
                     .errors
@@ -513,6 +702,7 @@ fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::MemoryClaims;
     use crate::fake::FakeRegions;
 
     fn settings() -> Settings {
@@ -528,6 +718,7 @@ mod tests {
             },
             dry_run: false,
             completion_duration_minutes: None,
+            claim_table: None,
             concurrency: 4,
         }
     }
@@ -587,6 +778,43 @@ mod tests {
             "{sweep:?}"
         );
         assert!(fake.copies_of(&ids[2]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_live_claim_is_respected_and_a_dead_holders_claim_is_taken_over() {
+        let fake = FakeRegions::default();
+        let busy = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
+        let dead = fake.source("us-east-1", "vol-2", &[("dr:copy-to", "us-west-2")]);
+        let claims = MemoryClaims::default();
+        let now = now();
+        for (source, holder, lease_until) in [
+            (&busy, "running", now + LEASE_SECS),
+            (&dead, "crashed", now - 1),
+        ] {
+            let claim = Claim {
+                holder: holder.into(),
+                copy_id: None,
+                lease_until,
+                expires_at: now + EXPIRY_SECS,
+            };
+            let key = format!("us-east-1/{source}/us-west-2");
+            assert!(
+                claims
+                    .put_if(&key, &claim, &Condition::Free { now })
+                    .await
+                    .unwrap()
+            );
+        }
+        let copier = Copier::new(fake.clone(), settings()).with_claims(ClaimStore::Memory(claims));
+        let summary = copier.sweep().await;
+        assert!(fake.copies_of(&busy).is_empty(), "{summary:?}");
+        assert_eq!(summary.skipped_existing[0].source, busy);
+        assert_eq!(summary.copied.len(), 1, "{summary:?}");
+        assert_eq!(
+            fake.copies_of(&dead).len(),
+            1,
+            "the dead holder made no copy"
+        );
     }
 
     #[tokio::test]

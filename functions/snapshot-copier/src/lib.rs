@@ -3,6 +3,7 @@
 //! prunes only its own old copies.
 
 pub mod api;
+pub mod claims;
 pub mod config;
 pub mod copier;
 pub mod destinations;

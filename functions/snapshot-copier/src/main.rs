@@ -1,5 +1,6 @@
 use lambda_runtime::service_fn;
 use shared::config::EnvReader;
+use snapshot_copier::claims::{ClaimStore, DynamoClaims};
 use snapshot_copier::copier::Copier;
 use snapshot_copier::ec2::Ec2Regions;
 use snapshot_copier::{config, handler};
@@ -12,7 +13,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
     };
     let sdk = shared::aws::load_sdk_config().await;
-    let copier = Copier::new(Ec2Regions::new(sdk), settings);
+    let claims = match &settings.claim_table {
+        Some(table) => ClaimStore::Dynamo(DynamoClaims {
+            client: aws_sdk_dynamodb::Client::new(&sdk),
+            table: table.clone(),
+        }),
+        None => {
+            tracing::warn!("CLAIM_TABLE is not set: copies are claimed within this process only");
+            ClaimStore::default()
+        }
+    };
+    let copier = Copier::new(Ec2Regions::new(sdk), settings).with_claims(claims);
     let copier = &copier;
     lambda_runtime::run(service_fn(move |event| handler::handle(copier, event))).await
 }

@@ -7,9 +7,10 @@
 //! source may be gone while its copy stays). Per volume, newest first (ties
 //! by id), retention keeps the newest `keep` and/or those younger than the
 //! age limit. A kept source without a copy is copied; a dropped one never
-//! is. Copies of dropped restore points are deleted, except those in
-//! progress and the newest completed restore point of each volume. Errored
-//! copies are deleted (replaced when their source is kept and live).
+//! is. Copies of dropped restore points are deleted, together once none is
+//! in progress, except those of the newest restore point of each volume
+//! with a completed copy. Errored copies are deleted (replaced when their
+//! source is kept and live).
 //!
 //! Applying a plan changes nothing the next plan depends on: copies only
 //! appear for kept points, and only dropped points disappear, which cannot
@@ -96,8 +97,21 @@ pub fn plan(sources: &[Snapshot], copies: &[Snapshot], retention: Retention, now
     for copy in copies {
         let point = point_of(copy, &live);
         copies_of.entry(point.id).or_default().push(copy);
-        if copy.state != State::Error {
-            points.entry(point.id).or_insert(point);
+        if copy.state == State::Error {
+            continue;
+        }
+        // Copies that disagree on a point's facts (older copies lack the
+        // time tag): the earliest wins, whatever the listing order.
+        match points.get_mut(point.id) {
+            None => {
+                points.insert(point.id, point);
+            }
+            Some(known) if !live.contains_key(point.id) => {
+                if (point.time, point.volume) < (known.time, known.volume) {
+                    *known = point;
+                }
+            }
+            Some(_) => {}
         }
     }
     let mut by_volume: BTreeMap<&str, Vec<&Point>> = BTreeMap::new();
@@ -154,10 +168,16 @@ pub fn plan(sources: &[Snapshot], copies: &[Snapshot], retention: Retention, now
     // Error-only restore points are not ranked: their copies go last.
     let unranked = copies_of.keys().filter(|id| !points.contains_key(*id));
     for id in ranked_ids.into_iter().chain(unranked.copied()) {
-        for copy in copies_of.get(id).map(Vec::as_slice).unwrap_or_default() {
+        let theirs = copies_of.get(id).map(Vec::as_slice).unwrap_or_default();
+        // A dropped point's copies go together, once none is in progress:
+        // deleting some would leave the rest to define its rank.
+        let settled = theirs
+            .iter()
+            .all(|c| matches!(c.state, State::Completed | State::Error));
+        for copy in theirs {
             let doomed = match copy.state {
                 State::Error => !replaced.contains(copy.id.as_str()),
-                State::Completed => !kept.contains(id) && !spared.contains(id),
+                State::Completed => settled && !kept.contains(id) && !spared.contains(id),
                 State::Pending | State::Other => false,
             };
             if doomed {

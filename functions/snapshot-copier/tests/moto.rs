@@ -29,6 +29,7 @@ fn settings() -> Settings {
         },
         dry_run: false,
         completion_duration_minutes: None,
+        claim_table: None,
         concurrency: 4,
     }
 }
@@ -441,6 +442,60 @@ mod binary {
         assert_eq!(error["errorType"], "UnsupportedEvent");
     }
 
+    /// Two sweeps and two createSnapshot events per source, all at once,
+    /// each in its own function process (as Lambda scales out).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_sweeps_and_duplicate_events_make_one_copy_per_source() {
+        let moto = Moto::start();
+        let sdk = moto.sdk_config().await;
+        let east = client(&sdk, "us-east-1").await;
+        let mut sources = Vec::new();
+        for _ in 0..3 {
+            sources.push(
+                snapshot(&east, false, &[("dr:copy-to", "us-west-2")])
+                    .await
+                    .0,
+            );
+        }
+        suite_tests::moto::create_table(&moto.dynamodb().await, "copy-claims", &["claim"]).await;
+        let api = RuntimeApi::start().await.unwrap();
+        let mut env = moto.env();
+        env.push(("CLAIM_TABLE".into(), "copy-claims".into()));
+        let mut events = vec![sample("04-scheduled-sweep.json"); 2];
+        for source in sources.iter().chain(&sources) {
+            let mut created = sample("01-create-snapshot-succeeded.json");
+            created["detail"]["snapshot_id"] =
+                json!(format!("arn:aws:ec2::us-east-1:snapshot/{source}"));
+            events.push(created);
+        }
+        let _functions: Vec<FunctionProcess> = events
+            .iter()
+            .map(|_| {
+                FunctionProcess::spawn(
+                    Path::new(env!("CARGO_BIN_EXE_snapshot-copier")),
+                    &api.host_port(),
+                    &env,
+                )
+            })
+            .collect();
+        let answers =
+            futures_util::future::join_all(events.into_iter().map(|e| invoke(&api, e))).await;
+        let mut copied = 0;
+        for answer in &answers {
+            let answer = answer.as_ref().expect("every invocation succeeds");
+            copied += answer["copied"].as_array().unwrap().len();
+        }
+        let west = listing(&client(&sdk, "us-west-2").await).await;
+        for source in &sources {
+            assert_eq!(
+                copies_of(&west, source).len(),
+                1,
+                "{source}: exactly one copy, {answers:?}"
+            );
+        }
+        assert_eq!(copied, 3, "{answers:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn bad_configuration_fails_init_naming_every_variable() {
         suite_tests::function::assert_init_fails_naming(
@@ -556,4 +611,84 @@ async fn three_sweeps_keep_the_newest_restore_points_and_reach_a_fixed_point() {
         vec![(2, 0), (0, 0), (0, 0)],
         "(copied, pruned) per sweep: one sweep reaches the fixed point"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_in_dynamodb_follow_their_conditions() {
+    use snapshot_copier::claims::{Claim, Claims, Condition, DynamoClaims};
+    let moto = Moto::start();
+    let client = moto.dynamodb().await;
+    suite_tests::moto::create_table(&client, "copy-claims", &["claim"]).await;
+    let claims = DynamoClaims {
+        client,
+        table: "copy-claims".into(),
+    };
+    let now = 1_000_000;
+    let claim = |holder: &str, copy: Option<&str>, expires_at: i64| Claim {
+        holder: holder.into(),
+        copy_id: copy.map(str::to_owned),
+        lease_until: now + 900,
+        expires_at,
+    };
+    let free = Condition::Free { now };
+    let key = "us-east-1/snap-1/us-west-2";
+    assert!(
+        claims
+            .put_if(key, &claim("a", None, now + 10), &free)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !claims
+            .put_if(key, &claim("b", None, now + 10), &free)
+            .await
+            .unwrap()
+    );
+    claims.release(key, "b").await.unwrap();
+    assert_eq!(
+        claims.get(key).await.unwrap().unwrap().holder,
+        "a",
+        "only the holder releases"
+    );
+    let held_by_a = Condition::HeldWithoutCopy("a".into());
+    assert!(
+        claims
+            .put_if(key, &claim("a", Some("snap-c1"), now + 10), &held_by_a)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !claims
+            .put_if(key, &claim("a", Some("snap-c2"), now + 10), &held_by_a)
+            .await
+            .unwrap()
+    );
+    claims.release(key, "a").await.unwrap();
+    assert_eq!(
+        claims.get(key).await.unwrap().unwrap().copy_id.as_deref(),
+        Some("snap-c1")
+    );
+    let replacing = Condition::CopyIs("snap-c1".into());
+    assert!(
+        claims
+            .put_if(key, &claim("c", None, now + 10), &replacing)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !claims
+            .put_if(key, &claim("d", None, now + 10), &replacing)
+            .await
+            .unwrap()
+    );
+    let later = Condition::Free { now: now + 11 };
+    assert!(
+        claims
+            .put_if(key, &claim("e", None, now + 100), &later)
+            .await
+            .unwrap(),
+        "an expired claim is free"
+    );
+    claims.release(key, "e").await.unwrap();
+    assert_eq!(claims.get(key).await.unwrap(), None);
 }
