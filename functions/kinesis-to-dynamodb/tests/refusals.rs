@@ -204,7 +204,11 @@ async fn fan_out_aggregates_of_poison_answer_before_their_deadline() {
         "answered after its deadline: {:?}",
         answer.duration()
     );
-    eprintln!("answered in {:?}", answer.duration());
+    eprintln!(
+        "answered in {:?}, peak RSS {:?} KiB",
+        answer.duration(),
+        h.function.peak_rss_kib()
+    );
     let response = answer.result.expect("the invocation succeeds");
     assert!(failures(&response).is_empty(), "{response}");
     assert_eq!(h.db.items("rejects").len(), 4 * PER_AGGREGATE);
