@@ -260,3 +260,35 @@ async fn what_a_deadline_cuts_off_is_reported_through_the_checkpoint() {
         AGGREGATES as usize * PER_AGGREGATE
     );
 }
+
+/// A DynamoDB that does not answer in time: the function still answers
+/// before its deadline, and the checkpoint holds the first record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dynamodb_that_hangs_does_not_make_the_function_overrun() {
+    let h = start(
+        "latest",
+        Duration::from_secs(6),
+        &[("DEADLINE_MARGIN_MS", "1000")],
+    )
+    .await;
+    let records: Vec<Value> = (1..=3)
+        .map(|i| record(i, "k", format!(r#"{{"id": "k{i}"}}"#).as_bytes()))
+        .collect();
+    let deadline = Duration::from_secs(3);
+    let answer = h
+        .api
+        .invoke(json!({"Records": records}), deadline)
+        .await
+        .expect("an answer");
+    assert!(
+        answer.duration() < deadline,
+        "answered after its deadline: {:?}",
+        answer.duration()
+    );
+    let response = answer.result.expect("the invocation succeeds");
+    assert_eq!(
+        failures(&response)[0]["itemIdentifier"],
+        json!(sequence(1)),
+        "{response}"
+    );
+}
