@@ -556,29 +556,34 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
             // The worker is gone. It uploads status.json before it shuts
             // down, so a status written now is never missed.
             let key = self.status_key(&value.id);
-            match self.status.exists(&key).await {
-                Ok(true) => {
-                    self.release_job_slot(&value).await;
-                    let done = Job {
-                        state: JobState::Done,
-                        updated_at: now,
-                        ..value
-                    };
-                    match self.store.put_job(&done, Some(version)).await {
-                        Ok(_) => report.done += 1,
-                        Err(e) => report.errors.push(format!("{}: {e}", done.id)),
-                    }
-                    continue;
-                }
-                Ok(false) => {}
+            let finished = match self.status.exists(&key).await {
+                Ok(finished) => finished,
                 Err(e) => {
                     report
                         .errors
                         .push(format!("{}: status.json: {e}", value.id));
                     continue;
                 }
+            };
+            // Each step below first wins the job's conditional write, and
+            // only then frees its slot: of two sweeps, one acts, and none
+            // frees a slot the other's relaunch just took.
+            if finished {
+                let done = Job {
+                    state: JobState::Done,
+                    updated_at: now,
+                    ..value.clone()
+                };
+                match self.store.put_job(&done, Some(version)).await {
+                    Ok(Some(_)) => {
+                        self.release_job_slot(&value).await;
+                        report.done += 1;
+                    }
+                    Ok(None) => {}
+                    Err(e) => report.errors.push(format!("{}: {e}", done.id)),
+                }
+                continue;
             }
-            self.release_job_slot(&value).await;
             let lost = format!(
                 "the worker of attempt {} ({}, {}) ended without writing status.json",
                 value.attempt,
@@ -593,17 +598,18 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                     instance_id: None,
                     slot: None,
                     updated_at: now,
-                    ..value
+                    ..value.clone()
                 };
                 let id = next.id.clone();
                 let next_version = match self.store.put_job(&next, Some(version)).await {
                     Ok(Some(v)) => v,
-                    Ok(None) => continue, // another reconcile took it
+                    Ok(None) => continue, // another sweep took it
                     Err(e) => {
                         report.errors.push(format!("{id}: {e}"));
                         continue;
                     }
                 };
+                self.release_job_slot(&value).await;
                 if !capacity_left {
                     report.queued += 1;
                     continue;
@@ -620,27 +626,29 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                     }
                 }
             } else {
+                // The status first: if writing it fails, the job stays
+                // active and the next sweep writes it. Two sweeps write the
+                // same text; only the one that wins the ledger counts it.
+                let body = failure_status(&value, self.settings.max_attempts, &lost);
+                if let Err(e) = self.status.put(&key, &body).await {
+                    report.errors.push(format!(
+                        "{}: writing the failure status.json: {e}",
+                        value.id
+                    ));
+                    continue;
+                }
                 let failed = Job {
                     state: JobState::Failed,
                     updated_at: now,
-                    ..value
+                    ..value.clone()
                 };
-                // Claim the failure first: only one sweep writes it.
                 match self.store.put_job(&failed, Some(version)).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => continue,
-                    Err(e) => {
-                        report.errors.push(format!("{}: {e}", failed.id));
-                        continue;
+                    Ok(Some(_)) => {
+                        self.release_job_slot(&value).await;
+                        report.failed.push(failed.id);
                     }
-                }
-                let body = failure_status(&failed, self.settings.max_attempts, &lost);
-                match self.status.put(&key, &body).await {
-                    Ok(()) => report.failed.push(failed.id),
-                    Err(e) => report.errors.push(format!(
-                        "{}: writing the failure status.json: {e}",
-                        failed.id
-                    )),
+                    Ok(None) => {}
+                    Err(e) => report.errors.push(format!("{}: {e}", failed.id)),
                 }
             }
         }

@@ -439,3 +439,37 @@ async fn a_dead_worker_is_relaunched_then_failed_and_a_finished_job_is_left_alon
     let finished_status = status_object(&launcher, &finished_job).unwrap();
     assert_eq!(finished_status["status"], "success", "never overwritten");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_sweeps_at_once_relaunch_each_dead_worker_once() {
+    let launcher = start_many(2, &[]).await;
+    launcher.aws(&["s3api", "create-bucket", "--bucket", "outputs"]);
+    let mut jobs = Vec::new();
+    for i in 0..5 {
+        let answer = launcher
+            .invoke(notification(
+                "uploads",
+                &format!("dead/{i}.mp4"),
+                10,
+                &format!("{i:02}"),
+            ))
+            .await
+            .unwrap();
+        terminate(
+            &launcher,
+            answer["results"][0]["instanceId"].as_str().unwrap(),
+        )
+        .await;
+        jobs.push(answer["results"][0]["jobId"].as_str().unwrap().to_owned());
+    }
+    let (a, b) = tokio::join!(launcher.invoke(tick()), launcher.invoke(tick()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let relaunched = a["reconciled"]["relaunched"].as_array().unwrap().len()
+        + b["reconciled"]["relaunched"].as_array().unwrap().len();
+    assert_eq!(relaunched, 5, "{a} {b}");
+    for job in &jobs {
+        let workers = job_instances(&launcher, job).await;
+        assert_eq!(workers.len(), 1, "{job}: one new worker");
+        assert_eq!(tag(&workers[0], TAG_ATTEMPT), Some("2"));
+    }
+}
