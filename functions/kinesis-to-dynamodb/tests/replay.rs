@@ -32,6 +32,8 @@ struct FakeTable {
     tables: Mutex<HashMap<String, HashMap<Vec<String>, Item>>>,
     rng: Mutex<Rng>,
     faults: bool,
+    /// Every write to the rejects table fails (access denied).
+    rejects_broken: bool,
     conditional_puts: Mutex<usize>,
 }
 
@@ -42,6 +44,7 @@ impl FakeTable {
             tables: Mutex::new(HashMap::new()),
             rng: Mutex::new(Rng(seed | 1)),
             faults,
+            rejects_broken: false,
             conditional_puts: Mutex::new(0),
         }
     }
@@ -110,6 +113,9 @@ impl Table for FakeTable {
     }
 
     async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        if self.rejects_broken && table == "rejects" {
+            return Err(WriteError::Fatal("AccessDeniedException".into()));
+        }
         if self.throttled() {
             return Err(WriteError::Transient("InternalServerError".into()));
         }
@@ -125,6 +131,9 @@ impl Table for FakeTable {
     }
 
     async fn put(&self, table: &str, item: Item) -> Result<(), WriteError> {
+        if self.rejects_broken && table == "rejects" {
+            return Err(WriteError::Fatal("AccessDeniedException".into()));
+        }
         if self.throttled() {
             return Err(WriteError::Transient("ThrottlingException".into()));
         }
@@ -332,4 +341,58 @@ async fn duplicate_keys_in_a_batch_collapse_to_one_write_of_the_newest() {
         items[&vec!["key-1".to_owned()]]["version"].as_n().unwrap(),
         "4"
     );
+}
+
+/// Every third record is poison, under UnprocessedItems and throttling on
+/// both tables: each valid record is written and each poison one stored as
+/// a reject, none dropped, across replays from the checkpoint.
+#[tokio::test]
+async fn poison_under_faults_is_stored_never_dropped() {
+    for (seed, mode) in [(2, Mode::Latest), (13, Mode::Append)] {
+        let keys: &[&str] = if mode == Mode::Append {
+            &["pk", "sk"]
+        } else {
+            &["pk"]
+        };
+        let table = Arc::new(FakeTable::new(keys, seed, true));
+        let config = config(mode);
+        let records: Vec<Value> = (0..900u64)
+            .map(|i| {
+                let mut r = record(0, i, i as usize, i);
+                if i % 3 == 0 {
+                    r["kinesis"]["data"] = json!(aws_smithy_types::base64::encode(b"{not json"));
+                }
+                r
+            })
+            .collect();
+        replay(&table, &config, &records, 120).await;
+        assert_eq!(table.items("rejects").len(), 300, "seed {seed}");
+        assert_eq!(table.items("items").len(), 600, "seed {seed}");
+    }
+}
+
+/// A reject that cannot be stored fails its record through the checkpoint.
+#[tokio::test]
+async fn a_reject_that_cannot_be_stored_fails_its_record() {
+    let mut table = FakeTable::new(&["pk"], 1, false);
+    table.rejects_broken = true;
+    let table = Arc::new(table);
+    let mut bad = record(0, 2, 2, 2);
+    bad["kinesis"]["data"] = json!(aws_smithy_types::base64::encode(b"{not json"));
+    let raw: Vec<EventRecord> = [record(0, 1, 1, 1), bad, record(0, 3, 3, 3)]
+        .iter()
+        .map(|r| EventRecord::read(&r.to_string()))
+        .collect();
+    let (response, counts) = process(
+        &table,
+        &config(Mode::Latest),
+        &raw,
+        Instant::now() + Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier,
+        format!("4959{:052}", 2)
+    );
+    assert_eq!((counts.rejected, counts.failed), (0, 1));
 }
