@@ -9,6 +9,7 @@ use crate::snapshot::{
     MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_START_TIME_TAG,
     SOURCE_VOLUME_TAG, Snapshot, State,
 };
+use crate::tags;
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -281,14 +282,10 @@ impl<R: Regions> Copier<R> {
         .map_err(|e| format!("{}: tag {}: {e}", snapshot.id, self.settings.copy_tag_key))
     }
 
-    fn request(&self, source: &Snapshot, region: &str) -> CopyRequest {
-        let mut tags: Vec<(String, String)> = source
-            .tags
-            .iter()
-            .filter(|(k, _)| !k.starts_with("aws:") && *k != self.settings.copy_tag_key)
-            .cloned()
-            .collect();
-        tags.extend([
+    /// The CopySnapshot request, and a warning naming source tags the copy
+    /// could not carry as they were.
+    fn request(&self, source: &Snapshot, region: &str) -> (CopyRequest, Option<String>) {
+        let ours = vec![
             (SOURCE_ID_TAG.to_owned(), source.id.clone()),
             (
                 SOURCE_REGION_TAG.to_owned(),
@@ -300,9 +297,15 @@ impl<R: Regions> Copier<R> {
                 source.start_time.to_string(),
             ),
             (MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned()),
-        ]);
+        ];
+        let tags = tags::for_copy(&source.tags, &self.settings.copy_tag_key, ours);
+        let warning = tags.warning();
+        if let Some(warning) = &warning {
+            tracing::warn!(source = %source.id, region, "{warning}");
+        }
+        let tags = tags.tags;
         let kms_key_id = self.settings.kms_keys.get(region).cloned();
-        CopyRequest {
+        let request = CopyRequest {
             source_region: self.settings.source_region.clone(),
             source_snapshot_id: source.id.clone(),
             description: format!(
@@ -316,7 +319,8 @@ impl<R: Regions> Copier<R> {
             encrypted: source.encrypted || kms_key_id.is_some(),
             kms_key_id,
             completion_duration_minutes: self.settings.completion_duration_minutes,
-        }
+        };
+        (request, warning)
     }
 
     /// Takes a copy slot in `region`, counting its pending copies on first use.
@@ -410,16 +414,21 @@ impl<R: Regions> Copier<R> {
                 return summary;
             }
         }
-        match api.copy(&self.request(source, region)).await {
+        let (request, warning) = self.request(source, region);
+        match api.copy(&request).await {
             Ok(copy) => {
                 self.record(&key, &holder, &copy).await;
                 if errored.is_empty() {
-                    summary.copied.push(pair(Some(copy), None));
+                    summary.copied.push(pair(Some(copy), warning));
                 } else {
-                    summary.retried_after_error.push(pair(
-                        Some(copy),
-                        Some(format!("replaces {}", errored.join(", "))),
-                    ));
+                    let replaces = format!("replaces {}", errored.join(", "));
+                    let note = match warning {
+                        Some(warning) => format!("{replaces}; {warning}"),
+                        None => replaces,
+                    };
+                    summary
+                        .retried_after_error
+                        .push(pair(Some(copy), Some(note)));
                 }
             }
             Err(Ec2Error::LimitExceeded(e)) => {

@@ -12,3 +12,4 @@ pub mod fake;
 pub mod handler;
 pub mod retention;
 pub mod snapshot;
+pub mod tags;

@@ -692,3 +692,126 @@ async fn claims_in_dynamodb_follow_their_conditions() {
     claims.release(key, "e").await.unwrap();
     assert_eq!(claims.get(key).await.unwrap(), None);
 }
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Forwards to moto, refusing CopySnapshot as EC2 does and moto does not
+/// when its tag specification repeats a key.
+async fn strict_tags_proxy(moto: &Moto) -> String {
+    let upstream = moto.endpoint();
+    let (addr, _task) = serve(0, move |request: Received| {
+        let upstream = upstream.clone();
+        async move {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            if body.contains("Action=CopySnapshot") {
+                let keys: Vec<String> = body
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .filter(|(name, _)| name.starts_with("TagSpecification.") && name.ends_with(".Key"))
+                    .map(|(_, value)| percent_decoded(value))
+                    .collect();
+                let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+                if distinct.len() != keys.len() {
+                    return reply(
+                        400,
+                        "<Response><Errors><Error><Code>InvalidParameterValue</Code><Message>Duplicate tag key</Message></Error></Errors><RequestID>r</RequestID></Response>",
+                    );
+                }
+            }
+            forward(&request, &upstream).await
+        }
+    })
+    .await
+    .unwrap();
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sources_with_our_tags_or_too_many_tags_are_copied_with_a_warning() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let east = client(&sdk, "us-east-1").await;
+    let many: Vec<(String, String)> = (0..49)
+        .map(|i| (format!("k{i:02}"), format!("v{i}")))
+        .collect();
+    let mut pairs: Vec<(&str, &str)> = vec![("dr:copy-to", "us-west-2")];
+    pairs.extend(many.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (crowded, _) = snapshot(&east, false, &pairs).await;
+    let (relayed, _) = snapshot(
+        &east,
+        false,
+        &[
+            ("dr:copy-to", "us-west-2"),
+            (SOURCE_ID_TAG, "snap-0upstream"),
+            (SOURCE_REGION_TAG, "eu-central-1"),
+            ("dr:tier", "gold"),
+        ],
+    )
+    .await;
+    let (plain, _) = snapshot(&east, false, &[("dr:copy-to", "us-west-2"), ("team", "db")]).await;
+    let proxy = strict_tags_proxy(&moto).await;
+    let copier = Copier::new(Ec2Regions::new(sdk_via(&proxy).await), settings());
+
+    let first = copier.sweep().await;
+    assert!(first.errors.is_empty(), "{first:?}");
+    assert_eq!(first.copied.len(), 3, "{first:?}");
+    let note = |source: &str| {
+        first
+            .copied
+            .iter()
+            .find(|p| p.source == source)
+            .and_then(|p| p.note.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        note(&crowded).contains("k48"),
+        "the trimmed tags are named: {first:?}"
+    );
+    assert!(
+        note(&relayed).contains(SOURCE_ID_TAG),
+        "the renamed tags are named: {first:?}"
+    );
+    assert!(note(&plain).is_empty());
+
+    let west = listing(&client(&sdk, "us-west-2").await).await;
+    let (tags, _) = copies_of(&west, &crowded)[0];
+    assert_eq!(tags.len(), 50, "EC2's limit, ours all present: {tags:?}");
+    assert!(tags[SOURCE_VOLUME_TAG].starts_with("vol-"));
+    assert!(tags.contains_key("k00"));
+    let (tags, _) = copies_of(&west, &relayed)[0];
+    assert_eq!(tags[SOURCE_ID_TAG], relayed);
+    assert_eq!(tags[SOURCE_REGION_TAG], "us-east-1");
+    assert_eq!(tags[&format!("source:{SOURCE_ID_TAG}")], "snap-0upstream");
+    assert_eq!(tags[&format!("source:{SOURCE_REGION_TAG}")], "eu-central-1");
+    assert_eq!(tags["dr:tier"], "gold");
+    assert_eq!(copies_of(&west, &plain)[0].0["team"], "db");
+
+    let again = copier.sweep().await;
+    assert_eq!(
+        (again.copied.len(), again.errors.len()),
+        (0, 0),
+        "{again:?}"
+    );
+}
