@@ -308,13 +308,13 @@ async fn convert_all(
             }
         }
     }
-    if pending.is_none() {
-        for work in [Work::Chunk(entries.take()), Work::Rejects(rejects.take())] {
-            if !work.sequences().is_empty() && !hand_over(&ready, work, budget, &mut pending).await
-            {
-                break;
-            }
-        }
+    // The partial chunks, each taken only when it is handed over: one left
+    // behind by a cut-off is failed below.
+    if pending.is_none() && !entries.items.is_empty() {
+        hand_over(&ready, Work::Chunk(entries.take()), budget, &mut pending).await;
+    }
+    if pending.is_none() && !rejects.items.is_empty() {
+        hand_over(&ready, Work::Rejects(rejects.take()), budget, &mut pending).await;
     }
     // Cut off: what was not handed over fails, and with it (the checkpoint
     // being the lowest failure) every record after it.

@@ -396,3 +396,36 @@ async fn a_reject_that_cannot_be_stored_fails_its_record() {
     );
     assert_eq!((counts.rejected, counts.failed), (0, 1));
 }
+
+/// With no time left, nothing is written and the checkpoint is the first
+/// record, whether it is poison or not, in both modes.
+#[tokio::test]
+async fn with_no_time_left_the_checkpoint_is_the_first_record() {
+    for mode in [Mode::Latest, Mode::Append] {
+        let keys: &[&str] = if mode == Mode::Append {
+            &["pk", "sk"]
+        } else {
+            &["pk"]
+        };
+        for poison_first in [true, false] {
+            let table = Arc::new(FakeTable::new(keys, 1, false));
+            let mut records = vec![record(0, 1, 1, 1), record(0, 2, 2, 2), record(0, 3, 3, 3)];
+            let poison = if poison_first { 0 } else { 1 };
+            records[poison]["kinesis"]["data"] =
+                json!(aws_smithy_types::base64::encode(b"{not json"));
+            let raw: Vec<EventRecord> = records
+                .iter()
+                .map(|r| EventRecord::read(&r.to_string()))
+                .collect();
+            let (response, _) = process(&table, &config(mode), &raw, Instant::now()).await;
+            assert_eq!(
+                response
+                    .batch_item_failures
+                    .first()
+                    .map(|f| f.item_identifier.clone()),
+                Some(format!("4959{:052}", 1)),
+                "{mode:?}, poison first: {poison_first}"
+            );
+        }
+    }
+}
