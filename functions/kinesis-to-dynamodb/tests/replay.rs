@@ -409,7 +409,7 @@ async fn with_no_time_left_the_checkpoint_is_the_first_record() {
         };
         for poison_first in [true, false] {
             let table = Arc::new(FakeTable::new(keys, 1, false));
-            let mut records = vec![record(0, 1, 1, 1), record(0, 2, 2, 2), record(0, 3, 3, 3)];
+            let mut records = [record(0, 1, 1, 1), record(0, 2, 2, 2), record(0, 3, 3, 3)];
             let poison = if poison_first { 0 } else { 1 };
             records[poison]["kinesis"]["data"] =
                 json!(aws_smithy_types::base64::encode(b"{not json"));
