@@ -134,6 +134,7 @@ fn reconciled(report: ReconcileReport) -> Result<Value, HandlerError> {
     // The alarm's metric: jobs that will never be transcoded.
     emf.add("JobsFailed", report.failed.len() as u64);
     emf.add("JobsDeferred", report.deferred as u64);
+    emf.add("OrphanSlotsFreed", report.orphan_slots_freed as u64);
     emf.add("ReconcileErrors", report.errors.len() as u64);
     emf.emit();
     if let Some(first) = report.errors.first() {

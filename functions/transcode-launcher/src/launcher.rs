@@ -134,6 +134,9 @@ pub struct ReconcileReport {
     pub failed: Vec<String>,
     /// Jobs left for the next sweep: the invocation's deadline came first.
     pub deferred: usize,
+    /// Slots taken by a launch that never claimed its job (the invocation
+    /// died in between), freed before their lease ran out.
+    pub orphan_slots_freed: usize,
     pub errors: Vec<String>,
 }
 
@@ -465,6 +468,45 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
         }
     }
 
+    /// Frees slots leased, longer ago than the launch grace, to a job that
+    /// holds no claim on them: the launching invocation died between taking
+    /// the slot and claiming the job.
+    async fn free_orphan_slots(
+        &self,
+        jobs: &[Versioned<Job>],
+        now: u64,
+        report: &mut ReconcileReport,
+    ) {
+        for index in 0..self.settings.max_running_jobs {
+            let slot = match self.store.slot(index).await {
+                Ok(Some(slot)) => slot,
+                Ok(None) => continue,
+                Err(e) => {
+                    report.errors.push(format!("slot {index}: {e}"));
+                    return;
+                }
+            };
+            let taken_at = slot.value.expires_at.saturating_sub(self.lease_secs());
+            let claimed = jobs
+                .iter()
+                .any(|j| j.value.id == slot.value.job_id && j.value.slot == Some(index));
+            if slot.value.is_free(now)
+                || slot.value.instance_id.is_some()
+                || claimed
+                || taken_at + LAUNCH_GRACE_SECS > now
+            {
+                continue;
+            }
+            if let Ok(Some(_)) = self
+                .store
+                .put_slot(index, &Slot::default(), Some(slot.version))
+                .await
+            {
+                report.orphan_slots_freed += 1;
+            }
+        }
+    }
+
     /// The scheduled sweep: every job the ledger holds as active ends with
     /// a status.json, or is launched again, until `MAX_ATTEMPTS`; queued
     /// jobs are launched as slots free up. Jobs not reached by `deadline`
@@ -490,6 +532,7 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                 return report;
             }
         };
+        self.free_orphan_slots(&jobs, now, &mut report).await;
         let mut capacity_left = true;
         let total = jobs.len();
         for (done_so_far, Versioned { version, value }) in jobs.into_iter().enumerate() {
@@ -803,6 +846,39 @@ mod tests {
 
     fn far() -> std::time::Instant {
         std::time::Instant::now() + std::time::Duration::from_secs(3600)
+    }
+
+    #[tokio::test]
+    async fn a_slot_taken_by_a_launch_that_died_before_claiming_its_job_is_freed() {
+        let launcher = memory_launcher(2);
+        let launched = launcher.process(&[created("a.mp4", "01")]).await;
+        assert_eq!(launched[0].outcome, Outcome::Launched);
+        let now = (launcher.clock)();
+        let taken_long_ago = now + launcher.lease_secs() - LAUNCH_GRACE_SECS - 1;
+        let orphan = Slot {
+            job_id: "tj-died".into(),
+            instance_id: None,
+            expires_at: taken_long_ago,
+        };
+        let fresh = Slot {
+            expires_at: now + launcher.lease_secs(),
+            ..orphan.clone()
+        };
+        let store = launcher.store();
+        // Whichever slot a's job did not take.
+        let free = (0..2)
+            .find(|i| !store.slots.lock().unwrap().contains_key(i))
+            .unwrap();
+        store.put_slot(free, &fresh, None).await.unwrap();
+        let report = launcher.reconcile(far()).await;
+        assert_eq!(report.orphan_slots_freed, 0, "within the grace: {report:?}");
+        let version = store.slot(free).await.unwrap().unwrap().version;
+        store.put_slot(free, &orphan, Some(version)).await.unwrap();
+        let report = launcher.reconcile(far()).await;
+        assert_eq!(report.orphan_slots_freed, 1, "{report:?}");
+        assert_eq!(report.running, 1, "a's slot is kept");
+        let next = launcher.process(&[created("b.mp4", "02")]).await;
+        assert_eq!(next[0].outcome, Outcome::Launched);
     }
 
     #[tokio::test]
