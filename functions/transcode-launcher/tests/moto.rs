@@ -473,3 +473,64 @@ async fn two_sweeps_at_once_relaunch_each_dead_worker_once() {
         assert_eq!(tag(&workers[0], TAG_ATTEMPT), Some("2"));
     }
 }
+
+/// The DynamoDB adapter's requests as moto's fuller DynamoDB reads them:
+/// conditional puts win once, stale versions lose, jobs round-trip, and the
+/// scan returns the active jobs only.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jobs_table_adapter_against_moto_dynamodb() {
+    use transcode_launcher::dynamo::DynamoStore;
+    use transcode_launcher::event::ObjectCreated;
+    use transcode_launcher::jobs::{Job, JobState, JobStore, Slot};
+
+    let moto = suite_tests::moto::Moto::start();
+    let db = moto.dynamodb().await;
+    suite_tests::moto::create_table(&db, "jobs", &["pk"]).await;
+    let store = DynamoStore::new(db, "jobs".into());
+    let slot = Slot {
+        job_id: "tj-1".into(),
+        instance_id: None,
+        expires_at: 100,
+    };
+    assert_eq!(store.put_slot(0, &slot, None).await.unwrap(), Some(1));
+    assert_eq!(store.put_slot(0, &slot, None).await.unwrap(), None);
+    assert_eq!(
+        store.put_slot(0, &Slot::default(), Some(1)).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.put_slot(0, &slot, Some(1)).await.unwrap(),
+        None,
+        "stale"
+    );
+    assert_eq!(store.slot(0).await.unwrap().unwrap().value, Slot::default());
+    assert_eq!(store.slot(1).await.unwrap(), None);
+
+    let job = Job {
+        id: "tj-1".into(),
+        object: ObjectCreated {
+            bucket: "uploads".into(),
+            key: "a b+c.mp4".into(),
+            size: Some(10),
+            etag: Some("e".into()),
+            version_id: Some("v".into()),
+            sequencer: Some("01".into()),
+        },
+        attempt: 1,
+        state: JobState::Running,
+        instance_id: Some("i-1".into()),
+        slot: Some(0),
+        updated_at: 5,
+    };
+    assert_eq!(store.put_job(&job, None).await.unwrap(), Some(1));
+    let done = Job {
+        id: "tj-2".into(),
+        state: JobState::Done,
+        ..job.clone()
+    };
+    assert_eq!(store.put_job(&done, None).await.unwrap(), Some(1));
+    assert_eq!(store.job("tj-1").await.unwrap().unwrap().value, job);
+    let active = store.active_jobs().await.unwrap();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0].value, job);
+}
