@@ -798,6 +798,17 @@ mod tests {
         let results = launcher.process(&[created("a.mp4", "01")]).await;
         assert_eq!(results[0].failure, Some(Failure::LaunchFailed));
         assert!(results[0].job_id.is_some());
+
+        // A failed RunInstances gives its slot back and leaves the job to a
+        // retry: with one slot, the retry launches.
+        let launcher = memory_launcher(1);
+        *launcher.fleet().launch_error.lock().unwrap() =
+            Some("InsufficientInstanceCapacity".into());
+        let failed = launcher.process(&[created("a.mp4", "01")]).await;
+        assert_eq!(failed[0].failure, Some(Failure::LaunchFailed));
+        *launcher.fleet().launch_error.lock().unwrap() = None;
+        let retried = launcher.process(&[created("a.mp4", "01")]).await;
+        assert_eq!(retried[0].outcome, Outcome::Launched, "{retried:?}");
     }
 
     #[tokio::test]
