@@ -11,6 +11,7 @@
 
 use crate::event::ObjectCreated;
 use aws_smithy_types::base64;
+use std::sync::LazyLock;
 
 /// EC2's limit on raw user data.
 pub const USER_DATA_LIMIT: usize = 16 * 1024;
@@ -111,7 +112,20 @@ pub enum RenderError {
     NulInKey,
 }
 
-const BODY: &str = include_str!("worker.sh");
+const SOURCE: &str = include_str!("worker.sh");
+
+/// `worker.sh` without its comment lines and blank lines (they are for its
+/// readers, and user data has a size limit), but with its first line, which
+/// marks where the rendered values end.
+static BODY: LazyLock<String> = LazyLock::new(|| {
+    let mut lines = SOURCE.lines();
+    let mut body = format!("{}\n", lines.next().unwrap_or_default());
+    for line in lines.filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+        body.push_str(line);
+        body.push('\n');
+    }
+    body
+});
 
 /// A word bash reads back as exactly `text` (no NUL).
 fn single_quoted(text: &str) -> String {
@@ -226,7 +240,7 @@ pub fn render(
         "ENCODED_SOURCE_JSON",
         &base64::encode(source.to_string()),
     );
-    script.push_str(BODY);
+    script.push_str(&BODY);
     if script.len() > USER_DATA_LIMIT {
         return Err(RenderError::TooLarge {
             bytes: script.len(),

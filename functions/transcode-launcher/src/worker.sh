@@ -15,15 +15,55 @@ WORK=""
 SOURCE_URI=""
 SOURCE_JSON=null
 
+# A JSON string of any bytes, in ASCII: control characters and everything
+# past ASCII escaped, invalid UTF-8 replaced by U+FFFD per maximal subpart
+# (as Rust's String::from_utf8_lossy does). ffmpeg's stderr can hold anything.
 json_string() {
-  local s=$1
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\r'/\\r}
-  s=${s//$'\t'/\\t}
-  s=$(printf '%s' "$s" | tr -d '\000-\037'; printf x)
-  printf '"%s"' "${s%x}"
+  local -a b
+  local out="" e i=0 n c cp need lo hi
+  # od prints only numbers, so splitting its output is safe.
+  b=($(printf '%s' "$1" | od -An -v -tu1))
+  n=${#b[@]}
+  while [ "$i" -lt "$n" ]; do
+    c=${b[i]}
+    i=$((i + 1))
+    if [ "$c" -lt 128 ]; then
+      if [ "$c" -eq 34 ]; then out+='\"'
+      elif [ "$c" -eq 92 ]; then out+='\\'
+      elif [ "$c" -eq 10 ]; then out+='\n'
+      elif [ "$c" -lt 32 ] || [ "$c" -eq 127 ]; then printf -v e '\\u%04x' "$c"; out+=$e
+      else printf -v e '%03o' "$c"; printf -v e "\\$e"; out+=$e
+      fi
+      continue
+    fi
+    # The lead byte gives the length; E0, ED, F0 and F4 narrow the second
+    # byte (no overlongs, surrogates or code points past U+10FFFF).
+    lo=128 hi=191
+    if [ "$c" -ge 194 ] && [ "$c" -le 223 ]; then need=1 cp=$((c & 31))
+    elif [ "$c" -ge 224 ] && [ "$c" -le 239 ]; then need=2 cp=$((c & 15))
+      if [ "$c" -eq 224 ]; then lo=160; elif [ "$c" -eq 237 ]; then hi=159; fi
+    elif [ "$c" -ge 240 ] && [ "$c" -le 244 ]; then need=3 cp=$((c & 7))
+      if [ "$c" -eq 240 ]; then lo=144; elif [ "$c" -eq 244 ]; then hi=143; fi
+    else
+      out+='\ufffd'
+      continue
+    fi
+    while [ "$need" -gt 0 ] && [ "$i" -lt "$n" ] && [ "${b[i]}" -ge "$lo" ] && [ "${b[i]}" -le "$hi" ]; do
+      cp=$(((cp << 6) | (b[i] & 63)))
+      i=$((i + 1)) need=$((need - 1)) lo=128 hi=191
+    done
+    # A broken sequence is one U+FFFD; the byte that broke it starts anew.
+    if [ "$need" -gt 0 ]; then
+      out+='\ufffd'
+    elif [ "$cp" -ge 65536 ]; then
+      printf -v e '\\u%04x\\u%04x' $((0xD800 + ((cp - 65536) >> 10))) $((0xDC00 + ((cp - 65536) & 1023)))
+      out+=$e
+    else
+      printf -v e '\\u%04x' "$cp"
+      out+=$e
+    fi
+  done
+  printf '"%s"' "$out"
 }
 
 # The first executable named $2 in the colon-separated directories $1.
@@ -63,7 +103,7 @@ stop_instance() { # when: now or +MINUTES
 status_json() { # exit code
   local tail_text=""
   if [ -n "$WORK" ] && [ -f "$WORK/ffmpeg.log" ]; then
-    tail_text=$(tail -n 20 "$WORK/ffmpeg.log")
+    tail_text=$(tail -n 20 "$WORK/ffmpeg.log" | tail -c 4096)
   fi
   printf '{"jobId":%s,"status":%s,"exitCode":%d,' "$(json_string "$JOB_ID")" "$(json_string "$STATUS")" "$1"
   printf '"durationSeconds":%d,"source":%s,' "$SECONDS" "$SOURCE_JSON"

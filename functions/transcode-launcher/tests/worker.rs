@@ -5,7 +5,10 @@
 mod common;
 
 use common::{Launcher, notification, start};
+use proptest::prelude::*;
 use serde_json::Value;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -554,5 +557,72 @@ async fn a_worker_that_fails_before_its_work_begins_still_reports_and_shuts_down
             status["error"].as_str().unwrap().contains(reason),
             "{case}: {status}"
         );
+    }
+}
+
+/// The worker's `json_string` run by bash on `bytes` (a bash word holds any
+/// bytes but NUL).
+fn json_string(bytes: &[u8]) -> Output {
+    const BODY: &str = include_str!("../src/worker.sh");
+    let start = BODY.find("json_string() {").unwrap();
+    let end = start + BODY[start..].find("\n}\n").unwrap() + 3;
+    Command::new("/bin/bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\nexport LC_ALL=C\n{}json_string \"$1\"",
+            &BODY[start..end]
+        ))
+        .arg("json_string")
+        .arg(OsStr::from_bytes(bytes))
+        .env_clear()
+        .env("PATH", BARE_PATH.trim_start_matches("PATH="))
+        .output()
+        .unwrap()
+}
+
+fn no_nul(text: String) -> Vec<u8> {
+    text.replace('\0', "").into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// status.json stays JSON whatever ffmpeg's stderr holds: control
+    /// characters escaped, text kept exactly, invalid UTF-8 replaced as
+    /// `String::from_utf8_lossy` does.
+    #[test]
+    fn json_string_encodes_any_bytes(bytes in prop_oneof![
+        prop::collection::vec(1u8..=255, 0..48),
+        any::<String>().prop_map(no_nul),
+        "[\\x01-\\x1f\\x7f\"\\\\/ a\u{e9}\u{fffd}\u{10000}-\u{10ffff}]{0,24}".prop_map(no_nul),
+    ]) {
+        let output = json_string(&bytes);
+        prop_assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let decoded: Result<String, _> = serde_json::from_slice(&output.stdout);
+        prop_assert!(decoded.is_ok(), "{:?} gave {:?}", bytes, String::from_utf8_lossy(&output.stdout));
+        prop_assert_eq!(decoded.unwrap(), String::from_utf8_lossy(&bytes));
+    }
+}
+
+#[test]
+fn json_string_edge_cases() {
+    let cases: &[&[u8]] = &[
+        b"",
+        b"tab\there\r\n\x01\x1f\x7f \"q\" \\ / %s %d",
+        "é 動 😀 \u{10ffff} \u{fffd}".as_bytes(),
+        b"\xe0\x80\x80 overlong",
+        b"\xed\xa0\x80 surrogate",
+        b"\xf4\x90\x80\x80 past U+10FFFF",
+        b"\xc0\x80\xc1\xbf\xf5\xff stray",
+        b"\xf0\x9f\x98 cut \xe2\x82",
+        b"\x80\xbf lone continuations",
+    ];
+    for bytes in cases {
+        let output = json_string(bytes);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let decoded: String = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{bytes:?}: {e}: {:?}", output.stdout));
+        assert_eq!(decoded, String::from_utf8_lossy(bytes), "{bytes:?}");
+        assert!(output.stdout.is_ascii());
     }
 }
