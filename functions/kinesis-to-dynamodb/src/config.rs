@@ -37,8 +37,9 @@ pub struct Config {
     pub mode: Mode,
     pub rejects_table: String,
     pub max_in_flight: usize,
-    /// Retries stop this long before the Lambda deadline, so the response
-    /// (and its checkpoint) is always returned.
+    /// No request starts, and no retry waits, later than this before the
+    /// Lambda deadline; a request still running at half of it is abandoned.
+    /// So the response (and its checkpoint) is always returned in time.
     pub deadline_margin: Duration,
     pub backoff: Backoff,
 }
