@@ -510,6 +510,14 @@ async fn a_worker_that_fails_before_its_work_begins_still_reports_and_shuts_down
         "#!/bin/sh\necho 'base64: invalid input' >&2\nexit 1\n",
     );
 
+    // A shutdown that cannot schedule: the worker must not start the job.
+    let unschedulable = sandbox.executable(
+        "unschedulable-shutdown",
+        &format!(
+            "#!/bin/bash\nprintf '%s\\n' \"$*\" >> '{}'\ncase \"$2\" in +*) exit 1 ;; esac\n",
+            sandbox.dir.join("shutdown-calls").display()
+        ),
+    );
     struct EarlyFailure<'a> {
         case: &'a str,
         env: &'a [(&'a str, &'a str)],
@@ -522,6 +530,12 @@ async fn a_worker_that_fails_before_its_work_begins_still_reports_and_shuts_down
             env: &[],
             path_first: Some(&refusing),
             reason: "could not decode",
+        },
+        EarlyFailure {
+            case: "the dead-man switch cannot be armed",
+            env: &[("TRANSCODE_SHUTDOWN_COMMAND", &unschedulable)],
+            path_first: None,
+            reason: "could not schedule the dead-man shutdown",
         },
         EarlyFailure {
             case: "no work directory",
