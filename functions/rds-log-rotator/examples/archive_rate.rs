@@ -1,6 +1,14 @@
-//! `make bench`: archive and digest 100,000 slow_log rows from a local
-//! MariaDB (Debian) into moto S3, through the real MySQL and S3 adapters.
-//! Prints rows per second and this process's peak RSS.
+//! `make bench`: archive and digest slow_log rows from a local MariaDB
+//! (Debian) into moto S3, through the real MySQL and S3 adapters. Prints
+//! rows per second and this process's peak RSS.
+//!
+//! `archive_rate` runs 100,000 real statements (long_query_time=0) and
+//! rotates them. `archive_rate --backup ROWS` writes ROWS rows of the same
+//! four shapes straight into a table laid out like slow_log (one
+//! INSERT ... SELECT from MariaDB's sequence engine, far faster than ROWS
+//! statements) and renames it into place as mysql.slow_log_backup, as a
+//! rotation leaves it: the rotator archives it before rotating, as it would
+//! a backup RDS made.
 
 use rds_log_rotator::log::Log;
 use rds_log_rotator::mysql::MySqlDb;
@@ -10,7 +18,45 @@ use std::time::Instant;
 use suite_tests::mariadb::{MariaDb, PASSWORD, USER};
 use suite_tests::moto::Moto;
 
-const ROWS: usize = 100_000;
+const STATEMENTS: usize = 100_000;
+
+/// The statements' four shapes as SQL over the sequence's `seq`.
+const SHAPES: &str = "CASE seq % 4 \
+    WHEN 0 THEN CONCAT('SELECT ', seq, ' AS id') \
+    WHEN 1 THEN CONCAT('SELECT ''customer-', seq, ''' AS name FROM DUAL WHERE ', seq, ' IN (', seq, ', ', seq + 1, ', 3)') \
+    WHEN 2 THEN CONCAT('SELECT /* report */ ', seq, ' * 2 AS doubled') \
+    ELSE CONCAT('DO ', seq) END";
+
+/// `rows` slow_log rows, one microsecond apart, as mysql.slow_log_backup.
+fn fill_backup(db: &MariaDb, rows: usize) {
+    db.sql(&format!(
+        "DROP TABLE IF EXISTS mysql.slow_log_fill;
+         CREATE TABLE mysql.slow_log_fill LIKE mysql.slow_log;
+         INSERT INTO mysql.slow_log_fill
+           SELECT NOW(6) - INTERVAL ({rows} - seq) MICROSECOND, 'root[root] @ localhost []',
+                  '00:00:00.000120', '00:00:00.000000', 1, 0, '', 0, 0, 1, {SHAPES}, 42, 0
+           FROM mysql.seq_0_to_{last};
+         DROP TABLE IF EXISTS mysql.slow_log_backup;
+         RENAME TABLE mysql.slow_log_fill TO mysql.slow_log_backup;",
+        last = rows - 1
+    ));
+}
+
+fn statements(db: &MariaDb) {
+    let mut sql = String::with_capacity(STATEMENTS * 60);
+    for i in 0..STATEMENTS {
+        sql.push_str(&match i % 4 {
+            0 => format!("SELECT {i} AS id;\n"),
+            1 => format!(
+                "SELECT 'customer-{i}' AS name FROM DUAL WHERE {i} IN ({i}, {}, 3);\n",
+                i + 1
+            ),
+            2 => format!("SELECT /* report */ {i} * 2 AS doubled;\n"),
+            _ => format!("DO {i};\n"),
+        });
+    }
+    db.sql(&sql);
+}
 
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -23,22 +69,24 @@ fn peak_rss_mb() -> f64 {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let backup_rows = match args.as_slice() {
+        [] => None,
+        [flag, rows] if flag == "--backup" => Some(rows.parse::<usize>().expect("--backup ROWS")),
+        _ => panic!("usage: archive_rate [--backup ROWS]"),
+    };
     let db = MariaDb::start();
-    // Statements of a few shapes, so the digest has fingerprints to rank.
-    let mut sql = String::with_capacity(ROWS * 60);
-    for i in 0..ROWS {
-        sql.push_str(&match i % 4 {
-            0 => format!("SELECT {i} AS id;\n"),
-            1 => format!(
-                "SELECT 'customer-{i}' AS name FROM DUAL WHERE {i} IN ({i}, {}, 3);\n",
-                i + 1
-            ),
-            2 => format!("SELECT /* report */ {i} * 2 AS doubled;\n"),
-            _ => format!("DO {i};\n"),
-        });
-    }
     let started = Instant::now();
-    db.sql(&sql);
+    let (expected, how) = match backup_rows {
+        Some(rows) => {
+            fill_backup(&db, rows);
+            (rows, "filled into slow_log_backup")
+        }
+        None => {
+            statements(&db);
+            (STATEMENTS, "from statements")
+        }
+    };
     let generated = started.elapsed();
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
@@ -75,9 +123,9 @@ async fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     assert!(!report.failed(), "{report:?}");
     let rows = report.logs[0].archived_rows;
-    assert!(rows >= ROWS as u64, "{report:?}");
+    assert!(rows >= expected as u64, "{report:?}");
     println!(
-        "| slow_log rows archived, digested and rotated (generated in {:.1} s) | {rows} |",
+        "| slow_log rows archived, digested and rotated ({how}, generated in {:.1} s) | {rows} |",
         generated.as_secs_f64()
     );
     println!("| parts written | {} |", report.logs[0].archives.len());

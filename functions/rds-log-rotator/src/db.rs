@@ -4,7 +4,6 @@
 use crate::log::Log;
 use std::collections::HashMap;
 use std::future::Future;
-use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 /// One row as the server sent it: each column's text, or NULL.
@@ -59,6 +58,13 @@ impl ServerState {
     }
 }
 
+/// The rows of one SELECT, as the server sends them.
+pub trait RowStream: Send {
+    fn columns(&self) -> &[String];
+    /// The next row; None at the end.
+    fn next(&mut self) -> impl Future<Output = Result<Option<Row>, DbError>> + Send;
+}
+
 pub trait LogDb: Send {
     fn server_state(&mut self) -> impl Future<Output = Result<ServerState, DbError>> + Send;
     /// GET_LOCK(name, 0): false when another session holds it.
@@ -79,19 +85,18 @@ pub trait LogDb: Send {
         &mut self,
         table: &str,
     ) -> impl Future<Output = Result<Option<(Vec<String>, Row)>, DbError>> + Send;
-    /// Rows `offset..offset + limit` of `mysql.<table>` in storage order (log
-    /// tables are append-only CSV files, so the order of a backup table never
-    /// changes), each passed to `sink` until it breaks. Returns the column
-    /// names and the rows passed.
-    fn read<F>(
+    /// Every row of `mysql.<table>` after the first `skip`, in storage
+    /// order (log tables are append-only CSV files, so the order of a backup
+    /// table never changes), from one SELECT streamed row by row: never all
+    /// in memory, and the table is walked once whatever the part size.
+    fn rows_after(
         &mut self,
         table: &str,
-        offset: u64,
-        limit: u64,
-        sink: F,
-    ) -> impl Future<Output = Result<(Vec<String>, u64), DbError>> + Send
+        skip: u64,
+    ) -> impl Future<Output = Result<Self::Rows<'_>, DbError>> + Send;
+    type Rows<'a>: RowStream
     where
-        F: FnMut(&[String], Row) -> ControlFlow<()> + Send;
+        Self: 'a;
     /// CALL mysql.rds_rotate_<log>_log.
     fn rotate(&mut self, log: Log) -> impl Future<Output = Result<(), DbError>> + Send;
 }
@@ -108,6 +113,8 @@ pub struct MemoryInner {
     pub tables: HashMap<String, Vec<Row>>,
     pub lock_holder: Option<u64>,
     pub rotations: u32,
+    /// Rows the server walked to answer reads, skipped ones included.
+    pub rows_read: u64,
     /// Outside rotations to inject: just before a session's next operation
     /// named like `"rotate:slow"` or `"count:slow_log"`, RDS rotates the log.
     pub rotate_before: Vec<(String, Log)>,
@@ -137,6 +144,7 @@ impl Default for MemoryServer {
                 tables,
                 lock_holder: None,
                 rotations: 0,
+                rows_read: 0,
                 rotate_before: Vec::new(),
                 next_session: 1,
             })),
@@ -188,6 +196,26 @@ fn columns_of(table: &str) -> Vec<String> {
         &GENERAL_COLUMNS
     };
     names.iter().map(|c| (*c).to_owned()).collect()
+}
+
+pub struct MemoryRows {
+    server: MemoryServer,
+    columns: Vec<String>,
+    rows: std::vec::IntoIter<Row>,
+}
+
+impl RowStream for MemoryRows {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    async fn next(&mut self) -> Result<Option<Row>, DbError> {
+        let row = self.rows.next();
+        if row.is_some() {
+            self.server.inner.lock().expect("not poisoned").rows_read += 1;
+        }
+        Ok(row)
+    }
 }
 
 pub struct MemorySession {
@@ -261,7 +289,8 @@ impl LogDb for MemorySession {
 
     async fn first_row(&mut self, table: &str) -> Result<Option<(Vec<String>, Row)>, DbError> {
         self.before(&format!("first_row:{table}"));
-        let inner = self.server.inner.lock().expect("not poisoned");
+        let mut inner = self.server.inner.lock().expect("not poisoned");
+        inner.rows_read += 1;
         Ok(inner
             .tables
             .get(table)
@@ -269,37 +298,26 @@ impl LogDb for MemorySession {
             .map(|row| (columns_of(table), row.clone())))
     }
 
-    async fn read<F>(
-        &mut self,
-        table: &str,
-        offset: u64,
-        limit: u64,
-        mut sink: F,
-    ) -> Result<(Vec<String>, u64), DbError>
-    where
-        F: FnMut(&[String], Row) -> ControlFlow<()> + Send,
-    {
+    type Rows<'a> = MemoryRows;
+
+    async fn rows_after(&mut self, table: &str, skip: u64) -> Result<MemoryRows, DbError> {
+        self.before(&format!("rows_after:{table}"));
         let rows: Vec<Row> = {
-            let inner = self.server.inner.lock().expect("not poisoned");
-            let rows = inner
+            let mut inner = self.server.inner.lock().expect("not poisoned");
+            let all = inner
                 .tables
                 .get(table)
                 .ok_or_else(|| DbError(format!("Table 'mysql.{table}' doesn't exist")))?;
-            rows.iter()
-                .skip(offset as usize)
-                .take(limit as usize)
-                .cloned()
-                .collect()
+            let skipped = skip.min(all.len() as u64);
+            let rows: Vec<Row> = all.iter().skip(skipped as usize).cloned().collect();
+            inner.rows_read += skipped;
+            rows
         };
-        let columns = columns_of(table);
-        let mut passed = 0;
-        for row in rows {
-            passed += 1;
-            if sink(&columns, row).is_break() {
-                break;
-            }
-        }
-        Ok((columns, passed))
+        Ok(MemoryRows {
+            server: self.server.clone(),
+            columns: columns_of(table),
+            rows: rows.into_iter(),
+        })
     }
 
     async fn rotate(&mut self, log: Log) -> Result<(), DbError> {

@@ -1,11 +1,10 @@
 //! The log tables through a MySQL connection (text protocol, so every value
 //! arrives as the server's own text).
 
-use crate::db::{DbError, LogDb, Row, ServerState};
+use crate::db::{DbError, LogDb, Row, RowStream, ServerState};
 use crate::log::Log;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
-use std::ops::ControlFlow;
 
 pub struct MySqlDb {
     pub conn: Conn,
@@ -25,7 +24,49 @@ fn sql_string(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
+/// Longer than a Lambda invocation can last.
+const STREAM_WRITE_TIMEOUT_SECS: u32 = 900;
+
+/// A text-protocol result read one packet at a time (mysql_async's
+/// `QueryResult::next`), so memory holds one row, not the result.
+pub struct MySqlRows<'a> {
+    result: mysql_async::QueryResult<'a, 'static, mysql_async::TextProtocol>,
+    columns: Vec<String>,
+}
+
+impl RowStream for MySqlRows<'_> {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    async fn next(&mut self) -> Result<Option<Row>, DbError> {
+        let Some(row) = self.result.next().await.map_err(error)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            row.unwrap()
+                .into_iter()
+                .map(|value| match value {
+                    Value::NULL => None,
+                    Value::Bytes(bytes) => Some(bytes),
+                    other => Some(other.as_sql(true).into_bytes()),
+                })
+                .collect(),
+        ))
+    }
+}
+
 impl MySqlDb {
+    async fn select(&mut self, query: String) -> Result<MySqlRows<'_>, DbError> {
+        let result = self.conn.query_iter(query).await.map_err(error)?;
+        let columns = result
+            .columns_ref()
+            .iter()
+            .map(|c| c.name_str().into_owned())
+            .collect();
+        Ok(MySqlRows { result, columns })
+    }
+
     async fn exists(&mut self, table: &str) -> Result<bool, DbError> {
         let exists: Option<i64> = self
             .conn
@@ -114,59 +155,39 @@ impl LogDb for MySqlDb {
         if !self.exists(table).await? {
             return Ok(None);
         }
-        let mut first = None;
-        let (columns, _) = self
-            .read(table, 0, 1, |_, row| {
-                first = Some(row);
-                ControlFlow::Break(())
-            })
+        let mut rows = self
+            .select(format!("SELECT * FROM mysql.{} LIMIT 1", quoted(table)))
             .await?;
+        let first = rows.next().await?;
+        let columns = rows.columns;
+        rows.result.drop_result().await.map_err(error)?;
         Ok(first.map(|row| (columns, row)))
     }
 
-    async fn read<F>(
-        &mut self,
-        table: &str,
-        offset: u64,
-        limit: u64,
-        mut sink: F,
-    ) -> Result<(Vec<String>, u64), DbError>
-    where
-        F: FnMut(&[String], Row) -> ControlFlow<()> + Send,
-    {
-        // No ORDER BY: a log table is a CSV file read front to back, and a
-        // backup table is never written again, so offsets are stable.
-        let mut result = self
-            .conn
-            .query_iter(format!(
-                "SELECT * FROM mysql.{} LIMIT {limit} OFFSET {offset}",
-                quoted(table)
+    type Rows<'a> = MySqlRows<'a>;
+
+    async fn rows_after(&mut self, table: &str, skip: u64) -> Result<MySqlRows<'_>, DbError> {
+        // The client pauses reading while a part uploads; the server, blocked
+        // writing rows meanwhile, must not give up on the connection.
+        self.conn
+            .query_drop(format!(
+                "SET SESSION net_write_timeout = {STREAM_WRITE_TIMEOUT_SECS}"
             ))
             .await
             .map_err(error)?;
-        let columns: Vec<String> = result
-            .columns_ref()
-            .iter()
-            .map(|c| c.name_str().into_owned())
-            .collect();
-        let mut passed = 0;
-        while let Some(row) = result.next().await.map_err(error)? {
-            let values: Row = row
-                .unwrap()
-                .into_iter()
-                .map(|value| match value {
-                    Value::NULL => None,
-                    Value::Bytes(bytes) => Some(bytes),
-                    other => Some(other.as_sql(true).into_bytes()),
-                })
-                .collect();
-            passed += 1;
-            if sink(&columns, values).is_break() {
-                break;
-            }
-        }
-        result.drop_result().await.map_err(error)?;
-        Ok((columns, passed))
+        // No ORDER BY: a log table is a CSV file read front to back, and a
+        // backup table is never written again, so positions are stable. The
+        // server skips the archived rows once; MySQL's idiom for "no LIMIT"
+        // is the largest one.
+        let query = if skip == 0 {
+            format!("SELECT * FROM mysql.{}", quoted(table))
+        } else {
+            format!(
+                "SELECT * FROM mysql.{} LIMIT 18446744073709551615 OFFSET {skip}",
+                quoted(table)
+            )
+        };
+        self.select(query).await
     }
 
     async fn rotate(&mut self, log: Log) -> Result<(), DbError> {

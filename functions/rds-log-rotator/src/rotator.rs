@@ -4,12 +4,11 @@
 //! watermark per target and log says what is archived.
 
 use crate::archive::{ChunkWriter, row_hash, row_time};
-use crate::db::{LogDb, ServerState};
+use crate::db::{LogDb, RowStream, ServerState};
 use crate::digest::{Digest, Entry, TopQuery};
 use crate::log::{Log, parse_timestamp};
 use crate::store::ArchiveStore;
 use serde::{Deserialize, Serialize};
-use std::ops::ControlFlow;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -424,17 +423,17 @@ impl<S: ArchiveStore> Rotator<S> {
             None | Some(0) => return Ok(()),
             Some(n) => n,
         };
-        let mut first = None;
-        db.read(backup, 0, 1, |columns, row| {
-            first = Some((
-                row_time(log, columns, &row).unwrap_or_default(),
-                row_hash(&row),
-            ));
-            ControlFlow::Break(())
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let (first_time, first_hash) = first.ok_or("the backup table emptied while being read")?;
+        let (first_time, first_hash) = db
+            .first_row(backup)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|(columns, row)| {
+                (
+                    row_time(log, &columns, &row).unwrap_or_default(),
+                    row_hash(&row),
+                )
+            })
+            .ok_or("the backup table emptied while being read")?;
         let known = wm
             .generation
             .as_ref()
@@ -478,58 +477,62 @@ impl<S: ArchiveStore> Rotator<S> {
             return Ok(());
         }
         let (date, time) = key_parts(&generation.first_time);
-        while generation.archived_rows < rows {
-            let mut writer = ChunkWriter::new(log);
-            let max_bytes = self.settings.max_part_bytes;
-            let (_, passed) = db
-                .read(
-                    backup,
-                    generation.archived_rows,
-                    self.settings.part_rows,
-                    |columns, row| {
-                        writer.add(columns, &row, Some(&mut *digest));
-                        if writer.compressed_len() >= max_bytes {
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        }
-                    },
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            if passed == 0 {
-                return Err(format!(
-                    "row count mismatch: mysql.{backup} had {rows} rows, but reading stopped at {}",
-                    generation.archived_rows
-                ));
+        // One SELECT for the whole backup, streamed into parts: a part per
+        // query would re-walk the table from its start each time. A resumed
+        // run has the server skip the archived rows, once.
+        let mut rows_read = generation.archived_rows;
+        let mut stream = db
+            .rows_after(backup, rows_read)
+            .await
+            .map_err(|e| e.to_string())?;
+        let columns = stream.columns().to_vec();
+        let mut writer = ChunkWriter::new(log);
+        loop {
+            let row = stream.next().await.map_err(|e| e.to_string())?;
+            if let Some(row) = &row {
+                if rows_read == 0 && row_hash(row) != generation.first_row_sha256 {
+                    return Err(format!(
+                        "mysql.{backup} was replaced between reading its first row and reading it whole"
+                    ));
+                }
+                rows_read += 1;
+                writer.add(&columns, row, Some(&mut *digest));
             }
-            let last_time = writer.last_time.clone();
-            // Part names follow from the generation and part number, so a
-            // part re-sent after a lost watermark write replaces itself.
-            let key = format!(
-                "{}dt={date}/{time}-{:05}.jsonl.gz",
-                self.log_prefix(log, instance),
-                generation.next_part
-            );
-            self.store
-                .put(&key, writer.finish(), "application/gzip")
-                .await
-                .map_err(|e| format!("uploading {key}: {e}"))?;
-            generation.archived_rows += passed;
-            generation.next_part += 1;
-            report.archived_rows += passed;
-            report.archives.push(key);
-            if last_time.is_some() {
-                wm.last_time = last_time;
+            let full = writer.rows >= self.settings.part_rows
+                || writer.compressed_len() >= self.settings.max_part_bytes;
+            if writer.rows > 0 && (full || row.is_none()) {
+                let part = std::mem::replace(&mut writer, ChunkWriter::new(log));
+                let passed = part.rows;
+                let last_time = part.last_time.clone();
+                // Part names follow from the generation and part number, so a
+                // part re-sent after a lost watermark write replaces itself.
+                let key = format!(
+                    "{}dt={date}/{time}-{:05}.jsonl.gz",
+                    self.log_prefix(log, instance),
+                    generation.next_part
+                );
+                self.store
+                    .put(&key, part.finish(), "application/gzip")
+                    .await
+                    .map_err(|e| format!("uploading {key}: {e}"))?;
+                generation.archived_rows += passed;
+                generation.next_part += 1;
+                report.archived_rows += passed;
+                report.archives.push(key);
+                if last_time.is_some() {
+                    wm.last_time = last_time;
+                }
+                wm.generation = Some(generation.clone());
+                self.save_watermark(log, instance, wm).await?;
             }
-            wm.generation = Some(generation.clone());
-            self.save_watermark(log, instance, wm).await?;
+            if row.is_none() {
+                break;
+            }
         }
-        // The backup never changes; a different count means it was replaced mid-read.
-        let recount = db.count(backup).await.map_err(|e| e.to_string())?;
-        if recount != Some(rows) {
+        // The backup never changes; a different count means it was replaced.
+        if rows_read != rows {
             return Err(format!(
-                "row count mismatch: mysql.{backup} had {rows} rows before archiving and {recount:?} after"
+                "row count mismatch: mysql.{backup} had {rows} rows, but reading it returned {rows_read}"
             ));
         }
         Ok(())
@@ -825,6 +828,30 @@ mod tests {
         for sql in &issued {
             assert_eq!(seen.get(sql), Some(&1), "{sql}: {report:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_backup_is_read_once_however_many_parts() {
+        let server = MemoryServer::default();
+        let rotator = Rotator {
+            settings: Settings {
+                logs: vec![Log::Slow],
+                ..rotator().settings
+            },
+            ..rotator()
+        };
+        let issued = queries(&server, 1, 30);
+        server.rotate(Log::Slow);
+        let report = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
+            .await;
+        assert!(!report.failed(), "{report:?}");
+        assert_eq!(report.logs[0].archives.len(), 10, "parts of 3 rows");
+        let seen = archived(&rotator.store, Log::Slow);
+        assert!(issued.iter().all(|sql| seen.get(sql) == Some(&1)));
+        // 30 rows and the first row that names the backup: not a rescan per part.
+        let read = server.inner.lock().unwrap().rows_read;
+        assert_eq!(read, 31, "rows walked by the server to archive 30");
     }
 
     #[tokio::test]
