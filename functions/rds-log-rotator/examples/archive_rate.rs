@@ -20,6 +20,9 @@ use suite_tests::moto::Moto;
 
 const STATEMENTS: usize = 100_000;
 
+/// The header of the table the rows printed belong to.
+const HEADER: &str = "| slow_log rows | rows archived, digested, rotated | generated in | parts | time | rows per second | peak RSS (VmHWM) | digest top |\n|---|---|---|---|---|---|---|---|";
+
 /// The statements' four shapes as SQL over the sequence's `seq`.
 const SHAPES: &str = "CASE seq % 4 \
     WHEN 0 THEN CONCAT('SELECT ', seq, ' AS id') \
@@ -73,18 +76,22 @@ async fn main() {
     let backup_rows = match args.as_slice() {
         [] => None,
         [flag, rows] if flag == "--backup" => Some(rows.parse::<usize>().expect("--backup ROWS")),
-        _ => panic!("usage: archive_rate [--backup ROWS]"),
+        [flag] if flag == "--header" => {
+            println!("{HEADER}");
+            return;
+        }
+        _ => panic!("usage: archive_rate [--header | --backup ROWS]"),
     };
     let db = MariaDb::start();
     let started = Instant::now();
     let (expected, how) = match backup_rows {
         Some(rows) => {
             fill_backup(&db, rows);
-            (rows, "filled into slow_log_backup")
+            (rows, format!("{rows} filled into slow_log_backup"))
         }
         None => {
             statements(&db);
-            (STATEMENTS, "from statements")
+            (STATEMENTS, format!("{STATEMENTS} statements, rotated"))
         }
     };
     let generated = started.elapsed();
@@ -124,20 +131,13 @@ async fn main() {
     assert!(!report.failed(), "{report:?}");
     let rows = report.logs[0].archived_rows;
     assert!(rows >= expected as u64, "{report:?}");
+    // One row of the table scripts/bench.sh writes (HEADER).
     println!(
-        "| slow_log rows archived, digested and rotated ({how}, generated in {:.1} s) | {rows} |",
-        generated.as_secs_f64()
-    );
-    println!("| parts written | {} |", report.logs[0].archives.len());
-    println!("| time | {elapsed:.2} s |");
-    println!("| rows per second | {:.0} |", rows as f64 / elapsed);
-    println!(
-        "| peak RSS of the archiving process (VmHWM; {baseline:.1} MB before the run) | {:.1} MB |",
-        peak_rss_mb()
-    );
-    println!(
-        "| statements in the digest's top {} (by total time) | {} |",
-        rotator.settings.top_n,
+        "| {how} | {rows} | {:.1} s | {} | {elapsed:.2} s | {:.0} | {:.1} MB ({baseline:.1} MB before) | {} |",
+        generated.as_secs_f64(),
+        report.logs[0].archives.len(),
+        rows as f64 / elapsed,
+        peak_rss_mb(),
         report.top_queries.len()
     );
 }

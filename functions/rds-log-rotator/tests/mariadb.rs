@@ -205,6 +205,56 @@ async fn an_s3_outage_rotates_nothing_and_the_next_run_archives_everything() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_run_failing_between_parts_resumes_where_it_stopped() {
+    let stack = start().await;
+    // S3 refuses every second part: the first run archives one part of the
+    // new backup, then fails.
+    let moto = stack.moto.endpoint();
+    let (failing, _task) = suite_tests::http::serve(0, move |request| {
+        let moto = moto.clone();
+        async move {
+            if request.method == "PUT" && request.path_and_query.contains("-00001.jsonl.gz") {
+                suite_tests::http::reply(
+                    500,
+                    "<Error><Code>InternalError</Code><Message>down</Message></Error>",
+                )
+            } else {
+                suite_tests::http::forward(&request, &moto).await
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let failing = format!("http://{failing}");
+    let settings = [("PART_ROWS", "10"), ("LOGS", "slow")];
+    let broken = stack
+        .rotator(
+            1,
+            &[settings[0], settings[1], ("AWS_ENDPOINT_URL_S3", &failing)],
+        )
+        .await;
+    let issued = stack.markers(1, 25);
+    broken.invoke(scheduled()).await.unwrap_err();
+    assert_eq!(stack.archive().await["slow"].len(), 10, "one part archived");
+    // The next run reads the backup once more, from the 11th row on.
+    let healthy = stack.rotator(1, &settings).await;
+    let answer = healthy.invoke(scheduled()).await.unwrap();
+    let slow = log_report(&answer, "slow");
+    assert!(
+        slow["archivedRows"].as_u64().unwrap() >= 15,
+        "the rest of the backup, then the next one: {answer}"
+    );
+    let archive = stack.archive().await;
+    for statement in &issued {
+        let copies = archive["slow"]
+            .iter()
+            .filter(|row| row["sql_text"] == statement.as_str())
+            .count();
+        assert_eq!(copies, 1, "{statement}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_outside_rotation_is_a_gap_warning_and_loses_nothing() {
     let stack = start().await;
     let rotator = stack.rotator(1, &[]).await;
