@@ -368,6 +368,7 @@ mod binary {
     use serde_json::{Value, json};
     use std::path::Path;
     use std::time::Duration;
+    use suite_tests::dynamodb::{DynamoStandIn, Faults};
     use suite_tests::function::FunctionProcess;
     use suite_tests::process::workspace_root;
     use suite_tests::runtime_api::RuntimeApi;
@@ -457,9 +458,16 @@ mod binary {
                     .0,
             );
         }
-        suite_tests::moto::create_table(&moto.dynamodb().await, "copy-claims", &["claim"]).await;
+        // Claims go to the kit's stand-in, whose conditional writes are
+        // atomic as DynamoDB's are; moto's check then write without a lock,
+        // so two claims could both succeed there by timing alone.
+        let claims =
+            DynamoStandIn::start(&[("copy-claims", &["claim"])], Faults::none(Duration::ZERO))
+                .await
+                .unwrap();
         let api = RuntimeApi::start().await.unwrap();
         let mut env = moto.env();
+        env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), claims.endpoint()));
         env.push(("CLAIM_TABLE".into(), "copy-claims".into()));
         let mut events = vec![sample("04-scheduled-sweep.json"); 2];
         for source in sources.iter().chain(&sources) {
@@ -494,6 +502,24 @@ mod binary {
             );
         }
         assert_eq!(copied, 3, "{answers:?}");
+        // The claims were taken in the stand-in, each recording its copy.
+        let recorded: HashMap<String, String> = claims
+            .items("copy-claims")
+            .into_values()
+            .map(|item| {
+                let text = |k: &str| item[k]["S"].as_str().unwrap_or_default().to_owned();
+                (text("claim"), text("copy_id"))
+            })
+            .collect();
+        assert_eq!(recorded.len(), sources.len(), "{recorded:?}");
+        for source in &sources {
+            let (_, copy) = copies_of(&west, source)[0];
+            assert_eq!(
+                recorded[&format!("us-east-1/{source}/us-west-2")],
+                copy.snapshot_id().unwrap(),
+                "{recorded:?}"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -613,16 +639,40 @@ async fn three_sweeps_keep_the_newest_restore_points_and_reach_a_fixed_point() {
     );
 }
 
+/// The claim store's real requests against moto's condition evaluator, one
+/// call at a time (moto's conditional writes are not atomic: no call here
+/// overlaps another), and the same sequence against the kit's stand-in that
+/// the concurrent test relies on, so the two evaluators are held to agree.
 #[tokio::test(flavor = "multi_thread")]
 async fn claims_in_dynamodb_follow_their_conditions() {
-    use snapshot_copier::claims::{Claim, Claims, Condition, DynamoClaims};
+    use snapshot_copier::claims::DynamoClaims;
     let moto = Moto::start();
     let client = moto.dynamodb().await;
     suite_tests::moto::create_table(&client, "copy-claims", &["claim"]).await;
-    let claims = DynamoClaims {
+    follow_conditions(DynamoClaims {
         client,
         table: "copy-claims".into(),
-    };
+    })
+    .await;
+
+    let stand_in = suite_tests::dynamodb::DynamoStandIn::start(
+        &[("copy-claims", &["claim"])],
+        suite_tests::dynamodb::Faults::none(std::time::Duration::ZERO),
+    )
+    .await
+    .unwrap();
+    let client = aws_sdk_dynamodb::Client::new(
+        &suite_tests::moto::local_sdk_config(&stand_in.endpoint()).await,
+    );
+    follow_conditions(DynamoClaims {
+        client,
+        table: "copy-claims".into(),
+    })
+    .await;
+}
+
+async fn follow_conditions(claims: snapshot_copier::claims::DynamoClaims) {
+    use snapshot_copier::claims::{Claim, Claims, Condition};
     let now = 1_000_000;
     let claim = |holder: &str, copy: Option<&str>, expires_at: i64| Claim {
         holder: holder.into(),
