@@ -49,8 +49,8 @@ rds_section() {
   echo "and archived. The others: rows of the same four shapes written into a table laid out like"
   echo "slow_log by one INSERT ... SELECT from MariaDB's sequence engine and renamed into place as"
   echo "mysql.slow_log_backup, which the rotator archives before rotating."
-  echo "The backup is read by one streamed SELECT per run, so the rate holds as it grows:"
-  echo "100,000 rows are archived ${archive_ratio}x as fast as 2,000,000 (target, issue 12: at most 1.2x),"
+  echo "The backup is read by one streamed SELECT per run, so the rate holds as it grows: the"
+  echo "100,000-row rate divided by the 2,000,000-row rate is ${archive_ratio} (target, issue 12: at most 1.2),"
   echo "and memory is bounded by one part, whatever the row count. Target (issue 7): peak RSS below 64 MB."
 }
 
