@@ -184,7 +184,10 @@ exec "$root/.venv/bin/aws" --endpoint-url "http://127.0.0.1:$moto_port" "\$@"
 SH
 cat >"$work/worker-bin/shutdown" <<SH
 #!/bin/bash
-echo "    (worker called shutdown: the instance would terminate now)"
+case "\$*" in
+  *now*) echo "    (worker called shutdown \$*: the instance would terminate now)" ;;
+  *) echo "    (worker armed its dead-man switch: shutdown \$*)" ;;
+esac
 SH
 chmod +x "$work/worker-bin/aws" "$work/worker-bin/shutdown"
 s3() { "$work/worker-bin/aws" --region us-east-1 "$@"; }
