@@ -85,15 +85,13 @@ pub trait LogDb: Send {
         &mut self,
         table: &str,
     ) -> impl Future<Output = Result<Option<(Vec<String>, Row)>, DbError>> + Send;
-    /// Every row of `mysql.<table>` after the first `skip`, in storage
-    /// order (log tables are append-only CSV files, so the order of a backup
-    /// table never changes), from one SELECT streamed row by row: never all
-    /// in memory, and the table is walked once whatever the part size.
-    fn rows_after(
-        &mut self,
-        table: &str,
-        skip: u64,
-    ) -> impl Future<Output = Result<Self::Rows<'_>, DbError>> + Send;
+    /// Every row of `mysql.<table>` from its first, in storage order (log
+    /// tables are append-only CSV files, so the order of a backup table never
+    /// changes), from one SELECT streamed row by row: never all in memory,
+    /// and the table is walked once whatever the part size. The first row
+    /// read names the table the rest come from.
+    fn rows(&mut self, table: &str)
+    -> impl Future<Output = Result<Self::Rows<'_>, DbError>> + Send;
     type Rows<'a>: RowStream
     where
         Self: 'a;
@@ -300,19 +298,17 @@ impl LogDb for MemorySession {
 
     type Rows<'a> = MemoryRows;
 
-    async fn rows_after(&mut self, table: &str, skip: u64) -> Result<MemoryRows, DbError> {
-        self.before(&format!("rows_after:{table}"));
-        let rows: Vec<Row> = {
-            let mut inner = self.server.inner.lock().expect("not poisoned");
-            let all = inner
-                .tables
-                .get(table)
-                .ok_or_else(|| DbError(format!("Table 'mysql.{table}' doesn't exist")))?;
-            let skipped = skip.min(all.len() as u64);
-            let rows: Vec<Row> = all.iter().skip(skipped as usize).cloned().collect();
-            inner.rows_read += skipped;
-            rows
-        };
+    async fn rows(&mut self, table: &str) -> Result<MemoryRows, DbError> {
+        self.before(&format!("rows:{table}"));
+        let rows: Vec<Row> = self
+            .server
+            .inner
+            .lock()
+            .expect("not poisoned")
+            .tables
+            .get(table)
+            .ok_or_else(|| DbError(format!("Table 'mysql.{table}' doesn't exist")))?
+            .clone();
         Ok(MemoryRows {
             server: self.server.clone(),
             columns: columns_of(table),

@@ -166,7 +166,7 @@ impl LogDb for MySqlDb {
 
     type Rows<'a> = MySqlRows<'a>;
 
-    async fn rows_after(&mut self, table: &str, skip: u64) -> Result<MySqlRows<'_>, DbError> {
+    async fn rows(&mut self, table: &str) -> Result<MySqlRows<'_>, DbError> {
         // The client pauses reading while a part uploads; the server, blocked
         // writing rows meanwhile, must not give up on the connection.
         self.conn
@@ -176,18 +176,9 @@ impl LogDb for MySqlDb {
             .await
             .map_err(error)?;
         // No ORDER BY: a log table is a CSV file read front to back, and a
-        // backup table is never written again, so positions are stable. The
-        // server skips the archived rows once; MySQL's idiom for "no LIMIT"
-        // is the largest one.
-        let query = if skip == 0 {
-            format!("SELECT * FROM mysql.{}", quoted(table))
-        } else {
-            format!(
-                "SELECT * FROM mysql.{} LIMIT 18446744073709551615 OFFSET {skip}",
-                quoted(table)
-            )
-        };
-        self.select(query).await
+        // backup table is never written again, so positions are stable.
+        self.select(format!("SELECT * FROM mysql.{}", quoted(table)))
+            .await
     }
 
     async fn rotate(&mut self, log: Log) -> Result<(), DbError> {

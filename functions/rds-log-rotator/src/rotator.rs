@@ -48,9 +48,18 @@ pub const LOCK_NAME: &str = "rds-log-rotator";
 pub struct Generation {
     pub first_time: String,
     pub first_row_sha256: String,
+    /// Rows seen in the backup: a lower bound until `complete`.
     pub rows: u64,
     pub archived_rows: u64,
     pub next_part: u32,
+    /// The backup was read to its end, so `rows` is its size. Watermarks
+    /// written before this field took `rows` from a COUNT: complete.
+    #[serde(default = "complete_by_default")]
+    pub complete: bool,
+}
+
+fn complete_by_default() -> bool {
+    true
 }
 
 /// Kept in S3 next to the archive, per target and log.
@@ -419,84 +428,67 @@ impl<S: ArchiveStore> Rotator<S> {
         report: &mut LogReport,
     ) -> Result<(), String> {
         let backup = log.backup_table();
-        let rows = match db.count(backup).await.map_err(|e| e.to_string())? {
-            None | Some(0) => return Ok(()),
-            Some(n) => n,
+        // A backup already archived to its end needs one row, not a scan.
+        let Some((_, seen_first)) = db.first_row(backup).await.map_err(|e| e.to_string())? else {
+            return Ok(());
         };
-        let (first_time, first_hash) = db
-            .first_row(backup)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|(columns, row)| {
-                (
-                    row_time(log, &columns, &row).unwrap_or_default(),
-                    row_hash(&row),
-                )
-            })
-            .ok_or("the backup table emptied while being read")?;
-        let known = wm
-            .generation
-            .as_ref()
-            .is_some_and(|g| g.first_row_sha256 == first_hash);
-        if !known {
-            if let Some(previous) = &wm.generation {
-                if !wm.rotating {
-                    report.warnings.push(format!(
-                        "possible gap: mysql.{backup} was replaced outside the rotator since the last run \
-                         (RDS rotates on its own when log tables grow, or the procedure was called by hand); \
-                         its rows are archived now"
-                    ));
-                }
-                if previous.archived_rows < previous.rows {
-                    report.warnings.push(format!(
-                        "rows {}..{} of the previous backup (first row {}) were never archived and are gone",
-                        previous.archived_rows + 1,
-                        previous.rows,
-                        previous.first_time
-                    ));
-                }
-            }
-            if let Some(last) = wm.last_time.clone() {
-                self.check_gap(&last, &first_time, &format!("mysql.{backup}"), report);
-            }
-            wm.generation = Some(Generation {
-                first_time: first_time.clone(),
-                first_row_sha256: first_hash,
-                rows,
-                archived_rows: 0,
-                next_part: 0,
-            });
-        }
-        wm.rotating = false;
-        let mut generation = wm.generation.clone().expect("set above");
-        if generation.archived_rows >= rows {
+        if let Some(g) = &wm.generation
+            && g.complete
+            && g.archived_rows >= g.rows
+            && g.first_row_sha256 == row_hash(&seen_first)
+        {
+            wm.rotating = false;
             return Ok(());
         }
-        if dry_run {
-            *report.would_archive_rows.get_or_insert(0) += rows - generation.archived_rows;
-            return Ok(());
-        }
-        let (date, time) = key_parts(&generation.first_time);
-        // One SELECT for the whole backup, streamed into parts: a part per
-        // query would re-walk the table from its start each time. A resumed
-        // run has the server skip the archived rows, once.
-        let mut rows_read = generation.archived_rows;
-        let mut stream = db
-            .rows_after(backup, rows_read)
-            .await
-            .map_err(|e| e.to_string())?;
+        // One SELECT from the first row, streamed into parts: a part per
+        // query would re-walk the table each time. The stream's own first
+        // row says which backup it reads, so RDS replacing the backup at any
+        // moment before it is seen before anything is written; a resumed run
+        // reads the archived rows once more and discards them.
+        let mut stream = db.rows(backup).await.map_err(|e| e.to_string())?;
         let columns = stream.columns().to_vec();
+        let Some(first) = stream.next().await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let first_time = row_time(log, &columns, &first).unwrap_or_default();
+        self.adopt_generation(log, wm, first_time, row_hash(&first), report);
+        let mut generation = wm.generation.clone().expect("adopted above");
+        let (date, time) = key_parts(&generation.first_time);
         let mut writer = ChunkWriter::new(log);
+        let mut rows_read = 0u64;
+        let mut next = Some(first);
         loop {
-            let row = stream.next().await.map_err(|e| e.to_string())?;
+            let row = match next.take() {
+                Some(row) => Some(row),
+                None => stream.next().await.map_err(|e| e.to_string())?,
+            };
             if let Some(row) = &row {
-                if rows_read == 0 && row_hash(row) != generation.first_row_sha256 {
+                rows_read += 1;
+                if rows_read <= generation.archived_rows {
+                    continue;
+                }
+                if dry_run {
+                    *report.would_archive_rows.get_or_insert(0) += 1;
+                    continue;
+                }
+                writer.add(&columns, row, Some(&mut *digest));
+            } else {
+                // The backup never changes: archived rows it no longer has
+                // mean it was replaced by one with the same first row.
+                if rows_read < generation.archived_rows {
                     return Err(format!(
-                        "mysql.{backup} was replaced between reading its first row and reading it whole"
+                        "mysql.{backup} has {rows_read} rows, fewer than the {} already archived from it",
+                        generation.archived_rows
                     ));
                 }
-                rows_read += 1;
-                writer.add(&columns, row, Some(&mut *digest));
+                generation.rows = rows_read;
+                generation.complete = true;
+            }
+            if dry_run {
+                if row.is_none() {
+                    break;
+                }
+                continue;
             }
             let full = writer.rows >= self.settings.part_rows
                 || writer.compressed_len() >= self.settings.max_part_bytes;
@@ -516,6 +508,7 @@ impl<S: ArchiveStore> Rotator<S> {
                     .await
                     .map_err(|e| format!("uploading {key}: {e}"))?;
                 generation.archived_rows += passed;
+                generation.rows = generation.rows.max(rows_read);
                 generation.next_part += 1;
                 report.archived_rows += passed;
                 report.archives.push(key);
@@ -524,18 +517,69 @@ impl<S: ArchiveStore> Rotator<S> {
                 }
                 wm.generation = Some(generation.clone());
                 self.save_watermark(log, instance, wm).await?;
+            } else if row.is_none() && wm.generation.as_ref() != Some(&generation) {
+                wm.generation = Some(generation.clone());
+                self.save_watermark(log, instance, wm).await?;
             }
             if row.is_none() {
                 break;
             }
         }
-        // The backup never changes; a different count means it was replaced.
-        if rows_read != rows {
-            return Err(format!(
-                "row count mismatch: mysql.{backup} had {rows} rows, but reading it returned {rows_read}"
-            ));
-        }
         Ok(())
+    }
+
+    /// Makes the backup whose first row is given the watermark's generation:
+    /// the same one resumes; another one is new, and what the previous one
+    /// left unarchived is reported.
+    fn adopt_generation(
+        &self,
+        log: Log,
+        wm: &mut Watermark,
+        first_time: String,
+        first_hash: String,
+        report: &mut LogReport,
+    ) {
+        let backup = log.backup_table();
+        let known = wm
+            .generation
+            .as_ref()
+            .is_some_and(|g| g.first_row_sha256 == first_hash);
+        if !known {
+            if let Some(previous) = &wm.generation {
+                if !wm.rotating {
+                    report.warnings.push(format!(
+                        "possible gap: mysql.{backup} was replaced outside the rotator since it was last read \
+                         (RDS rotates on its own when log tables grow, or the procedure was called by hand); \
+                         its rows are archived now"
+                    ));
+                }
+                if !previous.complete || previous.archived_rows < previous.rows {
+                    let size = if previous.complete {
+                        format!("to row {}", previous.rows)
+                    } else {
+                        format!("at least {} rows were seen, its end never", previous.rows)
+                    };
+                    report.warnings.push(format!(
+                        "possible gap: rows from row {} of the previous backup (first row at {}; {size}) \
+                         were never archived and are gone",
+                        previous.archived_rows + 1,
+                        previous.first_time,
+                    ));
+                }
+            }
+            if let Some(last) = wm.last_time.clone() {
+                self.check_gap(&last, &first_time, &format!("mysql.{backup}"), report);
+            }
+            wm.generation = Some(Generation {
+                first_time,
+                first_row_sha256: first_hash,
+                rows: 0,
+                archived_rows: 0,
+                next_part: 0,
+                complete: false,
+            });
+        }
+        wm.rotating = false;
     }
 }
 
@@ -828,6 +872,98 @@ mod tests {
         for sql in &issued {
             assert_eq!(seen.get(sql), Some(&1), "{sql}: {report:?}");
         }
+    }
+
+    /// Every archived part's key and the sql of its rows, slow log.
+    fn parts(store: &MemoryStore) -> Vec<(String, Vec<String>)> {
+        let objects = store.objects.lock().unwrap();
+        objects
+            .iter()
+            .filter(|(key, _)| key.starts_with("rds-logs/slow/") && key.ends_with(".jsonl.gz"))
+            .map(|(key, body)| {
+                let mut text = String::new();
+                GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
+                let sql = text
+                    .lines()
+                    .map(|l| {
+                        let row: serde_json::Value = serde_json::from_str(l).unwrap();
+                        row["sql_text"].as_str().unwrap().to_owned()
+                    })
+                    .collect();
+                (key.clone(), sql)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_backup_replaced_under_a_resume_is_detected_before_anything_is_written() {
+        let server = MemoryServer::default();
+        let rotator = Rotator {
+            settings: Settings {
+                logs: vec![Log::Slow],
+                ..rotator().settings
+            },
+            ..rotator()
+        };
+        // Old backup: 6 rows; the first run archives one part (3 rows), then fails.
+        let old = queries(&server, 1, 6);
+        server.rotate(Log::Slow);
+        *rotator.store.puts_before_failing.lock().unwrap() = Some(2);
+        let failed = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
+            .await;
+        assert!(
+            failed.failed() && failed.logs[0].archived_rows == 3,
+            "{failed:?}"
+        );
+        *rotator.store.puts_before_failing.lock().unwrap() = None;
+        // RDS rotates between the resumed run's first look at the backup and its read.
+        let new = queries(&server, 2, 5);
+        server
+            .inner
+            .lock()
+            .unwrap()
+            .rotate_before
+            .push(("rows:slow_log_backup".into(), Log::Slow));
+        let report = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
+            .await;
+        assert!(!report.failed(), "{report:?}");
+        // Parts of a generation hold only that generation's rows.
+        for (key, sqls) in parts(&rotator.store) {
+            let round = if key.contains("T01") {
+                "round 1"
+            } else {
+                "round 2"
+            };
+            assert!(
+                sqls.iter().all(|sql| sql.contains(round)),
+                "{key}: {sqls:?}"
+            );
+        }
+        // The old backup's unarchived rows are reported, the new one archived from its start.
+        let slow = &report.logs[0];
+        assert!(
+            slow.warnings
+                .iter()
+                .any(|w| w.contains("from row 4 of the previous backup")
+                    && w.contains("2026-11-22 01:00:00.000000")),
+            "{report:?}"
+        );
+        let seen = archived(&rotator.store, Log::Slow);
+        for sql in old.iter().take(3).chain(&new) {
+            assert_eq!(seen.get(sql), Some(&1), "{sql}: {seen:?}");
+        }
+        assert_eq!(seen.len(), 8, "{seen:?}");
+        // A run once more changes nothing.
+        let again = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 02:40:00")
+            .await;
+        assert!(
+            !again.failed() && again.logs[0].archived_rows == 0,
+            "{again:?}"
+        );
+        assert_eq!(archived(&rotator.store, Log::Slow), seen);
     }
 
     #[tokio::test]
