@@ -111,7 +111,7 @@ pub struct MemoryInner {
     pub tables: HashMap<String, Vec<Row>>,
     pub lock_holder: Option<u64>,
     pub rotations: u32,
-    /// Rows the server walked to answer reads, skipped ones included.
+    /// Rows the server walked to answer reads, COUNT(*) scans included.
     pub rows_read: u64,
     /// Outside rotations to inject: just before a session's next operation
     /// named like `"rotate:slow"` or `"count:slow_log"`, RDS rotates the log.
@@ -270,13 +270,18 @@ impl LogDb for MemorySession {
 
     async fn count(&mut self, table: &str) -> Result<Option<u64>, DbError> {
         self.before(&format!("count:{table}"));
-        let inner = self.server.inner.lock().expect("not poisoned");
-        Ok(inner.tables.get(table).map(|rows| rows.len() as u64))
+        let mut inner = self.server.inner.lock().expect("not poisoned");
+        let rows = inner.tables.get(table).map(|rows| rows.len() as u64);
+        // COUNT(*) on a CSV table reads the whole file.
+        inner.rows_read += rows.unwrap_or(0);
+        Ok(rows)
     }
 
     async fn oldest(&mut self, table: &str, _column: &str) -> Result<Option<String>, DbError> {
         self.before(&format!("oldest:{table}"));
-        let inner = self.server.inner.lock().expect("not poisoned");
+        let mut inner = self.server.inner.lock().expect("not poisoned");
+        // MIN() on a CSV table reads the whole file.
+        inner.rows_read += inner.tables.get(table).map_or(0, |rows| rows.len() as u64);
         Ok(inner
             .tables
             .get(table)

@@ -985,9 +985,20 @@ mod tests {
         assert_eq!(report.logs[0].archives.len(), 10, "parts of 3 rows");
         let seen = archived(&rotator.store, Log::Slow);
         assert!(issued.iter().all(|sql| seen.get(sql) == Some(&1)));
-        // 30 rows and the first row that names the backup: not a rescan per part.
+        // 30 rows and the first row that names the backup: not a rescan per
+        // part, nor a COUNT scan (the live table is empty here).
         let read = server.inner.lock().unwrap().rows_read;
         assert_eq!(read, 31, "rows walked by the server to archive 30");
+        // Archived to its end: the next run looks at one row of it.
+        let next = rotator
+            .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
+            .await;
+        assert!(
+            !next.failed() && next.logs[0].archived_rows == 0,
+            "{next:?}"
+        );
+        let read = server.inner.lock().unwrap().rows_read;
+        assert_eq!(read, 32, "one row of an archived backup");
     }
 
     #[tokio::test]
