@@ -4,7 +4,7 @@
 //! requests in flight, and only the items being written are in memory.
 
 use crate::checkpoint;
-use crate::checkpoint::Position;
+use crate::checkpoint::{Position, compare_sequence};
 use crate::config::{Config, Mode};
 use crate::convert::Item;
 use crate::record::{
@@ -185,7 +185,13 @@ async fn run_writes<T: Table + Clone + 'static>(
 /// conditional PutItem each), a BatchWriteItem chunk of entries (append
 /// mode) or of rejects.
 enum Work {
-    One(Entry),
+    /// `failed_as`: the sequence number of the key's oldest record in the
+    /// batch, reported if the write does not finish, so that every record
+    /// of the key (collapsed ones included) is redelivered.
+    One {
+        entry: Entry,
+        failed_as: String,
+    },
     Chunk(Vec<Entry>),
     Rejects(Vec<Reject>),
 }
@@ -193,7 +199,7 @@ enum Work {
 impl Work {
     fn sequences(&self) -> Vec<String> {
         match self {
-            Work::One(entry) => vec![entry.position.sequence.clone()],
+            Work::One { failed_as, .. } => vec![failed_as.clone()],
             Work::Chunk(chunk) => chunk.iter().map(|e| e.position.sequence.clone()).collect(),
             Work::Rejects(rejects) => rejects
                 .iter()
@@ -258,11 +264,12 @@ async fn convert_all(
     ready: mpsc::Sender<Work>,
 ) -> Converted {
     // Latest mode collapses duplicate keys over the whole batch: a first
-    // pass finds the newest position per key, the second writes only those.
+    // pass finds the oldest and newest position per key, the second writes
+    // only the newest.
     // Append mode keys include the position, so keys only repeat if a
     // record itself does.
     let newest = match config.mode {
-        Mode::Latest => Some(newest_per_key(records, config)),
+        Mode::Latest => Some(span_per_key(records, config)),
         Mode::Append => None,
     };
     let mut seen = HashSet::new();
@@ -285,16 +292,25 @@ async fn convert_all(
                 }
                 Ok(entry) => {
                     let wanted = match &newest {
-                        Some(newest) => newest.get(&entry.key) == Some(&entry.position),
+                        Some(spans) => spans
+                            .get(&entry.key)
+                            .is_some_and(|span| span.newest == entry.position),
                         None => seen.insert(entry.key.clone()),
                     };
                     if !wanted {
                         converted.collapsed += 1;
                         continue;
                     }
-                    match config.mode {
-                        Mode::Latest => Some(Work::One(entry)),
-                        Mode::Append => {
+                    match &newest {
+                        Some(spans) => {
+                            let failed_as = spans
+                                .get(&entry.key)
+                                .map_or(&entry.position, |span| &span.oldest)
+                                .sequence
+                                .clone();
+                            Some(Work::One { entry, failed_as })
+                        }
+                        None => {
                             let size = entry.size;
                             entries.push(entry, size, |_, _| false).map(Work::Chunk)
                         }
@@ -319,7 +335,21 @@ async fn convert_all(
     // Cut off: what was not handed over fails, and with it (the checkpoint
     // being the lowest failure) every record after it.
     if let Some(work) = pending {
-        converted.cut_off.extend(work.sequences());
+        let sequences = work.sequences();
+        // Latest mode: a key whose newest record comes at or after the cut
+        // was not written; its older records may lie below the checkpoint.
+        if let (Some(spans), Some(cut)) = (
+            &newest,
+            sequences.iter().min_by(|a, b| compare_sequence(a, b)),
+        ) {
+            converted.cut_off.extend(
+                spans
+                    .values()
+                    .filter(|span| compare_sequence(&span.newest.sequence, cut).is_ge())
+                    .map(|span| span.oldest.sequence.clone()),
+            );
+        }
+        converted.cut_off.extend(sequences);
         converted
             .cut_off
             .extend(Work::Chunk(entries.take()).sequences());
@@ -353,7 +383,9 @@ async fn hand_over(
 
 async fn write<T: Table>(table: T, config: Arc<Config>, work: Work, deadline: Instant) -> Written {
     match work {
-        Work::One(entry) => put_latest(table, config, entry, deadline).await,
+        Work::One { entry, failed_as } => {
+            put_latest(table, config, entry, failed_as, deadline).await
+        }
         Work::Chunk(chunk) => {
             let items = chunk
                 .into_iter()
@@ -433,27 +465,45 @@ async fn spawned(
     }
 }
 
-/// The newest position of each key in the batch.
-fn newest_per_key(records: &[EventRecord], config: &Config) -> HashMap<Vec<String>, Position> {
-    let mut newest: HashMap<Vec<String>, Position> = HashMap::new();
+/// Where a key's records lie in the batch.
+struct KeySpan {
+    oldest: Position,
+    newest: Position,
+}
+
+/// The oldest and newest position of each key in the batch.
+fn span_per_key(records: &[EventRecord], config: &Config) -> HashMap<Vec<String>, KeySpan> {
+    let mut spans: HashMap<Vec<String>, KeySpan> = HashMap::new();
     for record in records {
         for entry in decode(record, config).results.into_iter().flatten() {
-            match newest.get_mut(&entry.key) {
-                Some(position) if *position >= entry.position => {}
-                Some(position) => *position = entry.position,
+            match spans.get_mut(&entry.key) {
+                Some(span) => {
+                    if entry.position > span.newest {
+                        span.newest = entry.position;
+                    } else if entry.position < span.oldest {
+                        span.oldest = entry.position;
+                    }
+                }
                 None => {
-                    newest.insert(entry.key, entry.position);
+                    spans.insert(
+                        entry.key,
+                        KeySpan {
+                            oldest: entry.position.clone(),
+                            newest: entry.position,
+                        },
+                    );
                 }
             }
         }
     }
-    newest
+    spans
 }
 
 async fn put_latest<T: Table>(
     table: T,
     config: Arc<Config>,
     entry: Entry,
+    failed_as: String,
     deadline: Instant,
 ) -> Written {
     let order = Order {
@@ -481,7 +531,7 @@ async fn put_latest<T: Table>(
             key: entry.key,
             reason,
         }),
-        Err(_) => done.failed.push(entry.position.sequence),
+        Err(_) => done.failed.push(failed_as),
     }
     done
 }
@@ -602,18 +652,29 @@ async fn fall_back<T: Table + Clone + 'static>(
     let written = stream::iter(older.into_values())
         .map(|mut candidates| {
             candidates.sort_by(|a, b| b.position.cmp(&a.position));
+            // Unfinished, the key fails at its oldest candidate: every
+            // candidate is then redelivered, not only the untried ones.
+            let failed_as = candidates
+                .last()
+                .map(|e| e.position.sequence.clone())
+                .unwrap_or_default();
             let attempts = &attempts;
             async move {
                 let mut done = Written::default();
                 for entry in candidates {
                     if budget.expired() {
-                        done.failed.push(entry.position.sequence);
+                        done.failed.push(failed_as);
                         break;
                     }
                     attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let sequence = entry.position.sequence.clone();
-                    let request = put_latest(table.clone(), config.clone(), entry, budget.start_by);
-                    let result = spawned(request, vec![sequence], budget.stop_by).await;
+                    let request = put_latest(
+                        table.clone(),
+                        config.clone(),
+                        entry,
+                        failed_as.clone(),
+                        budget.start_by,
+                    );
+                    let result = spawned(request, vec![failed_as.clone()], budget.stop_by).await;
                     let refused = !result.refused.is_empty();
                     done.add(result);
                     if !refused {

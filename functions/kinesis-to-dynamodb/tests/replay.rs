@@ -35,6 +35,9 @@ struct FakeTable {
     /// Every write to the rejects table fails (access denied).
     rejects_broken: bool,
     conditional_puts: Mutex<usize>,
+    /// Partition keys whose writes are throttled, or hang, while listed.
+    throttled_keys: Mutex<Vec<String>>,
+    hung_keys: Mutex<Vec<String>>,
 }
 
 impl FakeTable {
@@ -46,6 +49,8 @@ impl FakeTable {
             faults,
             rejects_broken: false,
             conditional_puts: Mutex::new(0),
+            throttled_keys: Mutex::new(Vec::new()),
+            hung_keys: Mutex::new(Vec::new()),
         }
     }
     fn key(&self, table: &str, item: &Item) -> Vec<String> {
@@ -61,6 +66,30 @@ impl FakeTable {
     }
     fn throttled(&self) -> bool {
         self.faults && self.rng.lock().unwrap().chance(5)
+    }
+    /// What the table does to `item` besides random faults: hangs or
+    /// throttles the listed keys, refuses an item with a `refuse` attribute
+    /// (as DynamoDB refuses what it finds invalid).
+    async fn chosen_fault(&self, item: &Item) -> Result<(), WriteError> {
+        let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned();
+        let listed = |keys: &Mutex<Vec<String>>| {
+            pk.as_ref()
+                .is_some_and(|pk| keys.lock().unwrap().contains(pk))
+        };
+        if listed(&self.hung_keys) {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        if listed(&self.throttled_keys) {
+            return Err(WriteError::Transient(
+                "ProvisionedThroughputExceededException".into(),
+            ));
+        }
+        if item.contains_key("refuse") {
+            return Err(WriteError::ItemRejected(
+                "ValidationException: refused by the test".into(),
+            ));
+        }
+        Ok(())
     }
     fn store(&self, table: &str, item: Item) {
         let key = self.key(table, &item);
@@ -90,6 +119,7 @@ impl Table for FakeTable {
         order: &Order,
     ) -> Result<PutResult, WriteError> {
         *self.conditional_puts.lock().unwrap() += 1;
+        self.chosen_fault(&item).await?;
         if self.throttled() {
             return Err(WriteError::Transient(
                 "ProvisionedThroughputExceededException".into(),
@@ -116,6 +146,9 @@ impl Table for FakeTable {
         if self.rejects_broken && table == "rejects" {
             return Err(WriteError::Fatal("AccessDeniedException".into()));
         }
+        for item in &items {
+            self.chosen_fault(item).await?;
+        }
         if self.throttled() {
             return Err(WriteError::Transient("InternalServerError".into()));
         }
@@ -134,6 +167,7 @@ impl Table for FakeTable {
         if self.rejects_broken && table == "rejects" {
             return Err(WriteError::Fatal("AccessDeniedException".into()));
         }
+        self.chosen_fault(&item).await?;
         if self.throttled() {
             return Err(WriteError::Transient("ThrottlingException".into()));
         }
@@ -426,6 +460,94 @@ async fn with_no_time_left_the_checkpoint_is_the_first_record() {
                 Some(format!("4959{:052}", 1)),
                 "{mode:?}, poison first: {poison_first}"
             );
+        }
+    }
+}
+
+/// `{"id": key, "version": version}` at `seq`, refused by the table when
+/// `refused`.
+fn keyed_record(seq: u64, key: &str, version: u64, refused: bool) -> Value {
+    let mut record = record(0, seq, 0, version);
+    let mut data = json!({"id": key, "version": version});
+    if refused {
+        data["refuse"] = json!(true);
+    }
+    record["kinesis"]["data"] = json!(aws_smithy_types::base64::encode(data.to_string()));
+    record
+}
+
+/// Runs `records` once with the table's chosen faults, then clears them and
+/// replays from the checkpoint until the batch completes.
+async fn once_then_replay(table: &Arc<FakeTable>, config: &Config, records: &[Value]) {
+    let raw: Vec<EventRecord> = records
+        .iter()
+        .map(|r| EventRecord::read(&r.to_string()))
+        .collect();
+    let (response, _) = process(
+        table,
+        config,
+        &raw,
+        Instant::now() + Duration::from_millis(400),
+    )
+    .await;
+    table.throttled_keys.lock().unwrap().clear();
+    table.hung_keys.lock().unwrap().clear();
+    let Some(failure) = response.batch_item_failures.first() else {
+        return;
+    };
+    let at = records
+        .iter()
+        .position(|r| r["kinesis"]["sequenceNumber"] == failure.item_identifier.as_str())
+        .expect("reported sequence is in the batch");
+    replay(table, config, &records[at..], records.len()).await;
+}
+
+/// v1 valid, X another key, v2 of v1's key refused. Whether v2's write
+/// fails until the deadline or the deadline cuts the batch off after v1,
+/// after replay from the checkpoint the item holds v1 and v2 is a reject.
+#[tokio::test]
+async fn a_failed_or_cut_off_newest_write_does_not_lose_an_older_record() {
+    for mode in [Mode::Latest, Mode::Append] {
+        let keys: &[&str] = if mode == Mode::Append {
+            &["pk", "sk"]
+        } else {
+            &["pk"]
+        };
+        for fault in ["throttled", "hung"] {
+            let mut config = config(mode);
+            // One request at a time: X's hanging write holds v2 back until
+            // the deadline abandons both.
+            config.max_in_flight = 1;
+            let table = Arc::new(FakeTable::new(keys, 1, false));
+            let records = [
+                keyed_record(10, "k", 1, false),
+                keyed_record(15, "x", 1, false),
+                keyed_record(20, "k", 2, true),
+            ];
+            let listed = match fault {
+                "throttled" => &table.throttled_keys,
+                _ => &table.hung_keys,
+            };
+            listed
+                .lock()
+                .unwrap()
+                .extend(["k".to_owned(), "x".to_owned()]);
+            once_then_replay(&table, &config, &records).await;
+            let versions: Vec<String> = table
+                .items("items")
+                .values()
+                .filter(|item| item["pk"].as_s().unwrap() == "k")
+                .map(|item| item["version"].as_n().unwrap().clone())
+                .collect();
+            let expected: &[&str] = &["1"];
+            assert_eq!(versions, expected, "{mode:?}, {fault}");
+            let rejects: Vec<String> = table
+                .items("rejects")
+                .values()
+                .map(|r| r["sequenceNumber"].as_s().unwrap().clone())
+                .collect();
+            assert_eq!(rejects, [format!("4959{:052}", 20)], "{mode:?}, {fault}");
+            assert_eq!(table.items("items").len(), 2, "{mode:?}, {fault}");
         }
     }
 }
