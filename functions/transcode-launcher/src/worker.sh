@@ -100,6 +100,17 @@ stop_instance() { # when: now or +MINUTES
   "${TRANSCODE_SHUTDOWN_COMMAND:-shutdown}" -h "$1"
 }
 
+# When `shutdown` fails nothing else stops the instance (the reconcile would
+# count it live forever): power off by force, each way in turn. The test
+# hook TRANSCODE_POWEROFF_COMMAND stands in for all three.
+force_poweroff() {
+  if [ -n "${TRANSCODE_POWEROFF_COMMAND:-}" ]; then
+    "$TRANSCODE_POWEROFF_COMMAND"
+    return
+  fi
+  systemctl poweroff --force --force || poweroff -f || echo o > /proc/sysrq-trigger
+}
+
 status_json() { # exit code
   local tail_text=""
   if [ -n "$WORK" ] && [ -f "$WORK/ffmpeg.log" ]; then
@@ -131,7 +142,10 @@ finish() {
     echo "transcode: status.json not uploaded (aws CLI: ${AWS:-not found}, work directory: ${WORK:-none})" >&2
   fi
   if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
-  stop_instance now
+  if ! stop_instance now; then
+    echo "transcode: shutdown failed; forcing a power-off" >&2
+    force_poweroff
+  fi
   exit "$code"
 }
 

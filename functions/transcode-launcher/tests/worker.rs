@@ -574,6 +574,64 @@ async fn a_worker_that_fails_before_its_work_begins_still_reports_and_shuts_down
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_whose_shutdown_fails_forces_a_power_off_after_reporting() {
+    let sandbox = Sandbox::new("shutdown-fails");
+    let aws_path = sandbox.dir.join("aws").to_string_lossy().into_owned();
+    let launcher = start(&[("AWS_CLI_PATH", &aws_path), ("MAX_RUNTIME", "120")]).await;
+    let aws = sandbox.aws_cli(&launcher.moto.endpoint());
+    buckets(&launcher);
+    upload(&launcher, &sandbox.clip(1, "320x180"), "a.mp4");
+    let (job_id, script) = launch(&launcher, "uploads", "a.mp4", "01").await;
+    let calls = sandbox.dir.join("shutdown-calls");
+    let failing = sandbox.executable(
+        "failing-shutdown",
+        &format!(
+            "#!/bin/bash\nprintf '%s\\n' \"$*\" >> '{}'\nexit 1\n",
+            calls.display()
+        ),
+    );
+    // The power-off stand-in records whether status.json was already in S3.
+    let poweroff = sandbox.executable(
+        "poweroff-recorder",
+        &format!(
+            "#!/bin/bash\nif '{aws}' s3api head-object --bucket outputs \\\n  \
+             --key 'transcoded/{job_id}/status.json' >/dev/null 2>&1; then\n  \
+             echo 'poweroff after status.json' >> '{calls}'\nelse\n  \
+             echo 'poweroff before status.json' >> '{calls}'\nfi\n",
+            calls = calls.display()
+        ),
+    );
+
+    let run = sandbox.run_with(
+        &script,
+        &[
+            ("TRANSCODE_SHUTDOWN_COMMAND", &failing),
+            ("TRANSCODE_POWEROFF_COMMAND", &poweroff),
+        ],
+        None,
+    );
+    assert_eq!(run.status.code(), Some(70), "{}", stderr(&run));
+    assert_eq!(
+        sandbox.shutdown_calls(),
+        [
+            dead_man(120),
+            "-h now".to_owned(),
+            "poweroff after status.json".to_owned()
+        ],
+        "{}",
+        stderr(&run)
+    );
+    let status = status(&launcher, &sandbox, &job_id);
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not schedule the dead-man shutdown"),
+        "{status}"
+    );
+}
+
 /// The worker's `json_string` run by bash on `bytes` (a bash word holds any
 /// bytes but NUL).
 fn json_string(bytes: &[u8]) -> Output {
