@@ -502,9 +502,10 @@ async fn once_then_replay(table: &Arc<FakeTable>, config: &Config, records: &[Va
     replay(table, config, &records[at..], records.len()).await;
 }
 
-/// v1 valid, X another key, v2 of v1's key refused. Whether v2's write
-/// fails until the deadline or the deadline cuts the batch off after v1,
-/// after replay from the checkpoint the item holds v1 and v2 is a reject.
+/// v1 valid, other keys, v2 of v1's key refused. Whether v2's write fails
+/// until the deadline, is abandoned at it, or the deadline cuts the batch
+/// off after v1 (before another key's record), after replay from the
+/// checkpoint the item holds v1 and v2 is a reject.
 #[tokio::test]
 async fn a_failed_or_cut_off_newest_write_does_not_lose_an_older_record() {
     for mode in [Mode::Latest, Mode::Append] {
@@ -513,25 +514,36 @@ async fn a_failed_or_cut_off_newest_write_does_not_lose_an_older_record() {
         } else {
             &["pk"]
         };
-        for fault in ["throttled", "hung"] {
+        for fault in ["throttled", "hung", "cut off"] {
             let mut config = config(mode);
-            // One request at a time: X's hanging write holds v2 back until
-            // the deadline abandons both.
+            // One request at a time: a hanging write holds the rest back
+            // until the deadline abandons it.
             config.max_in_flight = 1;
             let table = Arc::new(FakeTable::new(keys, 1, false));
-            let records = [
-                keyed_record(10, "k", 1, false),
-                keyed_record(15, "x", 1, false),
-                keyed_record(20, "k", 2, true),
-            ];
+            let others: Vec<String> = match fault {
+                // More hanging writes than the converter may hold ready: it
+                // waits, and the deadline cuts it off before y or v2.
+                "cut off" => (1..=8).map(|i| format!("x{i}")).collect(),
+                _ => vec!["x".to_owned()],
+            };
+            let mut records = vec![keyed_record(10, "k", 1, false)];
+            records.extend(
+                (11..)
+                    .zip(&others)
+                    .map(|(seq, key)| keyed_record(seq, key, 1, false)),
+            );
+            if fault == "cut off" {
+                records.push(keyed_record(19, "y", 1, false));
+            }
+            records.push(keyed_record(20, "k", 2, true));
             let listed = match fault {
                 "throttled" => &table.throttled_keys,
                 _ => &table.hung_keys,
             };
-            listed
-                .lock()
-                .unwrap()
-                .extend(["k".to_owned(), "x".to_owned()]);
+            listed.lock().unwrap().extend(others.iter().cloned());
+            if fault != "cut off" {
+                listed.lock().unwrap().push("k".into());
+            }
             once_then_replay(&table, &config, &records).await;
             let versions: Vec<String> = table
                 .items("items")
@@ -547,7 +559,11 @@ async fn a_failed_or_cut_off_newest_write_does_not_lose_an_older_record() {
                 .map(|r| r["sequenceNumber"].as_s().unwrap().clone())
                 .collect();
             assert_eq!(rejects, [format!("4959{:052}", 20)], "{mode:?}, {fault}");
-            assert_eq!(table.items("items").len(), 2, "{mode:?}, {fault}");
+            assert_eq!(
+                table.items("items").len(),
+                records.len() - 1,
+                "{mode:?}, {fault}"
+            );
         }
     }
 }
