@@ -20,6 +20,12 @@ pub enum Ec2Error {
     /// ResourceLimitExceeded: too many copies in flight; try later.
     #[error("ResourceLimitExceeded: {0}")]
     LimitExceeded(String),
+    /// EC2 answered that it did not do it (a 4xx service error, or the
+    /// request was never sent): safe to try again.
+    #[error("{0}")]
+    Refused(String),
+    /// Anything else. For CopySnapshot the outcome is unknown (timeout, 5xx,
+    /// dropped connection, unreadable answer): the copy may exist.
     #[error("{0}")]
     Other(String),
 }

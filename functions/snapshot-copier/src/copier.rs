@@ -442,12 +442,21 @@ impl<R: Regions> Copier<R> {
                     .deferred
                     .push(pair(None, Some(format!("ResourceLimitExceeded: {e}"))));
             }
-            Err(Ec2Error::Other(e)) => {
+            Err(Ec2Error::Refused(e)) => {
                 self.release_claim(&key, &holder).await;
                 self.release(region);
                 summary
                     .errors
                     .push(format!("{}: CopySnapshot in {region}: {e}", source.id));
+            }
+            Err(Ec2Error::Other(e)) => {
+                // EC2 may have made the copy: the claim stays (and so does the
+                // copy slot) until its lease runs out, then the copy is looked
+                // for by its source-id tag.
+                summary.errors.push(format!(
+                    "{}: CopySnapshot in {region}, outcome unknown (claim kept): {e}",
+                    source.id
+                ));
             }
         }
         summary
@@ -712,7 +721,7 @@ fn now() -> i64 {
 mod tests {
     use super::*;
     use crate::claims::MemoryClaims;
-    use crate::fake::FakeRegions;
+    use crate::fake::{CopyFault, FakeRegions};
 
     fn settings() -> Settings {
         Settings {
@@ -875,6 +884,34 @@ mod tests {
         for id in ids {
             assert_eq!(fake.copies_of(&id).len(), 1, "{id}: exactly one copy");
         }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_copy_outcome_keeps_the_claim_and_a_refusal_frees_it() {
+        let fake = FakeRegions::default();
+        let lost = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
+        let copier = Copier::new(fake.clone(), settings());
+        fake.fail_next_copy("us-west-2", CopyFault::MadeThenLost);
+        let first = copier.copy_snapshot(&lost).await;
+        assert_eq!(first.errors.len(), 1, "{first:?}");
+        // Lambda retries the event and sweeps run while listings lag.
+        let retried = copier.copy_snapshot(&lost).await;
+        let sweep = copier.sweep().await;
+        assert_eq!(fake.copies_of(&lost).len(), 1, "{retried:?} {sweep:?}");
+        assert!(retried.copied.is_empty() && sweep.copied.is_empty());
+        assert_eq!(sweep.skipped_existing.len(), 1, "{sweep:?}");
+        fake.list_all();
+        assert!(copier.sweep().await.copied.is_empty());
+        assert_eq!(fake.copies_of(&lost).len(), 1, "exactly one copy");
+
+        let refused = fake.source("us-east-1", "vol-2", &[("dr:copy-to", "us-west-2")]);
+        fake.fail_next_copy("us-west-2", CopyFault::Refused);
+        let first = copier.copy_snapshot(&refused).await;
+        assert_eq!(first.errors.len(), 1, "{first:?}");
+        assert!(fake.copies_of(&refused).is_empty());
+        let next = copier.sweep().await;
+        assert_eq!(next.copied.len(), 1, "a refusal frees the claim: {next:?}");
+        assert_eq!(fake.copies_of(&refused).len(), 1);
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@ use crate::api::{CopyRequest, Ec2Error, Regions, SnapshotApi};
 use crate::snapshot::{Snapshot, State};
 use aws_config::SdkConfig;
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::config::http::HttpResponse;
+use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -40,6 +42,30 @@ fn error<E: ProvideErrorMetadata + std::error::Error>(e: E) -> Ec2Error {
     let text = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
     match e.code() {
         Some("ResourceLimitExceeded") => Ec2Error::LimitExceeded(text),
+        _ => Ec2Error::Other(text),
+    }
+}
+
+/// CopySnapshot's error: only an answer of EC2 saying it did not copy (a 4xx,
+/// or throttling, which EC2 answers with 503 RequestLimitExceeded) or a request
+/// never sent is a refusal; a timeout, a 5xx or a lost connection leaves the
+/// outcome unknown.
+fn copy_error<E>(e: SdkError<E, HttpResponse>) -> Ec2Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let text = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
+    let refused = match &e {
+        SdkError::ConstructionFailure(_) => true,
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_client_error()
+                || service.err().code() == Some("RequestLimitExceeded")
+        }
+        _ => false,
+    };
+    match e.code() {
+        Some("ResourceLimitExceeded") => Ec2Error::LimitExceeded(text),
+        _ if refused => Ec2Error::Refused(text),
         _ => Ec2Error::Other(text),
     }
 }
@@ -132,7 +158,16 @@ impl SnapshotApi for Ec2Region {
         if request.encrypted {
             call = call.encrypted(true);
         }
-        let out = call.send().await.map_err(error)?;
+        // No automatic retry: CopySnapshot takes no client token, so a retry
+        // after an unknown outcome may make a second copy.
+        let out = call
+            .customize()
+            .config_override(
+                aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await
+            .map_err(copy_error)?;
         out.snapshot_id()
             .map(str::to_owned)
             .ok_or_else(|| Ec2Error::Other("CopySnapshot returned no SnapshotId".into()))

@@ -1,12 +1,14 @@
 //! An in-memory EC2 across regions, for tests and the sweep benchmark:
-//! counts calls, can add latency, and can refuse copies past a limit.
+//! counts calls, can add latency, can refuse copies past a limit, and can
+//! fail a copy after making it (an unknown outcome) with the copy not yet
+//! listed (EC2's listings are eventually consistent).
 
 use crate::api::{CopyRequest, Ec2Error, Regions, SnapshotApi};
 use crate::snapshot::{
     MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_VOLUME_TAG,
     Snapshot, State,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +22,18 @@ struct Inner {
     next_id: AtomicUsize,
     calls: AtomicUsize,
     latency: Mutex<Duration>,
+    faults: Mutex<HashMap<String, VecDeque<CopyFault>>>,
+    /// Snapshots that exist but no listing or DescribeSnapshots shows yet.
+    unlisted: Mutex<HashSet<String>>,
+}
+
+/// How the next CopySnapshot in a region fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFault {
+    /// The copy is made (not yet listed), then the answer is lost.
+    MadeThenLost,
+    /// EC2 refuses it (a 4xx): no copy.
+    Refused,
 }
 
 #[derive(Clone, Default)]
@@ -149,6 +163,22 @@ impl FakeRegions {
         }
     }
 
+    /// The next CopySnapshot in `region` fails with `fault`.
+    pub fn fail_next_copy(&self, region: &str, fault: CopyFault) {
+        self.inner
+            .faults
+            .lock()
+            .expect("not poisoned")
+            .entry(region.to_owned())
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// Listings catch up: every snapshot made is shown.
+    pub fn list_all(&self) {
+        self.inner.unlisted.lock().expect("not poisoned").clear();
+    }
+
     pub fn limit_after(&self, region: &str, pending: usize) {
         self.inner
             .limits
@@ -196,21 +226,32 @@ impl FakeRegion {
     }
 
     fn count_where(&self, keep: impl Fn(&Snapshot) -> bool) -> usize {
+        let unlisted = self.inner.unlisted.lock().expect("not poisoned").clone();
         self.inner
             .regions
             .lock()
             .expect("not poisoned")
             .get(&self.region)
-            .map_or(0, |r| r.iter().filter(|s| keep(s)).count())
+            .map_or(0, |r| {
+                r.iter()
+                    .filter(|s| !unlisted.contains(&s.id) && keep(s))
+                    .count()
+            })
     }
 
     fn select(&self, keep: impl Fn(&Snapshot) -> bool) -> Vec<Snapshot> {
+        let unlisted = self.inner.unlisted.lock().expect("not poisoned").clone();
         self.inner
             .regions
             .lock()
             .expect("not poisoned")
             .get(&self.region)
-            .map(|r| r.iter().filter(|s| keep(s)).cloned().collect())
+            .map(|r| {
+                r.iter()
+                    .filter(|s| !unlisted.contains(&s.id) && keep(s))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -258,8 +299,20 @@ impl SnapshotApi for FakeRegion {
         let regions = FakeRegions {
             inner: self.inner.clone(),
         };
+        let fault = self
+            .inner
+            .faults
+            .lock()
+            .expect("not poisoned")
+            .get_mut(&self.region)
+            .and_then(VecDeque::pop_front);
+        if fault == Some(CopyFault::Refused) {
+            return Err(Ec2Error::Refused(
+                "InvalidParameterValue: refused (injected)".into(),
+            ));
+        }
         if !regions.exists(&request.source_region, &request.source_snapshot_id) {
-            return Err(Ec2Error::Other(format!(
+            return Err(Ec2Error::Refused(format!(
                 "InvalidSnapshot.NotFound: {}",
                 request.source_snapshot_id
             )));
@@ -267,7 +320,14 @@ impl SnapshotApi for FakeRegion {
         let mut copy =
             regions.snapshot("vol-ffffffff", 20_001, State::Pending, request.tags.clone());
         copy.encrypted = request.encrypted;
-        Ok(regions.add(&self.region, copy))
+        let id = regions.add(&self.region, copy);
+        if fault == Some(CopyFault::MadeThenLost) {
+            self.inner.unlisted.lock().expect("not poisoned").insert(id);
+            return Err(Ec2Error::Other(
+                "dispatch failure: connection reset (injected)".into(),
+            ));
+        }
+        Ok(id)
     }
 
     async fn delete(&self, id: &str) -> Result<(), Ec2Error> {

@@ -344,6 +344,113 @@ async fn the_copy_limit_defers_and_a_later_sweep_completes_without_duplicates() 
     }
 }
 
+/// Forwards to moto, but answers the first CopySnapshot (which moto carries
+/// out) with a 500, and leaves the copy out of DescribeSnapshots while
+/// `unlisted` holds (EC2's listings are eventually consistent).
+async fn lost_copy_proxy(moto: &Moto, unlisted: Arc<Mutex<bool>>) -> String {
+    let lost: Arc<Mutex<Option<String>>> = Arc::default();
+    let upstream = moto.endpoint();
+    let (addr, _task) = serve(0, move |request: Received| {
+        let (lost, upstream, unlisted) = (lost.clone(), upstream.clone(), unlisted.clone());
+        async move {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            if body.contains("Action=CopySnapshot") && lost.lock().unwrap().is_none() {
+                let made = lost.clone();
+                forward_rewriting(&request, &upstream, move |xml| {
+                    *made.lock().unwrap() = between(&xml, "<snapshotId>", "</snapshotId>");
+                    xml
+                })
+                .await;
+                assert!(lost.lock().unwrap().is_some(), "moto made the copy");
+                return reply(
+                    500,
+                    "<Response><Errors><Error><Code>InternalError</Code><Message>lost</Message></Error></Errors><RequestID>r</RequestID></Response>",
+                );
+            }
+            let hidden = lost.lock().unwrap().clone().filter(|_| *unlisted.lock().unwrap());
+            match hidden {
+                Some(id) if body.contains("Action=DescribeSnapshots") => {
+                    forward_rewriting(&request, &upstream, move |xml| without_item(xml, &id)).await
+                }
+                _ => forward(&request, &upstream).await,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    format!("http://{addr}")
+}
+
+fn between(text: &str, open: &str, close: &str) -> Option<String> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)?;
+    Some(text[start..start + end].to_owned())
+}
+
+/// `xml` without the `<item>` of snapshot `id` (its tags are nested items).
+fn without_item(mut xml: String, id: &str) -> String {
+    let Some(marker) = xml.find(&format!("<snapshotId>{id}</snapshotId>")) else {
+        return xml;
+    };
+    let Some(start) = xml[..marker].rfind("<item>") else {
+        return xml;
+    };
+    let mut depth = 0;
+    let mut at = start;
+    while let Some(next) = xml[at..].find("item>").map(|i| at + i) {
+        if xml[..next].ends_with("</") {
+            depth -= 1;
+        } else if xml[..next].ends_with('<') {
+            depth += 1;
+        }
+        at = next + "item>".len();
+        if depth == 0 {
+            xml.replace_range(start..at, "");
+            break;
+        }
+    }
+    xml
+}
+
+/// CopySnapshot made the copy but its answer was lost (a 500): neither the
+/// SDK nor a later sweep copies again, even while listings lag.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_copy_answer_is_neither_retried_nor_copied_again() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let east = client(&sdk, "us-east-1").await;
+    let (source, _) = snapshot(&east, false, &[("dr:copy-to", "us-west-2")]).await;
+    let unlisted = Arc::new(Mutex::new(true));
+    let proxy = lost_copy_proxy(&moto, unlisted.clone()).await;
+    // The SDK's default retries stay on: CopySnapshot must opt out itself.
+    let copier = Copier::new(
+        Ec2Regions::new(suite_tests::moto::local_sdk_config(&proxy).await),
+        settings(),
+    );
+    let west = client(&sdk, "us-west-2").await;
+    let first = copier.sweep().await;
+    assert_eq!(
+        copies_of(&listing(&west).await, &source).len(),
+        1,
+        "the SDK did not retry: {first:?}"
+    );
+    assert!(first.errors[0].contains("outcome unknown"), "{first:?}");
+    let second = copier.sweep().await;
+    assert!(second.copied.is_empty(), "{second:?}");
+    assert_eq!(second.skipped_existing.len(), 1, "{second:?}");
+    *unlisted.lock().unwrap() = false;
+    let third = copier.sweep().await;
+    assert!(
+        third.copied.is_empty() && third.errors.is_empty(),
+        "{third:?}"
+    );
+    assert_eq!(
+        copies_of(&listing(&west).await, &source).len(),
+        1,
+        "exactly one copy"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_copy_in_error_is_deleted_and_made_again() {
     let moto = Moto::start();
