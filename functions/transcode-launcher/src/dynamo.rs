@@ -112,6 +112,7 @@ fn slot_from(item: &Item) -> Result<Versioned<Slot>, StoreError> {
         value: Slot {
             job_id: text(item, "jobId").unwrap_or_default(),
             instance_id: text(item, "instanceId"),
+            attempt: number(item, "attempt").unwrap_or(0),
             expires_at: number(item, "expiresAt").unwrap_or(0),
         },
     })
@@ -191,6 +192,7 @@ impl JobStore for DynamoStore {
         let mut item = Item::from([
             (KEY_ATTR.to_owned(), s(&slot_key(index))),
             ("jobId".to_owned(), s(&slot.job_id)),
+            ("attempt".to_owned(), n(slot.attempt)),
             ("expiresAt".to_owned(), n(slot.expires_at)),
         ]);
         if let Some(instance) = &slot.instance_id {

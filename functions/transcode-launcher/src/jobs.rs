@@ -20,6 +20,10 @@ pub struct Versioned<T> {
 pub struct Slot {
     pub job_id: String,
     pub instance_id: Option<String>,
+    /// The job's attempt that took the slot. A release names it: the slot
+    /// of a job's next attempt (same id, same slot) is never freed by a
+    /// sweep that saw the previous one die. 0 in slots written before.
+    pub attempt: u32,
     /// Epoch seconds after which anyone may take the slot.
     pub expires_at: u64,
 }

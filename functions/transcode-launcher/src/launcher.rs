@@ -296,7 +296,7 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
             Err(e) => return Dispatch::Invalid(e.to_string()),
         };
         let now = (self.clock)();
-        let (slot_index, slot_version) = match self.acquire_slot(&job.id, now).await {
+        let (slot_index, slot_version) = match self.acquire_slot(&job, now).await {
             Ok(Some(slot)) => slot,
             Ok(None) => {
                 if expected.is_none() {
@@ -349,6 +349,7 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                 let slot = Slot {
                     job_id: launching.id.clone(),
                     instance_id: Some(instance.clone()),
+                    attempt: launching.attempt,
                     expires_at: now + self.lease_secs(),
                 };
                 if let Err(e) = self
@@ -383,15 +384,16 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
         }
     }
 
-    /// A slot leased to `job_id`: a free or expired one, else one whose
-    /// worker's instance is gone. None when every slot holds a live worker
-    /// (or one launched too recently to be listed).
-    async fn acquire_slot(&self, job_id: &str, now: u64) -> Result<Option<(usize, u64)>, String> {
+    /// A slot leased to this attempt of `job`: a free or expired one, else
+    /// one whose worker's instance is gone. None when every slot holds a
+    /// live worker (or one launched too recently to be listed).
+    async fn acquire_slot(&self, job: &Job, now: u64) -> Result<Option<(usize, u64)>, String> {
         let slots = self.settings.max_running_jobs;
-        let first = spread(job_id) % slots;
+        let first = spread(&job.id) % slots;
         let claim = Slot {
-            job_id: job_id.to_owned(),
+            job_id: job.id.clone(),
             instance_id: None,
+            attempt: job.attempt,
             expires_at: now + self.lease_secs(),
         };
         let store_error = |e: StoreError| format!("capacity slots: {e}");
@@ -458,11 +460,13 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
         }
     }
 
-    /// Frees the job's slot if the job still holds it.
+    /// Frees the job's slot if this attempt of the job still holds it (the
+    /// job id alone would match the next attempt's claim of the same slot).
     async fn release_job_slot(&self, job: &Job) {
         let Some(index) = job.slot else { return };
         if let Ok(Some(slot)) = self.store.slot(index).await
             && slot.value.job_id == job.id
+            && slot.value.attempt == job.attempt
         {
             self.release_slot(index, slot.version).await;
         }
@@ -855,6 +859,38 @@ mod tests {
         assert_eq!(launcher.fleet().instances.lock().unwrap().len(), 2);
     }
 
+    #[tokio::test]
+    async fn a_sweep_that_requeues_a_job_never_frees_the_slot_of_its_next_attempt() {
+        let launcher = memory_launcher(1);
+        let first = launcher.process(&[created("a.mp4", "01")]).await;
+        let job_id = first[0].job_id.clone().unwrap();
+        launcher
+            .fleet()
+            .terminate(first[0].instance_id.as_deref().unwrap());
+        // Sweep A, up to its release: it reads the job and wins the requeue.
+        let read = launcher.store().job(&job_id).await.unwrap().unwrap();
+        let next = Job {
+            attempt: read.value.attempt + 1,
+            state: JobState::Queued,
+            instance_id: None,
+            slot: None,
+            ..read.value.clone()
+        };
+        let stored = launcher.store().put_job(&next, Some(read.version)).await;
+        assert!(matches!(stored, Ok(Some(_))));
+        // Meanwhile a retried event launches attempt 2 in the same slot.
+        let retried = launcher.process(&[created("a.mp4", "01")]).await;
+        assert_eq!(retried[0].outcome, Outcome::Launched, "{retried:?}");
+        // A resumes: attempt 1's release must leave attempt 2's slot alone.
+        launcher.release_job_slot(&read.value).await;
+        let other = launcher.process(&[created("b.mp4", "02")]).await;
+        assert_eq!(
+            other[0].failure,
+            Some(Failure::CapacityReached),
+            "one slot, one live worker: {other:?}"
+        );
+    }
+
     fn far() -> std::time::Instant {
         std::time::Instant::now() + std::time::Duration::from_secs(3600)
     }
@@ -869,6 +905,7 @@ mod tests {
         let orphan = Slot {
             job_id: "tj-died".into(),
             instance_id: None,
+            attempt: 1,
             expires_at: taken_long_ago,
         };
         let fresh = Slot {

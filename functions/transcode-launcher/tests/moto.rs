@@ -485,10 +485,12 @@ async fn the_jobs_table_adapter_against_moto_dynamodb() {
     let store = DynamoStore::new(db, "jobs".into());
     let slot = Slot {
         job_id: "tj-1".into(),
-        instance_id: None,
+        instance_id: Some("i-1".into()),
+        attempt: 3,
         expires_at: 100,
     };
     assert_eq!(store.put_slot(0, &slot, None).await.unwrap(), Some(1));
+    assert_eq!(store.slot(0).await.unwrap().unwrap().value, slot);
     assert_eq!(store.put_slot(0, &slot, None).await.unwrap(), None);
     assert_eq!(
         store.put_slot(0, &Slot::default(), Some(1)).await.unwrap(),
