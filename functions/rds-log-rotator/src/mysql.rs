@@ -175,6 +175,20 @@ impl LogDb for MySqlDb {
             ))
             .await
             .map_err(error)?;
+        // The SELECT stays open across every part's upload: a statement time
+        // limit from a parameter group would kill it on every run. Each
+        // flavour refuses the other's variable.
+        let version: Option<String> = self
+            .conn
+            .query_first("SELECT VERSION()")
+            .await
+            .map_err(error)?;
+        let no_time_limit = if version.is_some_and(|v| v.contains("MariaDB")) {
+            "SET SESSION max_statement_time = 0"
+        } else {
+            "SET SESSION max_execution_time = 0"
+        };
+        self.conn.query_drop(no_time_limit).await.map_err(error)?;
         // No ORDER BY: a log table is a CSV file read front to back, and a
         // backup table is never written again, so positions are stable.
         self.select(format!("SELECT * FROM mysql.{}", quoted(table)))

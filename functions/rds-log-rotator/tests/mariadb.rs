@@ -451,3 +451,52 @@ async fn discovery_finds_tagged_mysql_instances_only() {
         "{missing}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_time_limit_does_not_kill_the_archive_stream() {
+    let stack = start().await;
+    // 40,000 rows of about 400 bytes: far more than socket buffers hold, so
+    // the SELECT stays open while the parts upload.
+    stack.db.sql(
+        "CREATE TABLE mysql.slow_log_fill LIKE mysql.slow_log;
+         INSERT INTO mysql.slow_log_fill
+           SELECT NOW(6) - INTERVAL (40000 - seq) MICROSECOND, 'root[root] @ localhost []',
+                  '00:00:00.000120', '00:00:00.000000', 1, 0, '', 0, 0, 1,
+                  CONCAT('SELECT ', seq, ' /* ', REPEAT('x', 360), ' */'), 42, 0
+           FROM mysql.seq_0_to_39999;
+         RENAME TABLE mysql.slow_log_fill TO mysql.slow_log_backup;
+         SET GLOBAL max_statement_time = 1;",
+    );
+    // S3 answers slowly: the stream lasts longer than the limit.
+    let moto = stack.moto.endpoint();
+    let (slow_s3, _task) = suite_tests::http::serve(0, move |request| {
+        let moto = moto.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            suite_tests::http::forward(&request, &moto).await
+        }
+    })
+    .await
+    .unwrap();
+    let slow_s3 = format!("http://{slow_s3}");
+    let rotator = stack
+        .rotator(
+            1,
+            &[
+                ("LOGS", "slow"),
+                ("PART_ROWS", "5000"),
+                ("AWS_ENDPOINT_URL_S3", &slow_s3),
+            ],
+        )
+        .await;
+    let answer = rotator.invoke(scheduled()).await.unwrap();
+    let slow = log_report(&answer, "slow");
+    assert_eq!(slow["rotated"], true, "{answer}");
+    let archive = stack.archive().await;
+    let filled: std::collections::HashSet<&str> = archive["slow"]
+        .iter()
+        .filter_map(|row| row["sql_text"].as_str())
+        .filter(|sql| sql.contains("xxxx"))
+        .collect();
+    assert_eq!(filled.len(), 40000, "every filled row archived");
+}
