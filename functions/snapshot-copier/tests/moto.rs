@@ -644,11 +644,13 @@ mod binary {
 }
 
 /// Snapshots of one new volume in `ec2`'s region, oldest first.
+/// `count` snapshots of one new volume, a second or more apart; returns the
+/// volume and the snapshots, oldest first.
 async fn snapshots_of_one_volume(
     ec2: &Client,
     count: usize,
     pairs: &[(&str, &str)],
-) -> Vec<String> {
+) -> (String, Vec<String>) {
     let region = ec2.config().region().unwrap().to_string();
     let volume = ec2
         .create_volume()
@@ -657,18 +659,27 @@ async fn snapshots_of_one_volume(
         .send()
         .await
         .unwrap();
+    let volume = volume.volume_id().unwrap().to_owned();
     let mut ids = Vec::new();
     for _ in 0..count {
-        let snap = ec2
-            .create_snapshot()
-            .volume_id(volume.volume_id().unwrap())
-            .tag_specifications(tags(pairs))
-            .send()
-            .await
-            .unwrap();
-        ids.push(snap.snapshot_id().unwrap().to_owned());
+        ids.push(later_snapshot(ec2, &volume, pairs).await);
     }
-    ids
+    (volume, ids)
+}
+
+/// A snapshot of `volume` whose start time is a later second than any made
+/// before: moto stamps StartTime with the time of the call, and the copier
+/// ranks by whole seconds.
+async fn later_snapshot(ec2: &Client, volume: &str, pairs: &[(&str, &str)]) -> String {
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let snap = ec2
+        .create_snapshot()
+        .volume_id(volume)
+        .tag_specifications(tags(pairs))
+        .send()
+        .await
+        .unwrap();
+    snap.snapshot_id().unwrap().to_owned()
 }
 
 /// Sources ranked as retention ranks them: newest start time first, ties by id.
@@ -699,8 +710,22 @@ async fn three_sweeps_keep_the_newest_restore_points_and_reach_a_fixed_point() {
     let sdk = moto.sdk_config().await;
     let east = client(&sdk, "us-east-1").await;
     let west = client(&sdk, "us-west-2").await;
-    let sources = snapshots_of_one_volume(&east, 6, &[("dr:copy-to", "us-west-2")]).await;
-    let kept: Vec<String> = newest_first(&east, &sources).await[..2].to_vec();
+    let wanted = [("dr:copy-to", "us-west-2")];
+    let (volume, mut sources) = snapshots_of_one_volume(&east, 6, &wanted).await;
+    // moto's ids are random: ranking by id alone must keep other restore
+    // points than ranking by start time, or the test proves nothing. While
+    // it would not, one more, newer snapshot changes the newest two.
+    let kept = loop {
+        let kept: Vec<String> = newest_first(&east, &sources).await[..2].to_vec();
+        let mut by_id = sources.clone();
+        by_id.sort();
+        if !by_id[..2].contains(&kept[0]) || !by_id[..2].contains(&kept[1]) {
+            break kept;
+        }
+        sources.push(later_snapshot(&east, &volume, &wanted).await);
+    };
+    let newest: Vec<String> = sources.iter().rev().take(2).cloned().collect();
+    assert_eq!(kept, newest, "the start times follow the order of creation");
     let copier = Copier::new(
         Ec2Regions::new(sdk.clone()),
         Settings {
