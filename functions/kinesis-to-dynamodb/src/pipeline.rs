@@ -56,6 +56,8 @@ struct Refusal {
     shard: String,
     key: Vec<String>,
     reason: String,
+    /// What to report if it cannot be dealt with (see `Work::One`).
+    failed_as: String,
 }
 
 /// What one write request (a PutItem, or a BatchWriteItem chunk of items
@@ -139,13 +141,18 @@ pub async fn process<T: Table + Clone + 'static>(
     counts.collapsed = converted.collapsed;
     done.failed.extend(converted.cut_off);
     let mut refusals = std::mem::take(&mut done.refused);
-    if config.mode == Mode::Latest && !refusals.is_empty() {
+    // Fallbacks and rejects of refusals read the batch again: with the
+    // budget spent, their keys fail instead, at once.
+    if config.mode == Mode::Latest && !refusals.is_empty() && !budget.expired() {
         let mut fallback = fall_back(table, &shared, records, &refusals, budget).await;
         counts.collapsed = counts.collapsed.saturating_sub(fallback.attempts);
         refusals.append(&mut fallback.written.refused);
         done.add(fallback.written);
     }
-    if !refusals.is_empty() {
+    if budget.expired() {
+        done.failed
+            .extend(refusals.into_iter().map(|refusal| refusal.failed_as));
+    } else if !refusals.is_empty() {
         done.add(store_refusals(table, &shared, records, refusals, budget).await);
     }
     counts.written = done.written;
@@ -268,21 +275,36 @@ async fn convert_all(
     // only the newest.
     // Append mode keys include the position, so keys only repeat if a
     // record itself does.
-    let newest = match config.mode {
-        Mode::Latest => Some(span_per_key(records, config)),
-        Mode::Append => None,
-    };
-    let mut seen = HashSet::new();
     let mut converted = Converted {
         user_records: 0,
         collapsed: 0,
         cut_off: Vec::new(),
     };
+    let newest = match config.mode {
+        Mode::Latest => match span_per_key(records, config, budget) {
+            Some(spans) => Some(spans),
+            None => {
+                // Nothing handed over yet: the batch fails at its start.
+                converted
+                    .cut_off
+                    .extend(records.first().map(|r| r.sequence().to_owned()));
+                return converted;
+            }
+        },
+        Mode::Append => None,
+    };
+    let mut seen = HashSet::new();
     let mut entries = Chunk::new();
     let mut rejects = Chunk::new();
     let same_reject = |a: &Reject, b: &Reject| a.shard == b.shard && a.position == b.position;
     let mut pending: Option<Work> = None;
+    // A record reached with the budget spent: nothing of it is decoded.
+    let mut cut_at = None;
     'records: for record in records {
+        if budget.expired() {
+            cut_at = Some(record.sequence().to_owned());
+            break;
+        }
         for result in decode(record, config).results {
             converted.user_records += 1;
             let work = match result {
@@ -326,16 +348,22 @@ async fn convert_all(
     }
     // The partial chunks, each taken only when it is handed over: one left
     // behind by a cut-off is failed below.
-    if pending.is_none() && !entries.items.is_empty() {
+    if cut_at.is_none() && pending.is_none() && !entries.items.is_empty() {
         hand_over(&ready, Work::Chunk(entries.take()), budget, &mut pending).await;
     }
-    if pending.is_none() && !rejects.items.is_empty() {
+    if cut_at.is_none() && pending.is_none() && !rejects.items.is_empty() {
         hand_over(&ready, Work::Rejects(rejects.take()), budget, &mut pending).await;
     }
     // Cut off: what was not handed over fails, and with it (the checkpoint
     // being the lowest failure) every record after it.
-    if let Some(work) = pending {
-        let sequences = work.sequences();
+    let cut: Vec<String> = pending
+        .map(|work| work.sequences())
+        .into_iter()
+        .flatten()
+        .chain(cut_at)
+        .collect();
+    if !cut.is_empty() {
+        let sequences = cut;
         // Latest mode: a key whose newest record comes at or after the cut
         // was not written; its older records may lie below the checkpoint.
         if let (Some(spans), Some(cut)) = (
@@ -471,10 +499,18 @@ struct KeySpan {
     newest: Position,
 }
 
-/// The oldest and newest position of each key in the batch.
-fn span_per_key(records: &[EventRecord], config: &Config) -> HashMap<Vec<String>, KeySpan> {
+/// The oldest and newest position of each key in the batch, or None if
+/// the budget runs out first.
+fn span_per_key(
+    records: &[EventRecord],
+    config: &Config,
+    budget: Budget,
+) -> Option<HashMap<Vec<String>, KeySpan>> {
     let mut spans: HashMap<Vec<String>, KeySpan> = HashMap::new();
     for record in records {
+        if budget.expired() {
+            return None;
+        }
         for entry in decode(record, config).results.into_iter().flatten() {
             match spans.get_mut(&entry.key) {
                 Some(span) => {
@@ -496,7 +532,7 @@ fn span_per_key(records: &[EventRecord], config: &Config) -> HashMap<Vec<String>
             }
         }
     }
-    spans
+    Some(spans)
 }
 
 async fn put_latest<T: Table>(
@@ -530,6 +566,7 @@ async fn put_latest<T: Table>(
             position: entry.position,
             key: entry.key,
             reason,
+            failed_as,
         }),
         Err(_) => done.failed.push(failed_as),
     }
@@ -609,6 +646,7 @@ async fn put_chunk<T: Table>(
                 },
                 key: key.clone(),
                 reason,
+                failed_as: position.sequence.clone(),
             }),
             Err(_) => done.failed.push(position.sequence.clone()),
         }
@@ -639,6 +677,16 @@ async fn fall_back<T: Table + Clone + 'static>(
         .collect();
     let mut older: HashMap<Vec<String>, Vec<Entry>> = HashMap::new();
     for record in records {
+        if budget.expired() {
+            // Cut off while reading: every refused key fails at its oldest.
+            return Fallback {
+                written: Written {
+                    failed: refusals.iter().map(|r| r.failed_as.clone()).collect(),
+                    ..Written::default()
+                },
+                attempts: 0,
+            };
+        }
         for entry in decode(record, config).results.into_iter().flatten() {
             if refused
                 .get(entry.key.as_slice())
@@ -708,41 +756,51 @@ async fn store_refusals<T: Table + Clone + 'static>(
     refusals.sort_by(|a, b| a.position.cmp(&b.position));
     let by_sequence: HashMap<&str, &EventRecord> =
         records.iter().map(|r| (r.sequence(), r)).collect();
-    let mut current: Option<(String, Vec<Vec<u8>>)> = None;
-    let rejects = refusals.into_iter().map(|refusal| {
-        if current
-            .as_ref()
-            .is_none_or(|(seq, _)| *seq != refusal.position.sequence)
-        {
-            let data = by_sequence
-                .get(refusal.position.sequence.as_str())
-                .map(|record| user_data(record))
-                .unwrap_or_default();
-            current = Some((refusal.position.sequence.clone(), data));
-        }
-        let data = current
-            .as_ref()
-            .and_then(|(_, data)| data.get(refusal.position.sub as usize))
-            .cloned()
-            .unwrap_or_default();
-        Reject {
-            position: refusal.position,
-            shard: refusal.shard,
-            reason: format!("DynamoDB refused the item: {}", refusal.reason),
-            data,
-        }
-    });
     let (ready, next) = mpsc::channel(CONVERTED_AHEAD);
     let hand = async move {
+        let mut current: Option<(String, Vec<Vec<u8>>)> = None;
         let mut chunk = Chunk::new();
         let same = |a: &Reject, b: &Reject| a.shard == b.shard && a.position == b.position;
         let mut pending = None;
         let mut cut_off = Vec::new();
-        for reject in rejects {
+        let mut refusals = refusals.into_iter();
+        while let Some(refusal) = refusals.next() {
+            if current
+                .as_ref()
+                .is_none_or(|(seq, _)| *seq != refusal.position.sequence)
+            {
+                // Splitting an aggregate again is long: not once the budget
+                // is spent. This refusal and the rest fail as they would
+                // have without a reject.
+                if budget.expired() {
+                    cut_off.push(refusal.failed_as);
+                    cut_off.extend(refusals.map(|r| r.failed_as));
+                    pending = Some(Work::Rejects(chunk.take()));
+                    break;
+                }
+                let data = by_sequence
+                    .get(refusal.position.sequence.as_str())
+                    .map(|record| user_data(record))
+                    .unwrap_or_default();
+                current = Some((refusal.position.sequence.clone(), data));
+            }
+            let data = current
+                .as_ref()
+                .and_then(|(_, data)| data.get(refusal.position.sub as usize))
+                .cloned()
+                .unwrap_or_default();
+            let reject = Reject {
+                position: refusal.position,
+                shard: refusal.shard,
+                reason: format!("DynamoDB refused the item: {}", refusal.reason),
+                data,
+            };
             let bytes = reject.data.len().min(MAX_REJECT_DATA) + MAX_REASON_BYTES + 512;
             if let Some(full) = chunk.push(reject, bytes, same)
                 && !hand_over(&ready, Work::Rejects(full), budget, &mut pending).await
             {
+                // The rest of the refusals fail with the chunk left behind.
+                cut_off.extend(refusals.map(|r| r.failed_as));
                 break;
             }
         }

@@ -38,6 +38,8 @@ struct FakeTable {
     /// Partition keys whose writes are throttled, or hang, while listed.
     throttled_keys: Mutex<Vec<String>>,
     hung_keys: Mutex<Vec<String>>,
+    /// A partition key whose writes wait until the instant.
+    held_until: Mutex<Option<(String, Instant)>>,
 }
 
 impl FakeTable {
@@ -51,6 +53,7 @@ impl FakeTable {
             conditional_puts: Mutex::new(0),
             throttled_keys: Mutex::new(Vec::new()),
             hung_keys: Mutex::new(Vec::new()),
+            held_until: Mutex::new(None),
         }
     }
     fn key(&self, table: &str, item: &Item) -> Vec<String> {
@@ -76,6 +79,12 @@ impl FakeTable {
             pk.as_ref()
                 .is_some_and(|pk| keys.lock().unwrap().contains(pk))
         };
+        let held = self.held_until.lock().unwrap().clone();
+        if let Some((key, until)) = held
+            && pk.as_ref() == Some(&key)
+        {
+            tokio::time::sleep_until(until).await;
+        }
         if listed(&self.hung_keys) {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
@@ -566,4 +575,47 @@ async fn a_failed_or_cut_off_newest_write_does_not_lose_an_older_record() {
             );
         }
     }
+}
+
+/// DynamoDB refuses a key's newest record only once the budget is spent
+/// (no request may start): the function answers before its deadline,
+/// without reading the batch again for a fallback, and the checkpoint is
+/// the key's oldest record, so the replay falls back to it.
+#[tokio::test]
+async fn a_refusal_after_the_budget_is_spent_answers_before_the_deadline() {
+    let mut config = config(Mode::Latest);
+    config.deadline_margin = Duration::from_millis(1000);
+    let table = Arc::new(FakeTable::new(&["pk"], 1, false));
+    // A batch that is long to decode again: about 6 MB of numbers.
+    let big = |seq: u64| {
+        let mut record = record(0, seq, 0, 1);
+        let values: Vec<u64> = (0..50_000).map(|i| 10_000 + i).collect();
+        let data = json!({"id": format!("big-{seq}"), "values": values}).to_string();
+        record["kinesis"]["data"] = json!(aws_smithy_types::base64::encode(data));
+        record
+    };
+    let mut records = vec![keyed_record(1, "k", 1, false)];
+    records.extend((2..22).map(big));
+    records.push(keyed_record(22, "k", 2, true));
+    let raw: Vec<EventRecord> = records
+        .iter()
+        .map(|r| EventRecord::read(&r.to_string()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let start_by = deadline - config.deadline_margin;
+    *table.held_until.lock().unwrap() = Some(("k".into(), start_by + Duration::from_millis(20)));
+    let (response, _) = process(&table, &config, &raw, deadline).await;
+    assert!(
+        Instant::now() < deadline,
+        "answered {:?} after its deadline",
+        Instant::now() - deadline
+    );
+    assert_eq!(
+        response
+            .batch_item_failures
+            .first()
+            .map(|f| f.item_identifier.clone()),
+        Some(format!("4959{:052}", 1)),
+        "the key's oldest record"
+    );
 }
