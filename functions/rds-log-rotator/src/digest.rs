@@ -13,9 +13,50 @@ pub const OTHER: &str = "(other statements)";
 const SAMPLE_CHARS: usize = 1_000;
 
 /// `sql` with literals, comments and IN lists normalized away.
+///
+/// A backslash escapes a quote unless the server runs with
+/// NO_BACKSLASH_ESCAPES, which the log does not say. Read with escapes, a
+/// literal ending in a backslash (`'C:\'`) swallows the next quote and
+/// leaves the following literal bare, and a literal is left open at the
+/// end. Then the statement is also read with backslashes as plain
+/// characters, and whatever either reading takes for a literal becomes `?`:
+/// the fingerprint is logged, so it must carry no literal whichever mode
+/// the server runs in.
 pub fn fingerprint(sql: &str) -> String {
     let chars: Vec<char> = sql.chars().collect();
-    let mut out = String::with_capacity(sql.len());
+    let escaped = fingerprint_in(&chars, true, &[]);
+    if escaped.closed {
+        return escaped.print;
+    }
+    let plain = fingerprint_in(&chars, false, &[]);
+    let mut spans = escaped.literals;
+    spans.extend(plain.literals);
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for (start, end) in spans {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    fingerprint_in(&chars, true, &merged).print
+}
+
+struct Reading {
+    print: String,
+    /// Where literals are, as char ranges.
+    literals: Vec<(usize, usize)>,
+    /// Every literal was closed.
+    closed: bool,
+}
+
+/// One reading of the statement; `masked` (sorted, disjoint char ranges)
+/// become `?` wherever they start.
+fn fingerprint_in(chars: &[char], backslash_escapes: bool, masked: &[(usize, usize)]) -> Reading {
+    let mut closed = true;
+    let mut literals = Vec::new();
+    let mut mask = masked.iter().peekable();
+    let mut out = String::with_capacity(chars.len());
     let mut i = 0;
     // Pushes one space between tokens, never at the start or twice.
     let space = |out: &mut String| {
@@ -24,6 +65,14 @@ pub fn fingerprint(sql: &str) -> String {
         }
     };
     while i < chars.len() {
+        while mask.next_if(|(_, end)| *end <= i).is_some() {}
+        if let Some(&&(start, end)) = mask.peek()
+            && start <= i
+        {
+            i = end;
+            out.push('?');
+            continue;
+        }
         let c = chars[i];
         let next = chars.get(i + 1).copied();
         match c {
@@ -49,7 +98,10 @@ pub fn fingerprint(sql: &str) -> String {
                 space(&mut out);
             }
             '\'' | '"' => {
-                i = skip_quoted(&chars, i);
+                let (end, terminated) = skip_quoted(chars, i, backslash_escapes);
+                literals.push((i, end));
+                i = end;
+                closed &= terminated;
                 out.push('?');
             }
             '`' => {
@@ -71,15 +123,15 @@ pub fn fingerprint(sql: &str) -> String {
             '-' | '+'
                 if next.is_some_and(|n| n.is_ascii_digit() || n == '.') && value_expected(&out) =>
             {
-                i = skip_number(&chars, i + 1);
+                i = skip_number(chars, i + 1);
                 out.push('?');
             }
             c if c.is_ascii_digit() && !previous_is_word(&out) => {
-                i = skip_number(&chars, i);
+                i = skip_number(chars, i);
                 out.push('?');
             }
             '.' if next.is_some_and(|n| n.is_ascii_digit()) && !previous_is_word(&out) => {
-                i = skip_number(&chars, i + 1);
+                i = skip_number(chars, i + 1);
                 out.push('?');
             }
             c => {
@@ -88,7 +140,11 @@ pub fn fingerprint(sql: &str) -> String {
             }
         }
     }
-    collapse_lists(out.trim_end())
+    Reading {
+        print: collapse_lists(out.trim_end()),
+        literals,
+        closed,
+    }
 }
 
 /// Keywords after which a value starts.
@@ -121,24 +177,25 @@ fn previous_is_word(out: &str) -> bool {
 }
 
 /// Index after the quoted literal starting at `start`: backslash escapes
-/// and doubled quotes stay inside it; an unterminated one runs to the end.
-fn skip_quoted(chars: &[char], start: usize) -> usize {
+/// and doubled quotes stay inside it; an unterminated one runs to the end
+/// (false).
+fn skip_quoted(chars: &[char], start: usize, backslash_escapes: bool) -> (usize, bool) {
     let quote = chars[start];
     let mut i = start + 1;
     while i < chars.len() {
         match chars[i] {
-            '\\' => i += 2,
+            '\\' if backslash_escapes => i += 2,
             c if c == quote => {
                 if chars.get(i + 1) == Some(&quote) {
                     i += 2;
                 } else {
-                    return i + 1;
+                    return (i + 1, true);
                 }
             }
             _ => i += 1,
         }
     }
-    chars.len()
+    (chars.len(), false)
 }
 
 /// Index after a number: digits, hex (0x..), a fraction, an exponent.
@@ -380,6 +437,24 @@ mod tests {
             fingerprint("SELECT 1 - -1, -2, a-3, a - 4"),
             "select ? - ?, ?, a-?, a - ?"
         );
+    }
+
+    #[test]
+    fn no_literal_is_left_bare_under_no_backslash_escapes() {
+        // With NO_BACKSLASH_ESCAPES a backslash before the closing quote is a
+        // plain character: the statement below has two literals.
+        let print = fingerprint(r"SELECT * FROM files WHERE dir='C:\' AND name='Jane Roe'");
+        // Both readings' literals are masked, so the overlap is one `?`.
+        assert_eq!(print, "select * from files where dir=?");
+        // Backslash escapes still hold where they parse.
+        assert_eq!(
+            fingerprint(r"SELECT 'it\'s' FROM t WHERE name='Jane Roe'"),
+            "select ? from t where name=?"
+        );
+        // An escaped quote and a literal cut short: read without escapes,
+        // `s` and `open` would be bare; neither reading may leave them.
+        let print = fingerprint(r"SELECT 'it\'s', 'open");
+        assert_eq!(print, "select ?");
     }
 
     #[test]

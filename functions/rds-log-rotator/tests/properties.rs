@@ -72,3 +72,22 @@ proptest! {
         prop_assert_eq!(fingerprint(&sql), "insert into t (a) values (?+)");
     }
 }
+
+proptest! {
+    /// Literals written for NO_BACKSLASH_ESCAPES (a backslash is a plain
+    /// character, so `'C:\'` is a whole literal) never leave their content
+    /// in the fingerprint, which is logged.
+    #[test]
+    fn no_backslash_escapes_literals_never_reach_the_fingerprint(
+        contents in prop::collection::vec("[Q\\\\ ]{0,6}", 1..6),
+    ) {
+        let conditions: Vec<String> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, text)| format!("c{i} = '{}'", text.replace('\'', "''")))
+            .collect();
+        let sql = format!("SELECT * FROM t WHERE {}", conditions.join(" AND "));
+        let print = fingerprint(&sql);
+        prop_assert!(!print.contains('q'), "{sql} -> {print}");
+    }
+}
