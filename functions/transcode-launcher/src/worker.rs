@@ -104,6 +104,15 @@ pub const DEFAULT_SEARCH_DIRS: &str = "/usr/local/bin:/usr/bin:/opt/bin:/bin";
 /// download before ffmpeg starts, its 30 s KILL grace, and the uploads.
 pub const DEAD_MAN_MARGIN_SECS: u64 = 900;
 
+/// The download, the output uploads (together) and the status.json upload
+/// each run under `timeout` with these budgets, so that the worker always
+/// reports before the dead-man switch fires (see `budgets_fit_the_margin`).
+pub const DOWNLOAD_TIMEOUT_SECS: u64 = 300;
+pub const UPLOADS_TIMEOUT_SECS: u64 = 300;
+pub const STATUS_UPLOAD_TIMEOUT_SECS: u64 = 60;
+/// What `timeout` waits after TERM before KILL, for each bounded step.
+pub const KILL_GRACE_SECS: u64 = 30;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     #[error("user data would be {bytes} bytes, over EC2's {USER_DATA_LIMIT}-byte limit")]
@@ -204,6 +213,10 @@ pub fn render(
     script.push_str(&format!(
         "DEAD_MAN_MINUTES={}\n",
         dead_man_minutes(settings.max_runtime_secs)
+    ));
+    script.push_str(&format!(
+        "DOWNLOAD_TIMEOUT={DOWNLOAD_TIMEOUT_SECS}\nUPLOADS_TIMEOUT={UPLOADS_TIMEOUT_SECS}\n\
+         STATUS_UPLOAD_TIMEOUT={STATUS_UPLOAD_TIMEOUT_SECS}\nKILL_GRACE={KILL_GRACE_SECS}\n"
     ));
     literal(&mut script, "STATUS_REQUEST", &put_request("status.json"));
     let outputs: Vec<&str> = settings.presets.iter().map(|p| p.output).collect();
@@ -308,6 +321,20 @@ pub(crate) mod tests {
         assert_eq!(dead_man_minutes(u64::MAX), u64::MAX.div_ceil(60));
         let script = render(&settings(), &object("a.mp4"), "tj-1").unwrap();
         assert!(script.contains("\nDEAD_MAN_MINUTES=75\n"));
+    }
+
+    #[test]
+    fn budgets_fit_the_margin() {
+        // Each bounded step plus its KILL grace; ffmpeg's own grace is 30 s.
+        let bounded = [
+            DOWNLOAD_TIMEOUT_SECS,
+            UPLOADS_TIMEOUT_SECS,
+            STATUS_UPLOAD_TIMEOUT_SECS,
+        ];
+        let worst: u64 = bounded.iter().map(|t| t + KILL_GRACE_SECS).sum::<u64>() + 30;
+        assert!(worst + 120 <= DEAD_MAN_MARGIN_SECS, "{worst} s");
+        let script = render(&settings(), &object("a.mp4"), "tj-1").unwrap();
+        assert!(script.contains("\nDOWNLOAD_TIMEOUT=300\nUPLOADS_TIMEOUT=300\n"));
     }
 
     #[test]

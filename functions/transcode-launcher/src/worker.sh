@@ -90,8 +90,15 @@ locate_aws() {
 # The request is JSON rendered by the launcher: the CLI reads values inside
 # --cli-input-json literally, and the text itself starts with "{", which no
 # parameter-file prefix matches.
-upload() { # local file, request JSON
-  "$AWS" s3api put-object --region "$REGION" --cli-input-json "$2" --body "$1" >/dev/null
+upload() { # seconds allowed, local file, request JSON
+  bounded "$1" "$AWS" s3api put-object --region "$REGION" --cli-input-json "$3" --body "$2" >/dev/null
+}
+
+# The dead-man switch is armed at start for MAX_RUNTIME plus a margin; the
+# download and the uploads are bounded (not the switch re-armed) so that
+# `finish` always reports well within that margin, whatever S3 does.
+bounded() { # seconds, command...
+  timeout --kill-after="$KILL_GRACE" "$@"
 }
 
 # Shutting down terminates the instance (InstanceInitiatedShutdownBehavior).
@@ -137,7 +144,7 @@ finish() {
   report=$(status_json "$code")
   printf '%s\n' "$report" >&2
   if [ -n "$AWS" ] && [ -n "$WORK" ] && printf '%s\n' "$report" > "$WORK/status.json"; then
-    upload "$WORK/status.json" "$STATUS_REQUEST" || echo "transcode: could not upload status.json" >&2
+    upload "$STATUS_UPLOAD_TIMEOUT" "$WORK/status.json" "$STATUS_REQUEST" || echo "transcode: could not upload status.json" >&2
   else
     echo "transcode: status.json not uploaded (aws CLI: ${AWS:-not found}, work directory: ${WORK:-none})" >&2
   fi
@@ -185,8 +192,14 @@ fi
 # One word that starts with s3://, which no parameter-file prefix matches;
 # `aws s3 cp` splits bucket and key at the first slash and reads nothing
 # into the key. (`s3api get-object` has no --cli-input-json in CLI v1.)
-"$AWS" s3 cp --region "$REGION" --only-show-errors "$SOURCE_URI" "$WORK/input" \
-  || fail 3 "download of the source object failed"
+DOWNLOAD_EXIT=0
+bounded "$DOWNLOAD_TIMEOUT" "$AWS" s3 cp --region "$REGION" --only-show-errors "$SOURCE_URI" "$WORK/input" \
+  || DOWNLOAD_EXIT=$?
+if [ "$DOWNLOAD_EXIT" -eq 124 ] || [ "$DOWNLOAD_EXIT" -eq 137 ]; then
+  fail 3 "download of the source object took longer than $DOWNLOAD_TIMEOUT s"
+elif [ "$DOWNLOAD_EXIT" -ne 0 ]; then
+  fail 3 "download of the source object failed"
+fi
 
 mkdir "$WORK/out"
 cd "$WORK/out"
@@ -201,9 +214,14 @@ if [ -n "$FFMPEG_EXIT" ]; then
   fail 2 "ffmpeg exited with status $FFMPEG_EXIT"
 fi
 FFMPEG_EXIT=0
+# One budget for all the outputs: each upload gets what is left of it.
+UPLOADS_END=$((SECONDS + UPLOADS_TIMEOUT))
 for i in "${!OUTPUTS[@]}"; do
   output=${OUTPUTS[$i]}
   [ -s "$output" ] || fail 2 "ffmpeg produced no $output"
-  upload "$output" "${OUTPUT_REQUESTS[$i]}" || fail 3 "upload of $output failed"
+  # (`timeout 0` would mean no limit.)
+  left=$((UPLOADS_END - SECONDS))
+  [ "$left" -gt 0 ] && upload "$left" "$output" "${OUTPUT_REQUESTS[$i]}" \
+    || fail 3 "upload of $output failed or ran past the uploads' $UPLOADS_TIMEOUT s"
   UPLOADED="$UPLOADED${UPLOADED:+,}${OUTPUT_KEYS_JSON[$i]}"
 done

@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use suite_tests::process::venv_tool;
-use transcode_launcher::worker::DEAD_MAN_MARGIN_SECS;
+use transcode_launcher::worker::{DEAD_MAN_MARGIN_SECS, DOWNLOAD_TIMEOUT_SECS};
 
 /// cloud-init and SSM run commands with this PATH and nothing else.
 const BARE_PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
@@ -628,6 +628,44 @@ async fn a_worker_whose_shutdown_fails_forces_a_power_off_after_reporting() {
             .as_str()
             .unwrap()
             .contains("could not schedule the dead-man shutdown"),
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_download_is_cut_off_in_time_to_report_before_the_dead_man_switch() {
+    let sandbox = Sandbox::new("slow-download");
+    let aws_path = sandbox.dir.join("aws").to_string_lossy().into_owned();
+    let launcher = start(&[("AWS_CLI_PATH", &aws_path), ("MAX_RUNTIME", "120")]).await;
+    sandbox.aws_cli(&launcher.moto.endpoint());
+    let real_aws = sandbox.dir.join("aws-real");
+    std::fs::rename(&aws_path, &real_aws).unwrap();
+    // The download (`aws s3 cp`) hangs; the uploads (`aws s3api`) work.
+    sandbox.executable(
+        "aws",
+        &format!(
+            "#!/bin/bash\nif [ \"$1\" = s3 ]; then exec sleep 30; fi\nexec '{}' \"$@\"\n",
+            real_aws.display()
+        ),
+    );
+    buckets(&launcher);
+    upload(&launcher, &sandbox.clip(1, "320x180"), "a.mp4");
+    let (job_id, script) = launch(&launcher, "uploads", "a.mp4", "01").await;
+    // The budget as rendered, shortened so the test need not wait for it.
+    let script = script.replace(
+        &format!("\nDOWNLOAD_TIMEOUT={DOWNLOAD_TIMEOUT_SECS}\n"),
+        "\nDOWNLOAD_TIMEOUT=1\n",
+    );
+
+    let run = sandbox.run(&script);
+    assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
+    assert!(sandbox.shut_down(120), "{:?}", sandbox.shutdown_calls());
+    let status = status(&launcher, &sandbox, &job_id);
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("download of the source object took longer than 1 s"),
         "{status}"
     );
 }
