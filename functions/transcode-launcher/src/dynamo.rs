@@ -133,6 +133,7 @@ fn job_from(item: &Item) -> Result<Versioned<Job>, StoreError> {
                 sequencer: text(item, "sequencer"),
             },
             attempt: number(item, "attempt").ok_or_else(|| bad("attempt"))?,
+            launch_failures: number(item, "launchFailures").unwrap_or(0),
             state: text(item, "state")
                 .and_then(|t| JobState::parse(&t))
                 .ok_or_else(|| bad("state"))?,
@@ -151,6 +152,7 @@ fn job_item(job: &Job) -> Item {
         ("bucket".to_owned(), s(&job.object.bucket)),
         ("key".to_owned(), s(&job.object.key)),
         ("attempt".to_owned(), n(job.attempt)),
+        ("launchFailures".to_owned(), n(job.launch_failures)),
         ("state".to_owned(), s(job.state.as_str())),
         ("updatedAt".to_owned(), n(job.updated_at)),
     ]);
@@ -255,6 +257,7 @@ mod tests {
                 sequencer: Some("0A".into()),
             },
             attempt: 2,
+            launch_failures: 1,
             state: JobState::Running,
             instance_id: Some("i-1".into()),
             slot: Some(3),

@@ -121,7 +121,7 @@ fn reconciled(report: ReconcileReport) -> Result<Value, HandlerError> {
     let summary = serde_json::to_string(&report).unwrap_or_default();
     tracing::info!(report = %summary, "reconciled");
     for job in &report.failed {
-        tracing::error!(job = %job, "job failed on every attempt; failure status.json written");
+        tracing::error!(job = %job, "job out of attempts (its workers died or could not be launched); failure status.json written");
     }
     let mut emf = Emf::new("LambdaSuite").dimension("Function", "transcode-launcher");
     emf.add("JobsDone", report.done as u64);

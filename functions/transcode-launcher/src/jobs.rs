@@ -82,6 +82,9 @@ pub struct Job {
     pub object: ObjectCreated,
     /// 1 for the first launch.
     pub attempt: u32,
+    /// RunInstances calls for this job that failed, over all attempts; at
+    /// MAX_ATTEMPTS the reconcile fails the job instead of trying again.
+    pub launch_failures: u32,
     pub state: JobState,
     pub instance_id: Option<String>,
     pub slot: Option<usize>,

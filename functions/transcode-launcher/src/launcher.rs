@@ -130,7 +130,8 @@ pub struct ReconcileReport {
     pub launched_from_queue: Vec<String>,
     /// Jobs still queued (no free slot).
     pub queued: usize,
-    /// Jobs out of attempts: a failure status.json was written for each.
+    /// Jobs out of attempts (every worker died, or MAX_ATTEMPTS launches
+    /// failed): a failure status.json was written for each.
     pub failed: Vec<String>,
     /// Jobs left for the next sweep: the invocation's deadline came first.
     pub deferred: usize,
@@ -240,6 +241,15 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
         {
             return duplicate(known.value.instance_id.clone());
         }
+        if let Some(known) = &existing
+            && known.value.launch_failures >= self.settings.max_attempts
+        {
+            return launch_failed(format!(
+                "launching its worker failed {} times (MAX_ATTEMPTS={}); \
+                 the reconcile writes its failure status",
+                known.value.launch_failures, self.settings.max_attempts
+            ));
+        }
         // Instances launched before the ledger knew them, and emulators
         // that ignore the client token.
         match self.fleet.live_instance(&job_id).await {
@@ -254,6 +264,7 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                     id: job_id.clone(),
                     object: object.clone(),
                     attempt: 1,
+                    launch_failures: 0,
                     state: JobState::Queued,
                     instance_id: None,
                     slot: None,
@@ -374,6 +385,7 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                 let queued = Job {
                     state: JobState::Queued,
                     slot: None,
+                    launch_failures: launching.launch_failures + 1,
                     ..launching
                 };
                 if let Err(e) = self.store.put_job(&queued, Some(job_version)).await {
@@ -544,6 +556,17 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                 report.deferred = total - done_so_far;
                 break;
             }
+            if value.state == JobState::Queued
+                && value.launch_failures >= self.settings.max_attempts
+            {
+                let error = format!(
+                    "launching its worker failed {} times (MAX_ATTEMPTS={}); \
+                     the launcher's logs hold each error",
+                    value.launch_failures, self.settings.max_attempts
+                );
+                self.fail_job(value, version, &error, &mut report).await;
+                continue;
+            }
             if value.state == JobState::Queued {
                 if !capacity_left {
                     report.queued += 1;
@@ -673,43 +696,53 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                     }
                 }
             } else {
-                // The status first: if writing it fails, the job stays
-                // active and the next sweep writes it. Two sweeps write the
-                // same text; only the one that wins the ledger counts it.
-                let body = failure_status(&value, self.settings.max_attempts, &lost);
-                if let Err(e) = self.status.put(&key, &body).await {
-                    report.errors.push(format!(
-                        "{}: writing the failure status.json: {e}",
-                        value.id
-                    ));
-                    continue;
-                }
-                let failed = Job {
-                    state: JobState::Failed,
-                    updated_at: now,
-                    ..value.clone()
-                };
-                match self.store.put_job(&failed, Some(version)).await {
-                    Ok(Some(_)) => {
-                        self.release_job_slot(&value).await;
-                        report.failed.push(failed.id);
-                    }
-                    Ok(None) => {}
-                    Err(e) => report.errors.push(format!("{}: {e}", failed.id)),
-                }
+                let error = format!(
+                    "no worker wrote a status after {} attempt(s) (MAX_ATTEMPTS={}); last: {lost}",
+                    value.attempt, self.settings.max_attempts
+                );
+                self.fail_job(value, version, &error, &mut report).await;
             }
         }
         report
     }
+
+    /// Writes the job's failure status.json, then marks it failed and frees
+    /// its slot. The status first: if writing it fails, the job stays
+    /// active and the next sweep writes it. Two sweeps write the same text;
+    /// only the one that wins the ledger counts it.
+    async fn fail_job(&self, job: Job, version: u64, error: &str, report: &mut ReconcileReport) {
+        let body = failure_status(&job, error);
+        if let Err(e) = self.status.put(&self.status_key(&job.id), &body).await {
+            report
+                .errors
+                .push(format!("{}: writing the failure status.json: {e}", job.id));
+            return;
+        }
+        let failed = Job {
+            state: JobState::Failed,
+            updated_at: (self.clock)(),
+            ..job.clone()
+        };
+        match self.store.put_job(&failed, Some(version)).await {
+            Ok(Some(_)) => {
+                self.release_job_slot(&job).await;
+                report.failed.push(failed.id);
+            }
+            Ok(None) => {}
+            Err(e) => report.errors.push(format!("{}: {e}", failed.id)),
+        }
+    }
 }
 
-/// The status.json written for a job whose every attempt died.
-fn failure_status(job: &Job, max_attempts: u32, last: &str) -> String {
+/// The status.json written for a job whose every attempt died, or whose
+/// worker could not be launched.
+fn failure_status(job: &Job, error: &str) -> String {
     serde_json::json!({
         "jobId": job.id,
         "status": "failure",
-        "error": format!("no worker wrote a status after {} attempt(s) (MAX_ATTEMPTS={max_attempts}); last: {last}", job.attempt),
+        "error": error,
         "attempts": job.attempt,
+        "launchFailures": job.launch_failures,
         "lastInstanceId": job.instance_id,
         "source": {
             "bucket": job.object.bucket,
@@ -888,6 +921,39 @@ mod tests {
             other[0].failure,
             Some(Failure::CapacityReached),
             "one slot, one live worker: {other:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_launch_always_fails_is_failed_after_max_attempts() {
+        let launcher = memory_launcher(2);
+        *launcher.fleet().launch_error.lock().unwrap() = Some("UnauthorizedOperation".into());
+        let first = launcher.process(&[created("a.mp4", "01")]).await;
+        assert_eq!(first[0].failure, Some(Failure::LaunchFailed));
+        let job_id = first[0].job_id.clone().unwrap();
+        let mut failed = Vec::new();
+        for _ in 0..=launcher.settings.max_attempts {
+            failed.extend(launcher.reconcile(far()).await.failed);
+        }
+        assert_eq!(failed, vec![job_id.clone()], "counted once, as JobsFailed");
+        let job = launcher.store().job(&job_id).await.unwrap().unwrap().value;
+        assert_eq!(job.state, JobState::Failed);
+        let status =
+            launcher.status().objects.lock().unwrap()[&launcher.status_key(&job_id)].clone();
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(status["status"], "failure");
+        assert!(
+            status["error"].as_str().unwrap().contains("launching"),
+            "{status}"
+        );
+        // Its slot is free: another job launches in each slot.
+        *launcher.fleet().launch_error.lock().unwrap() = None;
+        let next = launcher
+            .process(&[created("b.mp4", "02"), created("c.mp4", "03")])
+            .await;
+        assert!(
+            next.iter().all(|r| r.outcome == Outcome::Launched),
+            "{next:?}"
         );
     }
 

@@ -515,6 +515,7 @@ async fn the_jobs_table_adapter_against_moto_dynamodb() {
             sequencer: Some("01".into()),
         },
         attempt: 1,
+        launch_failures: 2,
         state: JobState::Running,
         instance_id: Some("i-1".into()),
         slot: Some(0),
