@@ -110,8 +110,12 @@ impl<T: Table> Table for std::sync::Arc<T> {
     }
 }
 
-/// Retries a transient failure with backoff until `deadline`.
-/// Returns the result and the number of retries made.
+/// Why a request was not sent.
+pub const NO_TIME_LEFT: &str = "no time left to start a request before the deadline";
+
+/// Retries a transient failure with backoff until `deadline`; no call,
+/// the first included, starts at or after it (then the result is a
+/// transient error). Returns the result and the number of retries made.
 pub async fn with_retries<T, F, Fut>(
     policy: Backoff,
     deadline: Instant,
@@ -123,6 +127,9 @@ where
 {
     let mut retries = 0;
     loop {
+        if Instant::now() >= deadline {
+            return (Err(WriteError::Transient(NO_TIME_LEFT.into())), retries);
+        }
         match call().await {
             Err(WriteError::Transient(e)) => {
                 let wait = policy.wait(retries + 1);
@@ -212,11 +219,17 @@ mod tests {
         })
         .await;
         assert_eq!((result, retries), (Ok(3), 2));
-        let (result, _) = with_retries(fast, Instant::now(), || async {
-            Err::<(), _>(WriteError::Transient("x".into()))
+        let mut late_calls = 0;
+        let (result, _) = with_retries(fast, Instant::now(), || {
+            late_calls += 1;
+            async { Err::<(), _>(WriteError::Transient("x".into())) }
         })
         .await;
-        assert_eq!(result, Err(WriteError::Transient("x".into())));
+        assert_eq!(
+            (result, late_calls),
+            (Err(WriteError::Transient(NO_TIME_LEFT.into())), 0),
+            "no call starts at the deadline"
+        );
         let (result, retries) =
             with_retries(fast, Instant::now() + Duration::from_secs(5), || async {
                 Err::<(), _>(WriteError::Fatal("no table".into()))

@@ -40,6 +40,8 @@ struct FakeTable {
     hung_keys: Mutex<Vec<String>>,
     /// A partition key whose writes wait until the instant.
     held_until: Mutex<Option<(String, Instant)>>,
+    /// When each write request started.
+    started: Mutex<Vec<Instant>>,
 }
 
 impl FakeTable {
@@ -54,6 +56,7 @@ impl FakeTable {
             throttled_keys: Mutex::new(Vec::new()),
             hung_keys: Mutex::new(Vec::new()),
             held_until: Mutex::new(None),
+            started: Mutex::new(Vec::new()),
         }
     }
     fn key(&self, table: &str, item: &Item) -> Vec<String> {
@@ -128,6 +131,7 @@ impl Table for FakeTable {
         order: &Order,
     ) -> Result<PutResult, WriteError> {
         *self.conditional_puts.lock().unwrap() += 1;
+        self.started.lock().unwrap().push(Instant::now());
         self.chosen_fault(&item).await?;
         if self.throttled() {
             return Err(WriteError::Transient(
@@ -152,6 +156,7 @@ impl Table for FakeTable {
     }
 
     async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
+        self.started.lock().unwrap().push(Instant::now());
         if self.rejects_broken && table == "rejects" {
             return Err(WriteError::Fatal("AccessDeniedException".into()));
         }
@@ -173,6 +178,7 @@ impl Table for FakeTable {
     }
 
     async fn put(&self, table: &str, item: Item) -> Result<(), WriteError> {
+        self.started.lock().unwrap().push(Instant::now());
         if self.rejects_broken && table == "rejects" {
             return Err(WriteError::Fatal("AccessDeniedException".into()));
         }
@@ -618,4 +624,55 @@ async fn a_refusal_after_the_budget_is_spent_answers_before_the_deadline() {
         Some(format!("4959{:052}", 1)),
         "the key's oldest record"
     );
+}
+
+/// No request starts later than the margin before the deadline, a first
+/// attempt included: a write queued behind one that ends after that point
+/// is not sent, its record fails through the checkpoint.
+#[tokio::test]
+async fn no_request_starts_after_the_budget() {
+    for mode in [Mode::Append, Mode::Latest] {
+        let keys: &[&str] = if mode == Mode::Append {
+            &["pk", "sk"]
+        } else {
+            &["pk"]
+        };
+        let mut config = config(mode);
+        config.deadline_margin = Duration::from_millis(1000);
+        config.max_in_flight = 1;
+        let table = Arc::new(FakeTable::new(keys, 1, false));
+        // Append mode writes 25 records per request: the 26th waits for
+        // the first chunk, held with "a".
+        let records: Vec<Value> = (1..=26)
+            .map(|seq| keyed_record(seq, &format!("r{seq}"), 1, false))
+            .collect();
+        let raw: Vec<EventRecord> = records
+            .iter()
+            .map(|r| EventRecord::read(&r.to_string()))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let start_by = deadline - config.deadline_margin;
+        *table.held_until.lock().unwrap() =
+            Some(("r1".into(), start_by + Duration::from_millis(20)));
+        let (response, _) = process(&table, &config, &raw, deadline).await;
+        let late = table
+            .started
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&at| at >= start_by)
+            .count();
+        assert_eq!(late, 0, "{mode:?}: requests started after the budget");
+        assert_eq!(
+            response
+                .batch_item_failures
+                .first()
+                .map(|f| f.item_identifier.clone()),
+            Some(format!(
+                "4959{:052}",
+                if mode == Mode::Append { 26 } else { 2 }
+            )),
+            "{mode:?}"
+        );
+    }
 }
