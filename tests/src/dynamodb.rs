@@ -53,6 +53,8 @@ struct State {
     tables: HashMap<String, HashMap<String, String>>,
     rng: u64,
     calls: u64,
+    /// Attribute names refused like an empty one (see `refuse_attribute`).
+    refused_names: Vec<String>,
 }
 
 /// An item's attributes, borrowed from a request body.
@@ -144,6 +146,7 @@ impl DynamoStandIn {
             tables: HashMap::new(),
             rng: faults.seed | 1,
             calls: 0,
+            refused_names: Vec::new(),
         }));
         let shared = state.clone();
         let (addr, task) = serve(0, move |request: Received| {
@@ -226,6 +229,17 @@ impl DynamoStandIn {
     pub fn calls(&self) -> u64 {
         self.state.lock().unwrap().calls
     }
+
+    /// From now on, refuse (ValidationException) any item with a top-level
+    /// attribute `name`: a refusal a client cannot foresee, unlike an empty
+    /// name.
+    pub fn refuse_attribute(&self, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .refused_names
+            .push(name.to_owned());
+    }
 }
 
 fn validation(message: &str) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
@@ -294,7 +308,7 @@ fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<
     let Some(key) = s.key_of(&put.table_name, put.item) else {
         return error(400, "ResourceNotFoundException", "no such table");
     };
-    if let Some(refusal) = refused(put.item) {
+    if let Some(refusal) = refused(s, put.item) {
         return refusal;
     }
     if let Some(condition) = &put.condition_expression {
@@ -363,8 +377,20 @@ fn put_item(s: &mut State, body: &[u8]) -> hyper::Response<http_body_util::Full<
 
 /// DynamoDB refuses an item with an empty attribute name (moto does not):
 /// the whole call fails with ValidationException, as for BatchWriteItem.
-fn refused(item: &RawValue) -> Option<hyper::Response<http_body_util::Full<bytes::Bytes>>> {
+fn refused(
+    s: &State,
+    item: &RawValue,
+) -> Option<hyper::Response<http_body_util::Full<bytes::Bytes>>> {
     let attrs: RawItem = serde_json::from_str(item.get()).ok()?;
+    if let Some(name) = s
+        .refused_names
+        .iter()
+        .find(|name| attrs.contains_key(name.as_str()))
+    {
+        return Some(validation(&format!(
+            "One or more parameter values were invalid: the stand-in refuses attribute {name}"
+        )));
+    }
     attrs.contains_key("").then(|| {
         validation("One or more parameter values were invalid: An attribute name cannot be empty")
     })
@@ -388,7 +414,7 @@ fn batch_write(
             let Ok(put) = serde_json::from_str::<WriteRequest>(request.get()) else {
                 return validation("stand-in takes PutRequests only");
             };
-            if let Some(refusal) = refused(put.put_request.item) {
+            if let Some(refusal) = refused(s, put.put_request.item) {
                 return refusal;
             }
             let key = s.key_of(table, put.put_request.item).unwrap_or_default();

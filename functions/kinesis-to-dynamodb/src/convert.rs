@@ -31,6 +31,11 @@ pub enum ConvertError {
     OutOfRange { number: String, path: String },
     #[error("document nests deeper than {MAX_DEPTH} levels at {path}")]
     TooDeep { path: String },
+    /// DynamoDB refuses an empty attribute name (ValidationException), in
+    /// a nested map too: known up front, it is a reject found during
+    /// conversion, batched, not one refused write per record.
+    #[error("attribute name at {path} is empty (DynamoDB refuses empty names)")]
+    EmptyName { path: String },
 }
 
 impl ConvertError {
@@ -48,6 +53,7 @@ impl ConvertError {
                 path: prefix(path),
             },
             Self::TooDeep { path } => Self::TooDeep { path: prefix(path) },
+            Self::EmptyName { path } => Self::EmptyName { path: prefix(path) },
             other => other,
         }
     }
@@ -179,6 +185,10 @@ impl Parser<'_> {
                 return Err(self.invalid("expected a string key"));
             }
             let key = self.string()?;
+            if key.is_empty() {
+                // The JSON pointer of an empty name: "/" under its object.
+                return Err(ConvertError::EmptyName { path: "/".into() });
+            }
             self.skip_whitespace();
             if self.peek() != Some(b':') {
                 return Err(self.invalid("expected ':'"));

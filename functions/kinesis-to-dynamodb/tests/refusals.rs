@@ -1,7 +1,8 @@
 //! The real binary against the DynamoDB stand-in, which refuses what
-//! DynamoDB refuses (moto accepts an empty attribute name): refused records
-//! keep their data, latest mode falls back to the newest accepted record,
-//! and fan-out aggregates of poison answer before their deadline.
+//! DynamoDB refuses (moto accepts an empty attribute name) and chosen
+//! attributes (a refusal the function cannot foresee): refused records keep
+//! their data, latest mode falls back to the newest accepted record, and
+//! fan-out aggregates of poison answer before their deadline.
 
 use kinesis_to_dynamodb::kpl::{UserRecord, aggregate};
 use serde_json::{Value, json};
@@ -90,7 +91,8 @@ fn failures(response: &Value) -> &Vec<Value> {
 async fn a_refused_record_keeps_its_raw_data_and_a_short_reason() {
     for mode in ["latest", "append"] {
         let h = start(mode, Duration::ZERO, &[]).await;
-        let refused = br#"{"id": "k", "v": 2, "": "x"}"#;
+        h.db.refuse_attribute("refuse");
+        let refused = br#"{"id": "k", "v": 2, "refuse": "x"}"#;
         let response = h
             .invoke(vec![
                 record(1, "k", br#"{"id": "a", "v": 1}"#),
@@ -109,7 +111,7 @@ async fn a_refused_record_keeps_its_raw_data_and_a_short_reason() {
         let reason = reject["reason"]["S"].as_str().unwrap();
         assert!(
             reason.starts_with("DynamoDB refused the item: ValidationException: ")
-                && reason.contains("attribute name cannot be empty")
+                && reason.contains("the stand-in refuses attribute refuse")
                 && reason.len() <= 1024,
             "{mode}: {} bytes: {reason}",
             reason.len()
@@ -130,12 +132,13 @@ fn version_of_k(db: &DynamoStandIn) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn latest_mode_ends_at_the_newest_record_dynamodb_accepts() {
     let h = start("latest", Duration::ZERO, &[]).await;
+    h.db.refuse_attribute("refuse");
     let valid = |i: u64, v: u64| record(i, "k", format!(r#"{{"id": "k", "v": {v}}}"#).as_bytes());
     let refused = |i: u64, v: u64| {
         record(
             i,
             "k",
-            format!(r#"{{"id": "k", "v": {v}, "": "x"}}"#).as_bytes(),
+            format!(r#"{{"id": "k", "v": {v}, "refuse": "x"}}"#).as_bytes(),
         )
     };
     h.invoke(vec![valid(1, 0)]).await;
@@ -291,4 +294,45 @@ async fn a_dynamodb_that_hangs_does_not_make_the_function_overrun() {
         json!(sequence(1)),
         "{response}"
     );
+}
+
+/// An aggregate whose sub-records all hold an empty attribute name, at any
+/// depth, which DynamoDB refuses: each is a reject found up front, stored
+/// in batches, not one refused conditional PutItem per sub-record.
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_attribute_names_are_rejected_up_front_in_batches() {
+    const SUB_RECORDS: usize = 1_000;
+    let h = start("latest", Duration::ZERO, &[]).await;
+    let users: Vec<UserRecord> = (0..SUB_RECORDS)
+        .map(|i| UserRecord {
+            partition_key: "p".into(),
+            explicit_hash_key: None,
+            data: if i % 2 == 0 {
+                format!(r#"{{"id": "k{i}", "": 1}}"#)
+            } else {
+                format!(r#"{{"id": "k{i}", "a": [{{"b": {{"": 1}}}}]}}"#)
+            }
+            .into_bytes(),
+        })
+        .collect();
+    let response = h.invoke(vec![record(1, "p", &aggregate(&users))]).await;
+    assert!(failures(&response).is_empty(), "{response}");
+    let rejects = h.db.items("rejects");
+    assert_eq!(rejects.len(), SUB_RECORDS);
+    let reasons: std::collections::HashSet<&str> = rejects
+        .values()
+        .map(|r| r["reason"]["S"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains("attribute name at / is empty (DynamoDB refuses empty names)")
+            && reasons
+                .contains("attribute name at /a/0/b/ is empty (DynamoDB refuses empty names)"),
+        "{reasons:?}"
+    );
+    assert!(
+        h.db.calls() <= (SUB_RECORDS / 25 + 2) as u64,
+        "{} calls for {SUB_RECORDS} rejects",
+        h.db.calls()
+    );
+    assert!(h.db.items("items").is_empty());
 }
