@@ -88,13 +88,54 @@ fn document_text() -> impl Strategy<Value = String> {
     })
 }
 
-/// DynamoDB's documented size of a number: its significant digits (leading
-/// and trailing zeros do not count), one byte per two, plus one.
+/// DynamoDB's documented size of a number (aws-contracts.md): one byte per
+/// two significant digits, plus one. Written from the decimal form, apart
+/// from the code's formula: the number is normalised to `digits x 10^exp`
+/// (sign dropped, fraction moved into the exponent, leading zeros dropped,
+/// trailing zeros moved into the exponent), and `digits` counted; zero
+/// keeps its one digit.
 fn documented_number_size(text: &str) -> usize {
-    let mantissa = text.split(['e', 'E']).next().unwrap();
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
-    significant.div_ceil(2) + 1
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    // The exponent does not change the digits' count, only where they sit.
+    let mantissa = match unsigned.find(['e', 'E']) {
+        Some(at) => &unsigned[..at],
+        None => unsigned,
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+    while digits.last() == Some(&b'0') {
+        digits.pop();
+    }
+    let first = digits.iter().position(|&d| d != b'0');
+    let significant = match first {
+        Some(first) => &digits[first..],
+        None => &b"0"[..],
+    };
+    assert!(significant.iter().all(u8::is_ascii_digit), "{text}");
+    significant.len().div_ceil(2) + 1
+}
+
+#[test]
+fn documented_number_sizes_by_hand() {
+    // (text, significant digits)
+    for (text, digits) in [
+        ("0", 1),
+        ("-0.000", 1),
+        ("7", 1),
+        ("12", 2),
+        ("100", 1),
+        ("1.50", 2),
+        ("0.00123", 3),
+        ("-12345678901234567890.12", 22),
+        ("1.2300e+10", 3),
+        ("120E-5", 2),
+    ] {
+        assert_eq!(
+            documented_number_size(text),
+            usize::div_ceil(digits, 2) + 1,
+            "{text}"
+        );
+    }
 }
 
 /// DynamoDB's documented size of a value (aws-contracts.md, "DynamoDB item size").
