@@ -15,7 +15,9 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use suite_tests::process::venv_tool;
-use transcode_launcher::worker::{DEAD_MAN_MARGIN_SECS, DOWNLOAD_TIMEOUT_SECS};
+use transcode_launcher::worker::{
+    DEAD_MAN_MARGIN_SECS, DOWNLOAD_TIMEOUT_SECS, UPLOADS_TIMEOUT_SECS,
+};
 
 /// cloud-init and SSM run commands with this PATH and nothing else.
 const BARE_PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
@@ -666,6 +668,44 @@ async fn a_hanging_download_is_cut_off_in_time_to_report_before_the_dead_man_swi
             .as_str()
             .unwrap()
             .contains("download of the source object took longer than 1 s"),
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_output_upload_is_cut_off_and_the_status_still_uploaded() {
+    let sandbox = Sandbox::new("slow-upload");
+    let aws_path = sandbox.dir.join("aws").to_string_lossy().into_owned();
+    let launcher = start(&[("AWS_CLI_PATH", &aws_path), ("MAX_RUNTIME", "120")]).await;
+    sandbox.aws_cli(&launcher.moto.endpoint());
+    let real_aws = sandbox.dir.join("aws-real");
+    std::fs::rename(&aws_path, &real_aws).unwrap();
+    // The video's upload hangs; the download and the other uploads work.
+    sandbox.executable(
+        "aws",
+        &format!(
+            "#!/bin/bash\ncase \"$*\" in *video-720p.mp4*) exec sleep 30 ;; esac\n\
+             exec '{}' \"$@\"\n",
+            real_aws.display()
+        ),
+    );
+    buckets(&launcher);
+    upload(&launcher, &sandbox.clip(1, "320x180"), "a.mp4");
+    let (job_id, script) = launch(&launcher, "uploads", "a.mp4", "01").await;
+    let script = script.replace(
+        &format!("\nUPLOADS_TIMEOUT={UPLOADS_TIMEOUT_SECS}\n"),
+        "\nUPLOADS_TIMEOUT=2\n",
+    );
+
+    let run = sandbox.run(&script);
+    assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
+    assert!(sandbox.shut_down(120), "{:?}", sandbox.shutdown_calls());
+    let status = status(&launcher, &sandbox, &job_id);
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("upload of video-720p.mp4 failed or ran past the uploads' 2 s"),
         "{status}"
     );
 }
