@@ -61,3 +61,27 @@ pub fn spawn(mut command: Command) -> Guard {
         .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()));
     Guard(child)
 }
+
+/// `template.yaml` as JSON, read with cfn-lint's own decoder (so `!Ref`,
+/// `!If` and friends arrive as `Ref`/`Fn::If` objects, as CloudFormation
+/// sees them). A template cfn-lint cannot decode fails the test.
+pub fn sam_template() -> serde_json::Value {
+    let output = std::process::Command::new(venv_tool("python"))
+        .arg("-c")
+        .arg(
+            "import json, sys\n\
+             from cfnlint.decode import decode\n\
+             template, problems = decode(sys.argv[1])\n\
+             assert not problems, problems\n\
+             print(json.dumps(template, default=str))",
+        )
+        .arg(workspace_root().join("template.yaml"))
+        .output()
+        .expect("the .venv python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("cfn-lint printed JSON")
+}

@@ -8,8 +8,7 @@ use kinesis_to_dynamodb::config::Config;
 use serde_json::Value;
 use shared::config::EnvReader;
 use std::collections::HashMap;
-use std::process::Command;
-use suite_tests::process::workspace_root;
+use suite_tests::process::sam_template;
 
 const PARAMETERS: [&str; 4] = [
     "KinesisMode",
@@ -20,24 +19,12 @@ const PARAMETERS: [&str; 4] = [
 
 /// The template's Parameters, Rules and the function's variables, as JSON.
 fn template() -> Value {
-    let root = workspace_root();
-    let script = "import json, sys\n\
-                  from cfnlint.decode import decode\n\
-                  tpl, errors = decode(sys.argv[1])\n\
-                  assert not errors, errors\n\
-                  print(json.dumps({'Parameters': tpl['Parameters'], 'Rules': tpl.get('Rules', {}),\n\
-                  'Variables': tpl['Resources']['KinesisToDynamoDbFunction']['Properties']['Environment']['Variables']}))";
-    let output = Command::new(root.join(".venv/bin/python"))
-        .args(["-c", script])
-        .arg(root.join("template.yaml"))
-        .output()
-        .expect("the .venv python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let mut template = sam_template();
+    serde_json::json!({
+        "Parameters": template["Parameters"].take(),
+        "Rules": template.get_mut("Rules").map(Value::take).unwrap_or_default(),
+        "Variables": template["Resources"]["KinesisToDynamoDbFunction"]["Properties"]["Environment"]["Variables"].take(),
+    })
 }
 
 /// Evaluates a rule function (Ref, Equals, Not, And, Or, literals).

@@ -4,31 +4,9 @@
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::process::Command;
-use suite_tests::process::{venv_tool, workspace_root};
+use suite_tests::process::sam_template;
 use transcode_launcher::event::ObjectCreated;
 use transcode_launcher::job::{self, TAG_ATTEMPT};
-
-fn template() -> Value {
-    let output = Command::new(venv_tool("python"))
-        .arg("-c")
-        .arg(
-            "import json, sys\n\
-             from cfnlint.decode import decode\n\
-             template, problems = decode(sys.argv[1])\n\
-             assert not problems, problems\n\
-             print(json.dumps(template, default=str))",
-        )
-        .arg(workspace_root().join("template.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 fn statements(template: &Value) -> Vec<Value> {
     template["Resources"]["TranscodeLauncherFunction"]["Properties"]["Policies"]
@@ -88,7 +66,7 @@ fn run_instances_on<'a>(statements: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 #[test]
 fn run_instances_is_scoped_to_the_worker_template_and_its_settings() {
-    let template = template();
+    let template = sam_template();
     let statements = statements(&template);
     let run: Vec<&Value> = statements
         .iter()
@@ -166,7 +144,7 @@ fn run_instances_is_scoped_to_the_worker_template_and_its_settings() {
 
 #[test]
 fn tags_only_at_launch_and_only_the_keys_the_launcher_sets() {
-    let statements = statements(&template());
+    let statements = statements(&sam_template());
     let tagging: Vec<&Value> = statements
         .iter()
         .filter(|s| actions(s).iter().any(|a| a == "ec2:CreateTags"))
@@ -200,7 +178,7 @@ fn tags_only_at_launch_and_only_the_keys_the_launcher_sets() {
 
 #[test]
 fn no_other_ec2_action_and_only_the_worker_role_is_passed() {
-    let statements = statements(&template());
+    let statements = statements(&sam_template());
     for statement in &statements {
         for action in actions(statement) {
             if action.starts_with("ec2:") {
