@@ -27,6 +27,12 @@ use tokio::time::Instant;
 /// Write requests converted and waiting for a slot.
 const CONVERTED_AHEAD: usize = 4;
 
+/// Latest mode collapses a key's records within windows of this many
+/// consecutive records, written in order: a cut-off in window w fails no
+/// record before it, so the checkpoint moves on under a sustained slow
+/// table instead of returning to a key's first record in the batch.
+pub const WINDOW_RECORDS: usize = 1_000;
+
 /// Reject items keep at most this much of the record's data.
 const MAX_REJECT_DATA: usize = 300 * 1024;
 
@@ -42,7 +48,8 @@ pub struct Counts {
     pub written: u64,
     /// Already newer in the table (latest mode): success.
     pub stale_skipped: u64,
-    /// Superseded in the same batch by a newer record for the same key.
+    /// Superseded in the same window of the batch by a newer record for
+    /// the same key.
     pub collapsed: u64,
     pub rejected: u64,
     pub retried: u64,
@@ -192,8 +199,8 @@ async fn run_writes<T: Table + Clone + 'static>(
 /// conditional PutItem each), a BatchWriteItem chunk of entries (append
 /// mode) or of rejects.
 enum Work {
-    /// `failed_as`: the sequence number of the key's oldest record in the
-    /// batch, reported if the write does not finish, so that every record
+    /// `failed_as`: the sequence number of the key's oldest record in its
+    /// window, reported if the write does not finish, so that every record
     /// of the key (collapsed ones included) is redelivered.
     One {
         entry: Entry,
@@ -270,9 +277,9 @@ async fn convert_all(
     budget: Budget,
     ready: mpsc::Sender<Work>,
 ) -> Converted {
-    // Latest mode collapses duplicate keys over the whole batch: a first
-    // pass finds the oldest and newest position per key, the second writes
-    // only the newest.
+    // Latest mode collapses duplicate keys within each window: a first
+    // pass finds the oldest and newest position per key and window, the
+    // second writes only the newest.
     // Append mode keys include the position, so keys only repeat if a
     // record itself does.
     let mut converted = Converted {
@@ -300,7 +307,8 @@ async fn convert_all(
     let mut pending: Option<Work> = None;
     // A record reached with the budget spent: nothing of it is decoded.
     let mut cut_at = None;
-    'records: for record in records {
+    'records: for (index, record) in records.iter().enumerate() {
+        let window = index / WINDOW_RECORDS;
         if budget.expired() {
             cut_at = Some(record.sequence().to_owned());
             break;
@@ -314,7 +322,7 @@ async fn convert_all(
                 }
                 Ok(entry) => {
                     let wanted = match &newest {
-                        Some(spans) => spans
+                        Some(spans) => spans[window]
                             .get(&entry.key)
                             .is_some_and(|span| span.newest == entry.position),
                         None => seen.insert(entry.key.clone()),
@@ -325,7 +333,7 @@ async fn convert_all(
                     }
                     match &newest {
                         Some(spans) => {
-                            let failed_as = spans
+                            let failed_as = spans[window]
                                 .get(&entry.key)
                                 .map_or(&entry.position, |span| &span.oldest)
                                 .sequence
@@ -364,15 +372,17 @@ async fn convert_all(
         .collect();
     if !cut.is_empty() {
         let sequences = cut;
-        // Latest mode: a key whose newest record comes at or after the cut
-        // was not written; its older records may lie below the checkpoint.
+        // Latest mode: a key whose newest record in its window comes at or
+        // after the cut was not written; its older records of the window
+        // may lie below the checkpoint. Earlier windows are all before it.
         if let (Some(spans), Some(cut)) = (
             &newest,
             sequences.iter().min_by(|a, b| compare_sequence(a, b)),
         ) {
             converted.cut_off.extend(
                 spans
-                    .values()
+                    .iter()
+                    .flat_map(HashMap::values)
                     .filter(|span| compare_sequence(&span.newest.sequence, cut).is_ge())
                     .map(|span| span.oldest.sequence.clone()),
             );
@@ -499,18 +509,22 @@ struct KeySpan {
     newest: Position,
 }
 
-/// The oldest and newest position of each key in the batch, or None if
-/// the budget runs out first.
+/// The oldest and newest position of each key in each window of the
+/// batch, or None if the budget runs out first.
 fn span_per_key(
     records: &[EventRecord],
     config: &Config,
     budget: Budget,
-) -> Option<HashMap<Vec<String>, KeySpan>> {
-    let mut spans: HashMap<Vec<String>, KeySpan> = HashMap::new();
-    for record in records {
+) -> Option<Vec<HashMap<Vec<String>, KeySpan>>> {
+    let mut windows: Vec<HashMap<Vec<String>, KeySpan>> = Vec::new();
+    for (index, record) in records.iter().enumerate() {
         if budget.expired() {
             return None;
         }
+        if index % WINDOW_RECORDS == 0 {
+            windows.push(HashMap::new());
+        }
+        let spans = windows.last_mut().expect("pushed at the window's start");
         for entry in decode(record, config).results.into_iter().flatten() {
             match spans.get_mut(&entry.key) {
                 Some(span) => {
@@ -532,7 +546,7 @@ fn span_per_key(
             }
         }
     }
-    Some(spans)
+    Some(windows)
 }
 
 async fn put_latest<T: Table>(
@@ -661,9 +675,10 @@ struct Fallback {
     attempts: u64,
 }
 
-/// Latest mode: where DynamoDB refused the newest record of a key, the
-/// key's older records in the batch are tried, newest first, until one is
-/// accepted (or found stale), so no valid record is silently dropped.
+/// Latest mode: where DynamoDB refused the newest record of a key in a
+/// window, the key's older records of that window are tried, newest
+/// first, until one is accepted (or found stale), so no valid record is
+/// silently dropped. (Records of earlier windows had their own write.)
 async fn fall_back<T: Table + Clone + 'static>(
     table: &T,
     config: &Arc<Config>,
@@ -671,12 +686,21 @@ async fn fall_back<T: Table + Clone + 'static>(
     refusals: &[Refusal],
     budget: Budget,
 ) -> Fallback {
-    let refused: HashMap<&[String], &Position> = refusals
+    let window_of: HashMap<&str, usize> = records
         .iter()
-        .map(|r| (r.key.as_slice(), &r.position))
+        .enumerate()
+        .map(|(index, r)| (r.sequence(), index / WINDOW_RECORDS))
         .collect();
-    let mut older: HashMap<Vec<String>, Vec<Entry>> = HashMap::new();
-    for record in records {
+    let refused: HashMap<(usize, &[String]), &Position> = refusals
+        .iter()
+        .filter_map(|r| {
+            let window = *window_of.get(r.position.sequence.as_str())?;
+            Some(((window, r.key.as_slice()), &r.position))
+        })
+        .collect();
+    let mut older: HashMap<(usize, Vec<String>), Vec<Entry>> = HashMap::new();
+    for (index, record) in records.iter().enumerate() {
+        let window = index / WINDOW_RECORDS;
         if budget.expired() {
             // Cut off while reading: every refused key fails at its oldest.
             return Fallback {
@@ -689,10 +713,13 @@ async fn fall_back<T: Table + Clone + 'static>(
         }
         for entry in decode(record, config).results.into_iter().flatten() {
             if refused
-                .get(entry.key.as_slice())
+                .get(&(window, entry.key.as_slice()))
                 .is_some_and(|newest| entry.position < **newest)
             {
-                older.entry(entry.key.clone()).or_default().push(entry);
+                older
+                    .entry((window, entry.key.clone()))
+                    .or_default()
+                    .push(entry);
             }
         }
     }

@@ -42,6 +42,9 @@ struct FakeTable {
     held_until: Mutex<Option<(String, Instant)>>,
     /// When each write request started.
     started: Mutex<Vec<Instant>>,
+    /// Items the table still accepts; once none is left, writes hang (a
+    /// sustained slow DynamoDB, refilled per invocation by the test).
+    capacity: Mutex<Option<usize>>,
 }
 
 impl FakeTable {
@@ -57,6 +60,7 @@ impl FakeTable {
             hung_keys: Mutex::new(Vec::new()),
             held_until: Mutex::new(None),
             started: Mutex::new(Vec::new()),
+            capacity: Mutex::new(None),
         }
     }
     fn key(&self, table: &str, item: &Item) -> Vec<String> {
@@ -82,6 +86,17 @@ impl FakeTable {
             pk.as_ref()
                 .is_some_and(|pk| keys.lock().unwrap().contains(pk))
         };
+        let exhausted = match self.capacity.lock().unwrap().as_mut() {
+            Some(0) => true,
+            Some(left) => {
+                *left -= 1;
+                false
+            }
+            None => false,
+        };
+        if exhausted {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
         let held = self.held_until.lock().unwrap().clone();
         if let Some((key, until)) = held
             && pk.as_ref() == Some(&key)
@@ -674,5 +689,103 @@ async fn no_request_starts_after_the_budget() {
             )),
             "{mode:?}"
         );
+    }
+}
+
+/// Latest mode under a DynamoDB that each invocation accepts only so many
+/// writes: key k has a record in the first window and its newest in the
+/// third, where every invocation's deadline cuts. The checkpoint moves past
+/// the finished windows, so replays complete the batch and k holds its
+/// newest record.
+#[tokio::test]
+async fn a_repeated_cut_off_still_moves_the_checkpoint_on() {
+    use kinesis_to_dynamodb::pipeline::WINDOW_RECORDS;
+    let config = config(Mode::Latest);
+    let table = Arc::new(FakeTable::new(&["pk"], 1, false));
+    let total = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 2;
+    let newest_of_k = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 3;
+    let records: Vec<Value> = (0..total)
+        .map(|i| match i {
+            0 => keyed_record(1, "k", 1, false),
+            i if i == newest_of_k => keyed_record(i as u64 + 1, "k", 2, false),
+            i => keyed_record(i as u64 + 1, &format!("r{i}"), 1, false),
+        })
+        .collect();
+    // Every invocation ends inside the third window, before k's newest.
+    let per_invocation = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 4;
+    let mut checkpoint = 0;
+    let mut invocations = 0;
+    while checkpoint < records.len() {
+        invocations += 1;
+        assert!(
+            invocations <= 5,
+            "no progress: the checkpoint stays at record {checkpoint}"
+        );
+        *table.capacity.lock().unwrap() = Some(per_invocation);
+        let raw: Vec<EventRecord> = records[checkpoint..]
+            .iter()
+            .map(|r| EventRecord::read(&r.to_string()))
+            .collect();
+        let (response, _) = process(
+            &table,
+            &config,
+            &raw,
+            Instant::now() + Duration::from_secs(2),
+        )
+        .await;
+        match response.batch_item_failures.first() {
+            None => checkpoint = records.len(),
+            Some(failure) => {
+                checkpoint = records
+                    .iter()
+                    .position(|r| {
+                        r["kinesis"]["sequenceNumber"] == failure.item_identifier.as_str()
+                    })
+                    .expect("reported sequence is in the batch");
+            }
+        }
+    }
+    let items = table.items("items");
+    assert_eq!(items.len(), total - 1);
+    assert_eq!(items[&vec!["k".to_owned()]]["version"].as_n().unwrap(), "2");
+}
+
+/// Latest mode, a key refused at its newest record in the second window:
+/// the fallback tries that window's older record, and without one the
+/// first window's newest (written in its own window) stays.
+#[tokio::test]
+async fn a_refused_newest_falls_back_within_its_window() {
+    use kinesis_to_dynamodb::pipeline::WINDOW_RECORDS;
+    for older_in_window in [true, false] {
+        let table = Arc::new(FakeTable::new(&["pk"], 1, false));
+        let refused_at = WINDOW_RECORDS + 10;
+        let records: Vec<Value> = (0..WINDOW_RECORDS + 20)
+            .map(|i| {
+                let seq = i as u64 + 1;
+                match i {
+                    0 => keyed_record(seq, "k", 1, false),
+                    5 => keyed_record(seq, "k", 2, false),
+                    i if older_in_window && i == WINDOW_RECORDS + 3 => {
+                        keyed_record(seq, "k", 3, false)
+                    }
+                    i if i == refused_at => keyed_record(seq, "k", 4, true),
+                    i => keyed_record(seq, &format!("r{i}"), 1, false),
+                }
+            })
+            .collect();
+        once_then_replay(&table, &config(Mode::Latest), &records).await;
+        let expected = if older_in_window { "3" } else { "2" };
+        let items = table.items("items");
+        assert_eq!(
+            items[&vec!["k".to_owned()]]["version"].as_n().unwrap(),
+            expected,
+            "older record in the window: {older_in_window}"
+        );
+        let rejects: Vec<String> = table
+            .items("rejects")
+            .values()
+            .map(|r| r["sequenceNumber"].as_s().unwrap().clone())
+            .collect();
+        assert_eq!(rejects, [format!("4959{:052}", refused_at + 1)]);
     }
 }
