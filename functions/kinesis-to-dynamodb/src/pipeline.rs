@@ -353,17 +353,27 @@ async fn convert_all(
                 break 'records;
             }
         }
-    }
-    // The partial chunks, each taken only when it is handed over: one left
-    // behind by a cut-off is failed below.
-    if cut_at.is_none() && pending.is_none() && !entries.items.is_empty() {
-        hand_over(&ready, Work::Chunk(entries.take()), budget, &mut pending).await;
-    }
-    if cut_at.is_none() && pending.is_none() && !rejects.items.is_empty() {
-        hand_over(&ready, Work::Rejects(rejects.take()), budget, &mut pending).await;
+        // A window's partial chunks go out with it: held on, a reject (or
+        // an entry) of an early window would fail at a later cut-off and
+        // pull the checkpoint back to it on every redelivery.
+        if (index + 1) % WINDOW_RECORDS == 0 || index + 1 == records.len() {
+            // Each taken only as it is handed over: one left behind by a
+            // cut-off is failed below.
+            if !entries.items.is_empty()
+                && !hand_over(&ready, Work::Chunk(entries.take()), budget, &mut pending).await
+            {
+                break 'records;
+            }
+            if !rejects.items.is_empty()
+                && !hand_over(&ready, Work::Rejects(rejects.take()), budget, &mut pending).await
+            {
+                break 'records;
+            }
+        }
     }
     // Cut off: what was not handed over fails, and with it (the checkpoint
-    // being the lowest failure) every record after it.
+    // being the lowest failure) every record after it. Only the cut's
+    // window has records still waiting in a chunk.
     let cut: Vec<String> = pending
         .map(|work| work.sequences())
         .into_iter()

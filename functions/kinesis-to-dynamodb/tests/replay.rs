@@ -45,6 +45,8 @@ struct FakeTable {
     /// Items the table still accepts; once none is left, writes hang (a
     /// sustained slow DynamoDB, refilled per invocation by the test).
     capacity: Mutex<Option<usize>>,
+    /// How often each reject (by record sequence) was stored.
+    reject_stores: Mutex<HashMap<String, usize>>,
 }
 
 impl FakeTable {
@@ -61,6 +63,7 @@ impl FakeTable {
             held_until: Mutex::new(None),
             started: Mutex::new(Vec::new()),
             capacity: Mutex::new(None),
+            reject_stores: Mutex::new(HashMap::new()),
         }
     }
     fn key(&self, table: &str, item: &Item) -> Vec<String> {
@@ -120,6 +123,15 @@ impl FakeTable {
     }
     fn store(&self, table: &str, item: Item) {
         let key = self.key(table, &item);
+        if table == "rejects" {
+            let sequence = item["sequenceNumber"].as_s().unwrap().clone();
+            *self
+                .reject_stores
+                .lock()
+                .unwrap()
+                .entry(sequence)
+                .or_default() += 1;
+        }
         self.tables
             .lock()
             .unwrap()
@@ -787,5 +799,117 @@ async fn a_refused_newest_falls_back_within_its_window() {
             .map(|r| r["sequenceNumber"].as_s().unwrap().clone())
             .collect();
         assert_eq!(rejects, [format!("4959{:052}", refused_at + 1)]);
+    }
+}
+
+/// Invokes with `per_invocation` items of table capacity each time (the
+/// rest of the writes hang until the deadline cuts them off), from the
+/// checkpoint on, until the batch completes; at most `max_invocations`.
+async fn until_complete_under_capacity(
+    table: &Arc<FakeTable>,
+    config: &Config,
+    records: &[Value],
+    per_invocation: usize,
+    max_invocations: usize,
+) {
+    let mut checkpoint = 0;
+    let mut invocations = 0;
+    while checkpoint < records.len() {
+        invocations += 1;
+        assert!(
+            invocations <= max_invocations,
+            "{:?}: no progress, the checkpoint stays at record {checkpoint}",
+            config.mode
+        );
+        *table.capacity.lock().unwrap() = Some(per_invocation);
+        let raw: Vec<EventRecord> = records[checkpoint..]
+            .iter()
+            .map(|r| EventRecord::read(&r.to_string()))
+            .collect();
+        let (response, _) =
+            process(table, config, &raw, Instant::now() + Duration::from_secs(2)).await;
+        checkpoint = match response.batch_item_failures.first() {
+            None => records.len(),
+            Some(failure) => records
+                .iter()
+                .position(|r| r["kinesis"]["sequenceNumber"] == failure.item_identifier.as_str())
+                .expect("reported sequence is in the batch"),
+        };
+    }
+}
+
+/// Poison at the batch's first record and in the second window, the table
+/// slow enough that every invocation is cut off inside the third window:
+/// each window's rejects go out with it, so the checkpoint moves on, in
+/// both modes, and each poison record is stored once.
+#[tokio::test]
+async fn poison_in_early_windows_does_not_hold_the_checkpoint_under_cut_offs() {
+    use kinesis_to_dynamodb::pipeline::WINDOW_RECORDS;
+    for mode in [Mode::Latest, Mode::Append] {
+        let config = config(mode);
+        let keys: &[&str] = match mode {
+            Mode::Latest => &["pk"],
+            Mode::Append => &["pk", "sk"],
+        };
+        let table = Arc::new(FakeTable::new(keys, 1, false));
+        let total = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 2;
+        let poison = [0, WINDOW_RECORDS + 7];
+        let newest_of_k = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 3;
+        let records: Vec<Value> = (0..total)
+            .map(|i| {
+                let seq = i as u64 + 1;
+                match i {
+                    i if poison.contains(&i) => {
+                        let mut bad = keyed_record(seq, "bad", 1, false);
+                        bad["kinesis"]["data"] =
+                            json!(aws_smithy_types::base64::encode(b"{not json"));
+                        bad
+                    }
+                    1 => keyed_record(seq, "k", 1, false),
+                    i if i == newest_of_k => keyed_record(seq, "k", 2, false),
+                    i => keyed_record(seq, &format!("r{i}"), 1, false),
+                }
+            })
+            .collect();
+        // Every invocation ends inside the third window, before k's newest.
+        let per_invocation = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 4;
+        until_complete_under_capacity(&table, &config, &records, per_invocation, 5).await;
+        let expected_rejects: HashMap<String, usize> = poison
+            .iter()
+            .map(|&i| (format!("4959{:052}", i + 1), 1))
+            .collect();
+        assert_eq!(
+            *table.reject_stores.lock().unwrap(),
+            expected_rejects,
+            "{mode:?}: each poison record stored as a reject exactly once"
+        );
+        let items = table.items("items");
+        match mode {
+            Mode::Latest => {
+                assert_eq!(items.len(), total - poison.len() - 1, "{mode:?}");
+                assert_eq!(items[&vec!["k".to_owned()]]["version"].as_n().unwrap(), "2");
+            }
+            Mode::Append => {
+                assert_eq!(items.len(), total - poison.len(), "{mode:?}");
+                let mut per_key: HashMap<&str, usize> = HashMap::new();
+                for key in items.keys() {
+                    *per_key.entry(key[0].as_str()).or_default() += 1;
+                }
+                assert_eq!(per_key["k"], 2, "{mode:?}: both records of k");
+                for i in (0..total).filter(|i| !poison.contains(i) && *i != 1 && *i != newest_of_k)
+                {
+                    assert_eq!(
+                        per_key.get(format!("r{i}").as_str()),
+                        Some(&1),
+                        "{mode:?}: record {i}"
+                    );
+                }
+            }
+        }
+        for (key, item) in &items {
+            if key[0] != "k" {
+                assert_eq!(item["version"].as_n().unwrap(), "1", "{mode:?}: {key:?}");
+            }
+        }
     }
 }
