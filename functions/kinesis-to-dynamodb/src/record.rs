@@ -18,6 +18,11 @@ pub const ARRIVAL_ATTR: &str = "_kinesis_arrival_ms";
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
+/// DynamoDB's limits on a key value (UTF-8 bytes): over them it refuses the
+/// write (ValidationException), only after the batch was written.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+
 /// A user record ready to write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -250,6 +255,25 @@ fn entry(
     if let Some((_, source)) = &config.sort_key {
         key.push(key_value(&item, source, partition_key, &position)?);
     }
+    let limits = std::iter::once((
+        "partition key",
+        &config.partition_key,
+        MAX_PARTITION_KEY_BYTES,
+    ))
+    .chain(
+        config
+            .sort_key
+            .as_ref()
+            .map(|(name, _)| ("sort key", name, MAX_SORT_KEY_BYTES)),
+    );
+    for (value, (kind, name, limit)) in key.iter().zip(limits) {
+        if value.len() > limit {
+            return Err(format!(
+                "invalid key: {kind} {name} is {} bytes; DynamoDB's limit is {limit}",
+                value.len()
+            ));
+        }
+    }
     let names = std::iter::once(&config.partition_key)
         .chain(config.sort_key.as_ref().map(|(name, _)| name));
     for (name, value) in names.zip(&key) {
@@ -420,6 +444,36 @@ mod tests {
                 .unwrap_err()
                 .reason
                 .starts_with("malformed Kinesis record")
+        );
+    }
+
+    /// DynamoDB refuses a partition key over 2,048 bytes and a sort key
+    /// over 1,024 (UTF-8): a reject up front, at the limit still an item.
+    #[test]
+    fn an_oversized_key_is_a_reject_naming_the_key_and_the_limit() {
+        let mut c = config(pointer("/id"));
+        c.sort_key = Some(("sk".into(), pointer("/at")));
+        let decode_with = |id: &str, at: &str| {
+            let data = json!({"id": id, "at": at}).to_string();
+            run(&record("7", "k", data.as_bytes()), &c).results[0].clone()
+        };
+        // Multi-byte characters: the limits count bytes, not characters.
+        let at_limit = decode_with(&"é".repeat(1024), &"é".repeat(512)).unwrap();
+        assert_eq!(at_limit.key[0].len(), 2048);
+        assert_eq!(at_limit.key[1].len(), 1024);
+        let reason = decode_with(&format!("{}x", "é".repeat(1024)), "s")
+            .unwrap_err()
+            .reason;
+        assert_eq!(
+            reason,
+            "invalid key: partition key pk is 2049 bytes; DynamoDB's limit is 2048"
+        );
+        let reason = decode_with("p", &format!("{}x", "é".repeat(512)))
+            .unwrap_err()
+            .reason;
+        assert_eq!(
+            reason,
+            "invalid key: sort key sk is 1025 bytes; DynamoDB's limit is 1024"
         );
     }
 
