@@ -1,14 +1,124 @@
-//! SDK configuration, loaded once per execution environment.
+//! SDK configuration, loaded once per execution environment, and the one
+//! retry and timeout policy every client follows.
+//!
+//! The policy: a client whose calls our own code retries (a loop with
+//! backoff around the call) has the SDK's retries turned off, so attempts do
+//! not multiply; any other client keeps the SDK's standard retry, which is
+//! bounded (3 attempts unless `AWS_MAX_ATTEMPTS` says otherwise). Every
+//! client has connect, attempt and operation timeouts, so a connection that
+//! is accepted and never answered fails the call instead of holding it
+//! forever; where an invocation deadline matters, [`timeouts_until`] bounds a
+//! call by the time left.
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// Loads the SDK configuration with the latest behaviour version.
+/// Connect and per-call bounds for a set of SDK clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientPolicy {
+    /// TCP and TLS connection setup.
+    pub connect_timeout: Duration,
+    /// One attempt, from sending the request to reading the whole answer.
+    pub attempt_timeout: Duration,
+    /// The whole call, retries and their waits included.
+    pub operation_timeout: Duration,
+    /// Whether the SDK retries on its own (standard mode, bounded). Off
+    /// where our code retries the call itself.
+    pub sdk_retries: bool,
+}
+
+impl Default for ClientPolicy {
+    /// Bounds for the small control-plane and item calls the functions make:
+    /// they answer in milliseconds when healthy.
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(3),
+            attempt_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+            sdk_retries: true,
+        }
+    }
+}
+
+impl ClientPolicy {
+    /// The same bounds, for a client whose calls our own code retries.
+    pub fn own_retries(self) -> Self {
+        Self {
+            sdk_retries: false,
+            ..self
+        }
+    }
+
+    /// The same policy with another attempt timeout (and an operation
+    /// timeout at least as long), for calls that move large bodies.
+    pub fn with_attempt_timeout(self, attempt_timeout: Duration) -> Self {
+        Self {
+            attempt_timeout,
+            operation_timeout: self.operation_timeout.max(attempt_timeout),
+            ..self
+        }
+    }
+
+    pub fn timeout_config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect_timeout)
+            .operation_attempt_timeout(self.attempt_timeout)
+            .operation_timeout(self.operation_timeout)
+            .build()
+    }
+
+    /// `None`: the SDK's standard retry from the environment (bounded).
+    pub fn retry_config(&self) -> Option<RetryConfig> {
+        (!self.sdk_retries).then(RetryConfig::disabled)
+    }
+}
+
+/// Loads the SDK configuration with the latest behaviour version and the
+/// default [`ClientPolicy`].
 ///
 /// `AWS_ENDPOINT_URL` and the per-service `AWS_ENDPOINT_URL_<SERVICE>`
 /// variables are honoured by aws-config itself, which is how local runs point
 /// the clients at moto.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    load_sdk_config_with(ClientPolicy::default()).await
+}
+
+/// Loads the SDK configuration with `policy`'s timeouts and retries.
+pub async fn load_sdk_config_with(policy: ClientPolicy) -> SdkConfig {
+    let loader =
+        aws_config::defaults(BehaviorVersion::latest()).timeout_config(policy.timeout_config());
+    match policy.retry_config() {
+        Some(retry) => loader.retry_config(retry).load().await,
+        None => loader.load().await,
+    }
+}
+
+/// `base` with `policy`'s timeouts and retries, for one client that differs
+/// from the rest (its own retry loop, or large bodies).
+pub fn with_policy(base: &SdkConfig, policy: ClientPolicy) -> SdkConfig {
+    let mut builder = base.to_builder().timeout_config(policy.timeout_config());
+    if let Some(retry) = policy.retry_config() {
+        builder = builder.retry_config(retry);
+    }
+    builder.build()
+}
+
+/// Timeouts for one call that must end by `deadline`: the policy's bounds,
+/// shortened to the time left (at least `floor`, so a call made at the
+/// deadline still gets a short chance instead of failing unsent). For a
+/// call's `.customize().config_override(...)`.
+pub fn timeouts_until(policy: &ClientPolicy, deadline: Instant, floor: Duration) -> TimeoutConfig {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(floor);
+    TimeoutConfig::builder()
+        .connect_timeout(policy.connect_timeout.min(left))
+        .operation_attempt_timeout(policy.attempt_timeout.min(left))
+        .operation_timeout(policy.operation_timeout.min(left))
+        .build()
 }
 
 /// The same configuration aimed at another region, for clients that must run
@@ -33,5 +143,36 @@ mod tests {
         let other = config_for_region(&base, "us-west-2");
         assert_eq!(other.region().map(|r| r.as_ref()), Some("us-west-2"));
         assert_eq!(other.endpoint_url(), Some("http://127.0.0.1:5000"));
+    }
+
+    #[tokio::test]
+    async fn every_loaded_config_has_timeouts_and_own_retries_turn_the_sdk_off() {
+        let policy = ClientPolicy::default();
+        let config = load_sdk_config_with(policy).await;
+        let timeouts = config.timeout_config().expect("timeouts are set");
+        assert_eq!(timeouts.connect_timeout(), Some(policy.connect_timeout));
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(policy.attempt_timeout)
+        );
+        assert_eq!(timeouts.operation_timeout(), Some(policy.operation_timeout));
+        assert!(config.retry_config().is_some_and(|r| r.max_attempts() > 1));
+        let own = with_policy(&config, policy.own_retries());
+        assert_eq!(own.retry_config().map(|r| r.max_attempts()), Some(1));
+        assert_eq!(own.timeout_config(), config.timeout_config());
+    }
+
+    #[tokio::test]
+    async fn a_call_is_bounded_by_the_time_left() {
+        let policy = ClientPolicy::default();
+        let soon = Instant::now() + Duration::from_secs(2);
+        let timeouts = timeouts_until(&policy, soon, Duration::from_millis(100));
+        assert!(timeouts.operation_timeout().unwrap() <= Duration::from_secs(2));
+        assert!(timeouts.operation_attempt_timeout().unwrap() <= Duration::from_secs(2));
+        let late = timeouts_until(&policy, Instant::now(), Duration::from_millis(100));
+        assert_eq!(late.operation_timeout(), Some(Duration::from_millis(100)));
+        let far = Instant::now() + Duration::from_secs(3600);
+        let timeouts = timeouts_until(&policy, far, Duration::from_millis(100));
+        assert_eq!(timeouts.operation_timeout(), Some(policy.operation_timeout));
     }
 }

@@ -148,3 +148,54 @@ pub async fn forward_rewriting(
     let text = rewrite(String::from_utf8_lossy(&text).into_owned());
     Response::from_parts(parts, Full::new(Bytes::from(text)))
 }
+
+/// A stand-in that accepts TCP connections on 127.0.0.1 and never answers
+/// (it reads and drops whatever arrives): the hung service or the black-hole
+/// load balancer a client must time out on. Counts the connections it took.
+pub struct SilentServer {
+    pub addr: SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Reading keeps the client's writes flowing; nothing is sent
+                // back, and the connection stays open until the client ends it.
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut sink = [0u8; 8192];
+                    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            connections,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL*`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many connections it accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
