@@ -10,9 +10,11 @@
 //! forever; where an invocation deadline matters, [`timeouts_until`] bounds a
 //! call by the time left.
 
+/// Re-exported so function crates can name it without depending on aws-config.
+pub use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, Region};
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -10,6 +10,17 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 #[derive(Clone)]
 pub struct DynamoTable(pub Client);
 
+impl DynamoTable {
+    /// The client for our writes: `writer::with_retries` retries them with
+    /// its own backoff, within the deadline, so the SDK does not retry too
+    /// (attempts would multiply). The policy's attempt timeout ends a hung
+    /// call, which then counts as a transient failure.
+    pub fn from_sdk(sdk: &shared::aws::SdkConfig) -> Self {
+        let policy = shared::aws::ClientPolicy::default().own_retries();
+        Self(Client::new(&shared::aws::with_policy(sdk, policy)))
+    }
+}
+
 /// Sorts an SDK error into retry, poison or give up.
 fn classify<E, R>(error: SdkError<E, R>) -> WriteError
 where
@@ -122,5 +133,21 @@ impl Table for DynamoTable {
             .await
             .map(|_| ())
             .map_err(classify)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sdk_does_not_retry_under_our_retries_and_calls_time_out() {
+        let sdk = shared::aws::load_sdk_config().await;
+        let table = DynamoTable::from_sdk(&sdk);
+        let config = table.0.config();
+        assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(1));
+        let timeouts = config.timeout_config().expect("timeouts");
+        assert!(timeouts.connect_timeout().is_some());
+        assert!(timeouts.operation_attempt_timeout().is_some());
     }
 }

@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
     };
     let sdk = shared::aws::load_sdk_config().await;
-    let table = DynamoTable(aws_sdk_dynamodb::Client::new(&sdk));
+    let table = DynamoTable::from_sdk(&sdk);
     let (table, config) = (&table, &config);
     lambda_runtime::run(service_fn(move |event| {
         handler::handle(table, config, event)

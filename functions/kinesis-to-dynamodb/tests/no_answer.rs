@@ -1,0 +1,67 @@
+//! DynamoDB accepts the connection and never answers: the function still
+//! answers before the deadline it was given, and its batchItemFailures
+//! checkpoint keeps every record (none is lost, none reported written).
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use suite_tests::function::FunctionProcess;
+use suite_tests::http::SilentServer;
+use suite_tests::runtime_api::RuntimeApi;
+
+fn record(i: u64) -> Value {
+    let seq = format!("4959033827149025660855969253836157109592157500{i:08}");
+    let data = json!({"id": format!("k{i}"), "n": i}).to_string();
+    json!({
+        "eventID": format!("shardId-000000000000:{seq}"),
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/hung",
+        "kinesis": {"partitionKey": format!("k{i}"), "sequenceNumber": seq,
+                    "data": aws_smithy_types::base64::encode(data.as_bytes()),
+                    "approximateArrivalTimestamp": 1763750000.25}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_table_fails_the_batch_from_its_first_record_before_the_deadline() {
+    let silent = SilentServer::start().await.unwrap();
+    let api = RuntimeApi::start().await.unwrap();
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL_DYNAMODB", silent.endpoint().as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("TABLE_NAME", "items"),
+        ("PARTITION_KEY", "pk"),
+        ("REJECTS_TABLE_NAME", "rejects"),
+        ("MODE", "latest"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let _function = FunctionProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_kinesis-to-dynamodb")),
+        &api.host_port(),
+        &env,
+    );
+    let records: Vec<Value> = (0..3).map(record).collect();
+    let first = records[0]["kinesis"]["sequenceNumber"].clone();
+    // The default margin (2 s) against a 6 s Lambda deadline.
+    let time = Duration::from_secs(6);
+    for _ in 0..2 {
+        let deadline = Instant::now() + time;
+        let answer = api
+            .invoke(json!({"Records": records}), time)
+            .await
+            .expect("an answer");
+        assert!(
+            answer.finished <= deadline,
+            "answered {:?} after the deadline",
+            answer.finished - deadline
+        );
+        let response = answer.result.expect("the invocation itself succeeds");
+        assert_eq!(
+            response["batchItemFailures"][0]["itemIdentifier"], first,
+            "the checkpoint stays at the first unwritten record: {response}"
+        );
+    }
+    assert!(silent.connections() > 0, "the table was really called");
+}
