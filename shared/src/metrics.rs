@@ -4,6 +4,11 @@
 use serde_json::{Map, Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The namespace when `METRICS_NAMESPACE` is unset or empty.
+pub const DEFAULT_NAMESPACE: &str = "LambdaSuite";
+/// The `Stack` dimension when `STACK_NAME` is unset or empty (local runs).
+pub const DEFAULT_STACK: &str = "local";
+
 /// A set of counters sharing one namespace and dimension set.
 #[derive(Debug, Clone)]
 pub struct Emf {
@@ -19,6 +24,38 @@ impl Emf {
             dimensions: Vec::new(),
             counts: Vec::new(),
         }
+    }
+
+    /// The counters of one of the suite's functions: the namespace from
+    /// `METRICS_NAMESPACE`, dimensions [Stack, Function] with Stack from
+    /// `STACK_NAME`, so two stacks in one account keep their figures apart.
+    pub fn for_function(function: &str) -> Self {
+        Self::for_function_with(|name| std::env::var(name).ok(), function)
+    }
+
+    fn for_function_with(env: impl Fn(&str) -> Option<String>, function: &str) -> Self {
+        // Empty counts as unset: CloudWatch refuses an empty dimension value.
+        let env_or = |name: &str, default: &str| {
+            env(name)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Self::for_stack(
+            env_or("METRICS_NAMESPACE", DEFAULT_NAMESPACE),
+            env_or("STACK_NAME", DEFAULT_STACK),
+            function,
+        )
+    }
+
+    /// [`Emf::for_function`] with the namespace and stack given.
+    pub fn for_stack(
+        namespace: impl Into<String>,
+        stack: impl Into<String>,
+        function: impl Into<String>,
+    ) -> Self {
+        Self::new(namespace)
+            .dimension("Stack", stack)
+            .dimension("Function", function)
     }
 
     pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -91,5 +128,47 @@ mod tests {
             def["Metrics"],
             json!([{"Name": "Responses", "Unit": "Count"}])
         );
+    }
+
+    #[test]
+    fn function_metrics_are_kept_apart_by_stack() {
+        let mut emf = Emf::for_stack("TeamSuite", "stack-a", "ses-bounce-handler")
+            .dimension("Type", "Bounce");
+        emf.add("Notifications", 1);
+        let doc = emf.to_json(1_700_000_000_000);
+        let def = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(def["Namespace"], "TeamSuite");
+        // Extra dimensions come after the suite's pair.
+        assert_eq!(def["Dimensions"], json!([["Stack", "Function", "Type"]]));
+        assert_eq!(doc["Stack"], "stack-a");
+        assert_eq!(doc["Function"], "ses-bounce-handler");
+        assert_eq!(doc["Type"], "Bounce");
+    }
+
+    #[test]
+    fn function_metrics_read_namespace_and_stack_from_the_environment() {
+        let doc = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            Emf::for_function_with(lookup, "cfn-responder").to_json(0)
+        };
+        let namespace = |doc: &Value| doc["_aws"]["CloudWatchMetrics"][0]["Namespace"].clone();
+        let set = doc(&[
+            ("METRICS_NAMESPACE", "TeamSuite"),
+            ("STACK_NAME", "stack-a"),
+        ]);
+        assert_eq!(namespace(&set), "TeamSuite");
+        assert_eq!(set["Stack"], "stack-a");
+        assert_eq!(set["Function"], "cfn-responder");
+        for unset in [
+            doc(&[]),
+            doc(&[("METRICS_NAMESPACE", ""), ("STACK_NAME", " ")]),
+        ] {
+            assert_eq!(namespace(&unset), DEFAULT_NAMESPACE);
+            assert_eq!(unset["Stack"], DEFAULT_STACK);
+        }
     }
 }
