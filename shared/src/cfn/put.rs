@@ -55,6 +55,21 @@ pub enum PutOutcome {
     GaveUp { attempts: u32, last_error: String },
 }
 
+/// What the attempts of one delivery cost, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutStats {
+    pub attempts: u32,
+    /// Attempts that got no reply within their attempt timeout.
+    pub timeouts: u32,
+}
+
+impl PutStats {
+    /// Attempts beyond the first.
+    pub fn retries(&self) -> u32 {
+        self.attempts.saturating_sub(1)
+    }
+}
+
 /// One PUT attempt: `Ok((status, body))` for any HTTP reply.
 pub trait PutTransport: Send + Sync {
     fn put_once(
@@ -73,6 +88,33 @@ pub async fn put_with_retries<T: PutTransport>(
     deadline: Instant,
     policy: &RetryPolicy,
 ) -> PutOutcome {
+    put_with_retries_counted(transport, url, body, deadline, policy)
+        .await
+        .0
+}
+
+/// [`put_with_retries`], also telling how many attempts were made and how
+/// many of them timed out.
+pub async fn put_with_retries_counted<T: PutTransport>(
+    transport: &T,
+    url: &Uri,
+    body: &[u8],
+    deadline: Instant,
+    policy: &RetryPolicy,
+) -> (PutOutcome, PutStats) {
+    let mut stats = PutStats::default();
+    let outcome = put_counting(transport, url, body, deadline, policy, &mut stats).await;
+    (outcome, stats)
+}
+
+async fn put_counting<T: PutTransport>(
+    transport: &T,
+    url: &Uri,
+    body: &[u8],
+    deadline: Instant,
+    policy: &RetryPolicy,
+    stats: &mut PutStats,
+) -> PutOutcome {
     let body = Bytes::copy_from_slice(body);
     let mut attempts = 0;
     let mut last_error = String::from("no attempt was made");
@@ -86,7 +128,22 @@ pub async fn put_with_retries<T: PutTransport>(
             _ => policy.attempt_timeout.min(remaining),
         };
         attempts += 1;
-        match transport.put_once(url, body.clone(), timeout).await {
+        stats.attempts = attempts;
+        let started = Instant::now();
+        // Bounded here too, so a transport that overruns its timeout cannot
+        // take the deadline with it.
+        let result =
+            match tokio::time::timeout(timeout, transport.put_once(url, body.clone(), timeout))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(format!("no reply within {} ms", timeout.as_millis())),
+            };
+        // Whichever timer fired, an error after the whole attempt time is a timeout.
+        if result.is_err() && started.elapsed() >= timeout {
+            stats.timeouts += 1;
+        }
+        match result {
             Ok((status, _)) if (200..300).contains(&status) => {
                 return PutOutcome::Delivered { status, attempts };
             }
@@ -256,6 +313,67 @@ mod tests {
                 last_error: "HTTP 500: boom".into()
             }
         );
+    }
+
+    /// Hangs past its timeout (first), answers its own timeout error when the
+    /// timeout is up (second), is refused at once (third), then delivers.
+    struct Slow(std::sync::atomic::AtomicU32);
+
+    impl PutTransport for Slow {
+        async fn put_once(
+            &self,
+            _: &Uri,
+            _: Bytes,
+            timeout: Duration,
+        ) -> Result<(u16, String), String> {
+            match self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok((200, String::new()))
+                }
+                1 => {
+                    tokio::time::sleep(timeout).await;
+                    Err("no reply".into())
+                }
+                2 => Err("connection refused".into()),
+                _ => Ok((200, String::new())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_retries_and_timed_out_attempts() {
+        let policy = RetryPolicy {
+            attempt_timeout: Duration::from_millis(50),
+            ..fast()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (outcome, stats) =
+            put_with_retries_counted(&Slow(0.into()), &url(), b"{}", deadline, &policy).await;
+        assert_eq!(
+            outcome,
+            PutOutcome::Delivered {
+                status: 200,
+                attempts: 4
+            }
+        );
+        assert_eq!(
+            stats,
+            PutStats {
+                attempts: 4,
+                timeouts: 2
+            }
+        );
+        assert_eq!(stats.retries(), 3);
+        let (_, first_time) = put_with_retries_counted(
+            &Scripted(Mutex::new(vec![])),
+            &url(),
+            b"{}",
+            deadline,
+            &policy,
+        )
+        .await;
+        assert_eq!(first_time.retries(), 0);
     }
 
     #[tokio::test]
