@@ -1,21 +1,71 @@
 //! Tracing set-up and masking of personal data in logs.
+//!
+//! JSON lines carry the keys Powertools users query, all at the top level:
+//! `level`, `message`, `timestamp`, `service`, the invocation's `cold_start`,
+//! `function_request_id` and `xray_trace_id` (see
+//! [`crate::runtime::Invocations`]), and the fields of every enclosing span
+//! (correlation ids such as a stack id), never nested under `span`.
 
+use serde_json::{Map, Value};
+use std::fmt;
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 
-/// Installs the global subscriber, writing to stdout.
+/// The span lambda_runtime opens per invocation; its `requestId` and
+/// `xrayTraceId` repeat ours under names Powertools users do not query.
+const LAMBDA_RUNTIME_SPAN: &str = "Lambda runtime invoke";
+
+/// Installs the global subscriber, writing to stdout, for a process whose
+/// function is not known here: `service` is `POWERTOOLS_SERVICE_NAME`, else
+/// `AWS_LAMBDA_FUNCTION_NAME`. Functions call [`init_for`].
+pub fn init_tracing() {
+    let fallback = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "unknown".into());
+    init_for(&fallback);
+}
+
+/// Installs the global subscriber for `function`, writing to stdout.
 ///
 /// JSON when Lambda's `AWS_LAMBDA_LOG_FORMAT=JSON` (so CloudWatch can filter
-/// on fields), plain text otherwise. The level follows `AWS_LAMBDA_LOG_LEVEL`.
-pub fn init_tracing() {
+/// on fields), plain text otherwise. The level follows `AWS_LAMBDA_LOG_LEVEL`;
+/// `service` is `POWERTOOLS_SERVICE_NAME`, else the function's name.
+pub fn init_for(function: &str) {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let level = level_from(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref());
+    let service = service_name(std::env::var("POWERTOOLS_SERVICE_NAME").ok(), function);
     // A second call (tests) keeps the first subscriber.
-    let _ = try_init_with_writer(json, level, std::io::stdout);
+    let _ =
+        tracing::subscriber::set_global_default(subscriber(&service, json, level, std::io::stdout));
+}
+
+/// `POWERTOOLS_SERVICE_NAME` when set and not blank, else the function's name.
+pub fn service_name(configured: Option<String>, function: &str) -> String {
+    configured
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| function.to_owned())
 }
 
 /// Installs a subscriber writing to `writer`; tests use it to capture logs.
 pub fn try_init_with_writer<W>(json: bool, level: LevelFilter, writer: W) -> Result<(), String>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let service = service_name(std::env::var("POWERTOOLS_SERVICE_NAME").ok(), "unknown");
+    tracing::subscriber::set_global_default(subscriber(&service, json, level, writer))
+        .map_err(|e| e.to_string())
+}
+
+/// The subscriber [`init_for`] installs, writing to `writer`: tests run it
+/// with `tracing::subscriber::with_default` to capture lines.
+pub fn subscriber<W>(
+    service: &str,
+    json: bool,
+    level: LevelFilter,
+    writer: W,
+) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -25,16 +75,95 @@ where
         .with_ansi(false)
         .with_target(false);
     if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init()
+        Box::new(
+            builder
+                .fmt_fields(JsonFields::new())
+                .event_format(PowertoolsJson {
+                    service: service.to_owned(),
+                })
+                .finish(),
+        )
     } else {
-        builder.try_init()
+        Box::new(builder.finish())
     }
-    .map_err(|e| e.to_string())
+}
+
+/// One JSON object per event, Powertools' keys first, span and event
+/// fields flattened beside them (the innermost wins a name clash).
+struct PowertoolsJson {
+    service: String,
+}
+
+/// Keys this format writes itself: a field of the same name is kept under
+/// `field_<name>` rather than lost.
+const RESERVED: [&str; 3] = ["level", "timestamp", "service"];
+/// Invocation keys placed right after the fixed ones, for readability.
+const INVOCATION_KEYS: [&str; 3] = ["cold_start", "function_request_id", "xray_trace_id"];
+
+impl<S> FormatEvent<S, JsonFields> for PowertoolsJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut fields = Map::new();
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                if span.name() == LAMBDA_RUNTIME_SPAN {
+                    continue;
+                }
+                let extensions = span.extensions();
+                if let Some(formatted) = extensions.get::<FormattedFields<JsonFields>>()
+                    && let Ok(Value::Object(map)) = serde_json::from_str(formatted)
+                {
+                    fields.extend(map);
+                }
+            }
+        }
+        let mut event_fields = String::new();
+        ctx.format_fields(Writer::new(&mut event_fields), event)?;
+        if let Ok(Value::Object(map)) = serde_json::from_str(&event_fields) {
+            fields.extend(map);
+        }
+        let mut timestamp = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+
+        let mut line: Vec<(String, Value)> =
+            vec![("level".into(), event.metadata().level().as_str().into())];
+        if let Some(message) = fields.remove("message") {
+            line.push(("message".into(), message));
+        }
+        line.push(("timestamp".into(), timestamp.into()));
+        line.push(("service".into(), self.service.as_str().into()));
+        for key in INVOCATION_KEYS {
+            if let Some(value) = fields.remove(key) {
+                line.push((key.into(), value));
+            }
+        }
+        for (key, value) in fields {
+            let key = if RESERVED.contains(&key.as_str()) {
+                format!("field_{key}")
+            } else {
+                key
+            };
+            line.push((key, value));
+        }
+        let mut text = String::from("{");
+        for (i, (key, value)) in line.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&Value::from(key.as_str()).to_string());
+            text.push(':');
+            text.push_str(&value.to_string());
+        }
+        text.push('}');
+        writeln!(writer, "{text}")
+    }
 }
 
 /// Maps Lambda's log level names (FATAL included) to a filter; INFO by default.

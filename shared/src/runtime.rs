@@ -1,13 +1,94 @@
-//! Runtime API details: the invocation deadline, and reporting an init
-//! failure.
+//! Runtime API details: the invocation deadline, reporting an init
+//! failure, and what each invocation adds to logs and metrics.
 //!
 //! lambda_runtime has no public call for `/runtime/init/error`; without it a
 //! bad configuration only shows as "Runtime exited with error".
 
+use crate::metrics::Emf;
+use lambda_runtime::LambdaEvent;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
+
+/// The invocations of one execution environment: the first is the cold start.
+pub struct Invocations {
+    function: String,
+    started: AtomicBool,
+}
+
+impl Invocations {
+    pub fn new(function: &str) -> Self {
+        Self {
+            function: function.to_owned(),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    /// The span an invocation's logs are recorded in (Powertools' keys
+    /// `function_request_id`, `cold_start`, `xray_trace_id`), and on the
+    /// first invocation only the `ColdStart` metric to emit.
+    pub fn begin(
+        &self,
+        request_id: &str,
+        trace_header: Option<&str>,
+    ) -> (tracing::Span, Option<Emf>) {
+        let cold_start = !self.started.swap(true, Ordering::SeqCst);
+        // At ERROR level so that no log level filters the ids away.
+        let span = tracing::error_span!(
+            "invocation",
+            function_request_id = %request_id,
+            cold_start,
+            xray_trace_id = tracing::field::Empty,
+        );
+        if let Some(trace_id) = trace_header.and_then(xray_trace_id) {
+            span.record("xray_trace_id", trace_id);
+        }
+        let metric = cold_start.then(|| {
+            let mut emf = Emf::for_function(&self.function);
+            emf.add("ColdStart", 1);
+            emf
+        });
+        (span, metric)
+    }
+}
+
+/// The trace id Powertools logs: the `Root` of the `_X_AMZN_TRACE_ID` /
+/// `Lambda-Runtime-Trace-Id` header, or the whole header if it has none.
+pub fn xray_trace_id(header: &str) -> Option<&str> {
+    let root = header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+        .unwrap_or(header)
+        .trim();
+    (!root.is_empty()).then_some(root)
+}
+
+/// Wraps a function's handler for `lambda_runtime::service_fn`: each
+/// invocation runs in its [`Invocations::begin`] span, and the first emits
+/// `ColdStart`.
+pub fn observed<A, Fut>(
+    function: &str,
+    mut handler: impl FnMut(LambdaEvent<A>) -> Fut,
+) -> impl FnMut(LambdaEvent<A>) -> Instrumented<Fut>
+where
+    Fut: Future,
+{
+    let invocations = Invocations::new(function);
+    move |event: LambdaEvent<A>| {
+        let context = &event.context;
+        let (span, cold_start) =
+            invocations.begin(&context.request_id, context.xray_trace_id.as_deref());
+        if let Some(metric) = cold_start {
+            metric.emit();
+        }
+        handler(event).instrument(span)
+    }
+}
 
 /// Posts the error to `/runtime/init/error`, logs it, and exits with status 1.
 pub async fn fail_init(error_type: &str, error: &dyn std::fmt::Display) -> ! {
@@ -77,6 +158,138 @@ mod tests {
         assert!(remaining(emulator) > Duration::from_secs(599));
         let past = deadline_instant(1_799_999_000_000, now);
         assert_eq!(remaining(past), Duration::ZERO);
+    }
+
+    /// Log lines written through [`crate::logging::subscriber`], as JSON.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<serde_json::Value> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn invocation_logs_carry_powertools_keys_at_the_top_level() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = crate::logging::subscriber(
+            "custom-resources",
+            true,
+            tracing::level_filters::LevelFilter::WARN,
+            move || writer.clone(),
+        );
+        let invocations = Invocations::new("cfn-responder");
+        let mut cold_starts = 0;
+        tracing::subscriber::with_default(subscriber, || {
+            for (request_id, trace) in [
+                (
+                    "req-1",
+                    Some(
+                        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=557abcec3ee5a047;Sampled=1",
+                    ),
+                ),
+                ("req-2", None),
+            ] {
+                let (span, metric) = invocations.begin(request_id, trace);
+                cold_starts += metric.map_or(0, |m| m.to_json(0)["ColdStart"].as_u64().unwrap());
+                // lambda_runtime's own span, and a handler's correlation span.
+                let runtime = tracing::info_span!("Lambda runtime invoke", requestId = request_id);
+                let _runtime = runtime.enter();
+                let _invocation = span.enter();
+                let request =
+                    tracing::error_span!("cfn_request", stack_id = "stack-1", request_id = "cfn-1");
+                let _request = request.enter();
+                tracing::warn!(attempts = 2, "response delivered");
+            }
+        });
+        assert_eq!(cold_starts, 1, "ColdStart once per execution environment");
+        let lines = captured.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for (line, request_id, cold_start) in
+            [(&lines[0], "req-1", true), (&lines[1], "req-2", false)]
+        {
+            assert_eq!(line["level"], "WARN", "{line}");
+            assert_eq!(line["message"], "response delivered", "{line}");
+            assert!(
+                line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+                "{line}"
+            );
+            assert_eq!(line["service"], "custom-resources", "{line}");
+            assert_eq!(line["cold_start"], cold_start, "{line}");
+            assert_eq!(line["function_request_id"], request_id, "{line}");
+            assert_eq!(line["stack_id"], "stack-1", "{line}");
+            assert_eq!(line["request_id"], "cfn-1", "{line}");
+            assert_eq!(line["attempts"], 2, "{line}");
+            for nested in ["span", "spans", "fields", "requestId"] {
+                assert!(line.get(nested).is_none(), "{nested} in {line}");
+            }
+        }
+        assert_eq!(
+            lines[0]["xray_trace_id"],
+            "1-5759e988-bd862e3fe1be46a994272793"
+        );
+        assert!(
+            lines[1].get("xray_trace_id").is_none(),
+            "tracing off: {}",
+            lines[1]
+        );
+    }
+
+    #[test]
+    fn plain_text_logs_stay_one_readable_line() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = crate::logging::subscriber(
+            "svc",
+            false,
+            tracing::level_filters::LevelFilter::INFO,
+            move || writer.clone(),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let (span, _) = Invocations::new("f").begin("req-1", Some("Root=1-abc"));
+            let _invocation = span.enter();
+            tracing::info!(shard = "s-1", "batch done");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.trim_start().starts_with('{'), "{text}");
+        for part in [
+            "INFO",
+            "function_request_id=req-1",
+            "cold_start=true",
+            "batch done",
+            "shard=\"s-1\"",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+    }
+
+    #[test]
+    fn trace_ids_as_powertools_logs_them() {
+        assert_eq!(
+            xray_trace_id("Root=1-abc;Parent=def;Sampled=1"),
+            Some("1-abc")
+        );
+        assert_eq!(xray_trace_id("Parent=def; Root=1-abc"), Some("1-abc"));
+        assert_eq!(xray_trace_id("1-abc"), Some("1-abc"));
+        assert_eq!(xray_trace_id(""), None);
+        assert_eq!(xray_trace_id("Root=;Sampled=0"), None);
     }
 
     #[tokio::test]
