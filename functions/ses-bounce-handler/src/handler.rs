@@ -13,6 +13,11 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shared::batch::PartialBatchResponse;
 use shared::logging::mask_emails_in;
+use shared::runtime::deadline_instant;
+use std::time::{Duration, SystemTime};
+
+/// Time kept after the last notification to report and answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -97,6 +102,8 @@ where
         .get("Records")
         .and_then(Value::as_array)
         .ok_or(HandlerError::NotSnsOrSqs)?;
+    let deadline = deadline_instant(event.context.deadline, SystemTime::now());
+    let stop_by = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
     let mut tally = Tally::default();
     let mut sqs_failures = Vec::new();
     let mut sns_errors = Vec::new();
@@ -125,8 +132,18 @@ where
                 continue;
             }
         };
-        if let Err(e) = processor.notification(&message, &mut tally).await {
-            let error = mask_emails_in(&e.to_string());
+        // Bounded by the deadline: a hung call fails its record (and those
+        // not yet started) in time to answer, so Lambda or SQS retries them.
+        let done = tokio::time::timeout_at(stop_by, processor.notification(&message, &mut tally));
+        let outcome = match done.await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "not done {} ms before the invocation deadline; left for a retry",
+                DEADLINE_MARGIN.as_millis()
+            )),
+        };
+        if let Err(e) = outcome {
+            let error = mask_emails_in(&e);
             tracing::error!(%error, "notification not processed");
             tally.failed += 1;
             match message_id {

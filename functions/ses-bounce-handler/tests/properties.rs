@@ -77,7 +77,10 @@ proptest! {
 
     #[test]
     fn arbitrary_json_messages_never_panic(message in json_value()) {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         let text = message.to_string();
         let _ = classify(&text, RULES);
         let event = json!({"Records": [{"Sns": {"Message": text}}, {"eventSource": "aws:sqs", "messageId": "1", "body": message.to_string()}]});
