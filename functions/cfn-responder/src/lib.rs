@@ -1,6 +1,9 @@
 //! CloudFormation custom-resource responder: answers every request exactly
 //! once and hosts resource types CloudFormation lacks.
 
+/// The function's name in metrics (the `Function` dimension) and logs.
+pub const FUNCTION_NAME: &str = "cfn-responder";
+
 pub mod config;
 pub mod handler;
 pub mod idempotency;

@@ -12,7 +12,7 @@ use shared::config::EnvReader;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_tracing();
+    shared::logging::init_for(cfn_responder::FUNCTION_NAME);
     let responder = match Config::from_env(EnvReader::from_env()) {
         Ok(config) => {
             let sdk = shared::aws::load_sdk_config().await;
@@ -54,5 +54,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     let responder = &responder;
-    lambda_runtime::run(service_fn(move |event| handler::handle(responder, event))).await
+    lambda_runtime::run(service_fn(shared::runtime::observed(
+        cfn_responder::FUNCTION_NAME,
+        move |event| handler::handle(responder, event),
+    )))
+    .await
 }

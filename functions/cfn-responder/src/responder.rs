@@ -7,12 +7,14 @@ use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceReques
 use serde::Serialize;
 use serde_json::Value;
 use shared::cfn::{
-    CfnResponse, CfnStatus, Envelope, EnvelopeError, PutOutcome, PutTransport, ResponseUrlError,
-    ResponseUrlPolicy, RetryPolicy, fit_response, physical_id, put_with_retries,
+    CfnResponse, CfnStatus, Envelope, EnvelopeError, PutOutcome, PutStats, PutTransport,
+    ResponseUrlError, ResponseUrlPolicy, RetryPolicy, fit_response, physical_id,
+    put_with_retries_counted,
 };
+use shared::metrics::Emf;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, error, error_span, info, warn};
 
 /// Time kept back from the Lambda deadline so the process is not frozen in
 /// the middle of the PUT.
@@ -113,7 +115,8 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
     /// Handles one request that must be answered by `deadline`.
     pub async fn handle(&self, event: Value, deadline: Instant) -> Result<Summary, ResponderError> {
         let envelope = Envelope::from_event(&event)?;
-        let span = info_span!(
+        // At ERROR level so that no log level filters the correlation ids away.
+        let span = error_span!(
             "cfn_request",
             stack_id = %envelope.stack_id,
             request_id = %envelope.request_id,
@@ -163,7 +166,7 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
             error!(error = %e, "could not record the response for duplicate deliveries");
         }
         let put_deadline = deadline.checked_sub(PUT_SAFETY).unwrap_or(deadline);
-        let outcome = put_with_retries(
+        let (outcome, stats) = put_with_retries_counted(
             &self.transport,
             &url,
             &body,
@@ -172,6 +175,7 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
         )
         .await;
         let status = response.status;
+        answer_metrics(status, &stats).emit();
         let summary = |delivery: String| Summary {
             response: Some(redacted(&response)),
             delivery,
@@ -338,6 +342,19 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
     }
 }
 
+/// The EMF counters of one response sent (whether or not it was delivered:
+/// delivery failures have their own signals): the answer by status, and the
+/// PUT attempts beyond the first and the attempts that timed out.
+pub fn answer_metrics(status: CfnStatus, stats: &PutStats) -> Emf {
+    let mut emf = Emf::for_function(crate::FUNCTION_NAME);
+    // Both status counters, so each alarm sees data points, zero included.
+    emf.add("AnswersSuccess", u64::from(status == CfnStatus::Success));
+    emf.add("AnswersFailed", u64::from(status == CfnStatus::Failed));
+    emf.add("PutRetries", u64::from(stats.retries()));
+    emf.add("PutTimeouts", u64::from(stats.timeouts));
+    emf
+}
+
 /// The response as the invocation returns it: NoEcho Data stays out of it.
 fn redacted(response: &CfnResponse) -> CfnResponse {
     let mut copy = response.clone();
@@ -422,4 +439,32 @@ fn to_action(request: Request) -> Result<(RequestContext, Action), String> {
         return Err("PhysicalResourceId is empty".into());
     }
     Ok((ctx, action))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_answer_counts_its_status_retries_and_timeouts() {
+        let stats = PutStats {
+            attempts: 3,
+            timeouts: 1,
+        };
+        let doc = answer_metrics(CfnStatus::Failed, &stats).to_json(0);
+        assert_eq!(doc["AnswersFailed"], 1);
+        assert_eq!(doc["AnswersSuccess"], 0);
+        assert_eq!(doc["PutRetries"], 2);
+        assert_eq!(doc["PutTimeouts"], 1);
+        assert_eq!(doc["Function"], "cfn-responder");
+        let first_time = PutStats {
+            attempts: 1,
+            timeouts: 0,
+        };
+        let doc = answer_metrics(CfnStatus::Success, &first_time).to_json(0);
+        assert_eq!(
+            (&doc["AnswersSuccess"], &doc["PutRetries"]),
+            (&1.into(), &0.into())
+        );
+    }
 }

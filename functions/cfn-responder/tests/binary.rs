@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use suite_tests::function::FunctionProcess;
 use suite_tests::http::{Received, reply, serve};
-use suite_tests::moto::Moto;
 use suite_tests::runtime_api::RuntimeApi;
 use suite_tests::sink::Sink;
 
@@ -112,50 +111,120 @@ async fn hanging_aws_call_is_answered_failed_before_the_deadline() {
     );
 }
 
+/// The JSON log lines that `pick` selects, waiting up to 5 s for `count`.
+async fn log_lines(
+    function: &FunctionProcess,
+    count: usize,
+    pick: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let found: Vec<Value> = function
+            .logs()
+            .into_iter()
+            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+            .filter(|l| pick(l))
+            .collect();
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "expected {count} matching lines: {:?}",
+            function.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Powertools' keys and the request's correlation ids at the top level, the
+/// cold start on the first invocation only; the answers and the PUT retry
+/// in the EMF lines, under the namespace and stack the environment names.
 #[tokio::test]
-async fn json_logs_carry_the_request_fields() {
-    let moto = Moto::start();
+async fn json_logs_and_metrics_fit_powertools_and_the_stack() {
     let (api, sink) = (
         RuntimeApi::start().await.unwrap(),
         Sink::start(0).await.unwrap(),
     );
-    let mut vars = moto.env();
-    vars.push(("ALLOW_LOCAL_RESPONSE_URL".into(), "true".into()));
-    let function = FunctionProcess::spawn(binary(), &api.host_port(), &vars);
-    let props = json!({"Owners": "amazon", "NamePattern": "no-such-*", "Architecture": "arm64"});
-    let sent = request(
+    let function = FunctionProcess::spawn(
+        binary(),
+        &api.host_port(),
+        &env(&[
+            ("ALLOW_LOCAL_RESPONSE_URL", "true"),
+            ("METRICS_NAMESPACE", "TeamSuite"),
+            ("STACK_NAME", "stack-a"),
+            ("POWERTOOLS_SERVICE_NAME", "custom-resources"),
+        ]),
+    );
+    // A FAILED answer whose PUT needs a retry.
+    sink.script(&[503]);
+    let failed = request(
         "Create",
         "logs-1",
-        &sink.url("logs"),
-        "Custom::AmiLookup",
-        props,
+        &sink.url("logs-1"),
+        "Custom::Nope",
+        json!({}),
     );
-    api.invoke(sent.clone(), Duration::from_secs(20))
+    api.invoke(failed, Duration::from_secs(20)).await.unwrap();
+    // A SUCCESS answer: the Delete of an id never issued touches nothing.
+    let never_issued = delete(
+        "logs-2",
+        &sink.url("logs-2"),
+        "Custom::Nope",
+        "never-issued",
+        json!({}),
+    );
+    api.invoke(never_issued, Duration::from_secs(20))
         .await
         .unwrap();
-    assert_eq!(the_one_response(&sink, "logs", &sent)["Status"], "FAILED");
+    assert_eq!(sink.received("logs-1").len(), 2, "one retry");
 
-    let started = Instant::now();
-    let delivered = loop {
-        let found = function
-            .logs()
-            .into_iter()
-            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
-            .find(|l| l["message"] == "response delivered");
-        if let Some(line) = found {
-            break line;
-        }
+    let delivered = log_lines(&function, 2, |l| l["message"] == "response delivered").await;
+    for (line, request_id, cold_start) in [
+        (&delivered[0], "logs-1", true),
+        (&delivered[1], "logs-2", false),
+    ] {
+        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["service"], "custom-resources", "{line}");
+        assert_eq!(line["cold_start"], cold_start, "{line}");
         assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no 'response delivered' log: {:?}",
-            function.logs()
+            line["timestamp"].as_str().is_some_and(|t| t.contains('T')),
+            "{line}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let span = &delivered["span"];
-    assert_eq!(span["stack_id"], STACK_ID);
-    assert_eq!(span["request_id"], "logs-1");
-    assert_eq!(span["logical_resource_id"], "Thing");
-    assert_eq!(span["request_type"], "Create");
-    assert_eq!(delivered["level"], "INFO");
+        assert_eq!(line["stack_id"], STACK_ID, "{line}");
+        assert_eq!(line["request_id"], request_id, "{line}");
+        assert_eq!(line["logical_resource_id"], "Thing", "{line}");
+        assert_eq!(line["resource_type"], "Custom::Nope", "{line}");
+        assert_eq!(
+            line["xray_trace_id"], "1-00000000-000000000000000000000000",
+            "{line}"
+        );
+        assert!(
+            line.get("span").is_none() && line.get("spans").is_none(),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        delivered[0]["function_request_id"],
+        "00000000-0000-4000-8000-000000000001"
+    );
+    assert_eq!(
+        delivered[1]["function_request_id"],
+        "00000000-0000-4000-8000-000000000002"
+    );
+
+    let emf = log_lines(&function, 3, |l| l.get("_aws").is_some()).await;
+    for line in &emf {
+        let def = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(def["Namespace"], "TeamSuite", "{line}");
+        assert_eq!(def["Dimensions"], json!([["Stack", "Function"]]), "{line}");
+        assert_eq!(line["Stack"], "stack-a", "{line}");
+        assert_eq!(line["Function"], "cfn-responder", "{line}");
+    }
+    let total = |name: &str| emf.iter().filter_map(|l| l[name].as_u64()).sum::<u64>();
+    assert_eq!(total("ColdStart"), 1, "{emf:?}");
+    assert_eq!(total("AnswersFailed"), 1, "{emf:?}");
+    assert_eq!(total("AnswersSuccess"), 1, "{emf:?}");
+    assert_eq!(total("PutRetries"), 1, "{emf:?}");
+    assert_eq!(total("PutTimeouts"), 0, "{emf:?}");
 }
