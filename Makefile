@@ -49,6 +49,14 @@ lint: venv checkov-venv
 sam-build: venv
 	sam build --parameter-overrides Architecture=x86_64
 
+# Deploy with samconfig.toml (it pins Architecture for build and deploy
+# alike); ARGS go to sam deploy, e.g. make deploy ARGS=--guided. An
+# ARGS=--parameter-overrides replaces samconfig's: repeat Architecture in it.
+.PHONY: deploy
+deploy: venv
+	sam build
+	sam deploy $(ARGS)
+
 bench: venv system-deps
 	scripts/bench.sh
 
