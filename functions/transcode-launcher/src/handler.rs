@@ -57,11 +57,26 @@ pub async fn handle<F: Fleet, J: JobStore, S: StatusStore>(
         }
         Event::Reconcile => {
             let deadline = sweep_deadline(event.context.deadline);
-            return reconciled(launcher.reconcile(deadline).await);
+            let stop_by = work_deadline(event.context.deadline);
+            let report = match tokio::time::timeout_at(stop_by, launcher.reconcile(deadline)).await
+            {
+                Ok(report) => report,
+                // A call that hung past the sweep's own margin: the next
+                // sweep starts over, as after a Lambda timeout.
+                Err(_) => ReconcileReport {
+                    errors: vec![
+                        "the sweep was cut off at the invocation deadline: a service did not answer in time"
+                            .into(),
+                    ],
+                    ..ReconcileReport::default()
+                },
+            };
+            return reconciled(report);
         }
         Event::Records(records) => records,
     };
-    let results = launcher.process(&records).await;
+    let stop_by = work_deadline(event.context.deadline);
+    let results = launcher.process_until(&records, stop_by).await;
     report(&results);
     let failed: Vec<&RecordResult> = results
         .iter()
@@ -103,6 +118,15 @@ fn report(results: &[RecordResult]) {
         emf.add(name, 1);
     }
     emf.emit();
+}
+
+/// Time kept to answer after work is cut off: a call that hangs past it is
+/// abandoned, so the invocation still answers (and fails) in time.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+fn work_deadline(deadline_ms: u64) -> tokio::time::Instant {
+    let deadline = shared::runtime::deadline_instant(deadline_ms, SystemTime::now());
+    deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline)
 }
 
 /// The sweep stops this long before the invocation's deadline.

@@ -196,6 +196,20 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
 
     /// Every record gets a result, in order.
     pub async fn process(&self, records: &[Record]) -> Vec<RecordResult> {
+        let never = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
+        self.process_until(records, never).await
+    }
+
+    /// [`Self::process`], each launch cut off at `stop_by`: a call that
+    /// hangs fails its record (and those after it) in time for the
+    /// invocation to answer, so Lambda retries the event. A launch cut off
+    /// midway is left as a Lambda timeout would leave it: the retry finds
+    /// the job, and the reconcile settles its slot.
+    pub async fn process_until(
+        &self,
+        records: &[Record],
+        stop_by: tokio::time::Instant,
+    ) -> Vec<RecordResult> {
         let mut results = Vec::with_capacity(records.len());
         for record in records {
             let result = match record {
@@ -206,7 +220,21 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                     None,
                     format!("{event_name:?} is not an ObjectCreated event"),
                 ),
-                Record::Created(object) => self.launch(object).await,
+                Record::Created(object) => {
+                    match tokio::time::timeout_at(stop_by, self.launch(object)).await {
+                        Ok(result) => result,
+                        Err(_) => RecordResult {
+                            job_id: Some(job::job_id(object)),
+                            ..RecordResult::failed(
+                                Some(object),
+                                Failure::LaunchFailed,
+                                "not launched before the invocation deadline: \
+                                 a service did not answer in time"
+                                    .into(),
+                            )
+                        },
+                    }
+                }
             };
             results.push(result);
         }
