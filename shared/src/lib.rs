@@ -8,6 +8,7 @@ pub mod cfn;
 pub mod config;
 pub mod logging;
 pub mod metrics;
+pub mod redrive;
 pub mod retry;
 pub mod runtime;
 pub mod s3_key;

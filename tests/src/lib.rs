@@ -5,7 +5,7 @@ pub mod dynamodb;
 pub mod emulator;
 pub mod function;
 pub mod http;
-pub mod lambda_env;
+pub mod lambda_invoke;
 pub mod mariadb;
 pub mod moto;
 pub mod process;

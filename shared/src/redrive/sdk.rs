@@ -1,0 +1,139 @@
+//! The SQS queue and the Lambda function behind [`FailureQueue`] and
+//! [`Invoker`], through the AWS SDK.
+
+use super::{CallError, FailureQueue, Invoked, Invoker, QueueMessage};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use std::time::Duration;
+
+/// How long a received message stays hidden while the run goes on: longer
+/// than the longest synchronous invoke (Lambda's 900 s limit plus the
+/// client's margin), so no message reappears to a second run while its
+/// invoke is still under way.
+pub const HOLD: Duration = Duration::from_secs(1200);
+
+/// Long polling asks every SQS server, so an empty answer means an empty
+/// queue (short polling samples a subset and can answer empty too early).
+pub const RECEIVE_WAIT: Duration = Duration::from_secs(2);
+
+/// The longest synchronous invoke: Lambda's 900 s timeout and a margin.
+pub const INVOKE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(930);
+
+fn call_error(
+    service: &'static str,
+    operation: &'static str,
+    error: impl std::error::Error,
+) -> CallError {
+    CallError {
+        service,
+        operation,
+        message: aws_sdk_sqs::error::DisplayErrorContext(error).to_string(),
+    }
+}
+
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+}
+
+impl FailureQueue for SqsQueue {
+    async fn receive(&self, max: usize) -> Result<Vec<QueueMessage>, CallError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .visibility_timeout(HOLD.as_secs() as i32)
+            .wait_time_seconds(RECEIVE_WAIT.as_secs() as i32)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| call_error("SQS", "ReceiveMessage", e))?;
+        Ok(output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let error_message = m
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get("ErrorMessage"))
+                    .and_then(|v| v.string_value.clone());
+                Some(QueueMessage {
+                    id: m.message_id?,
+                    receipt: m.receipt_handle?,
+                    body: m.body.unwrap_or_default(),
+                    error_message,
+                })
+            })
+            .collect())
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), CallError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("SQS", "DeleteMessage", e))
+    }
+
+    async fn release(&self, receipt: &str) -> Result<(), CallError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("SQS", "ChangeMessageVisibility", e))
+    }
+}
+
+pub struct LambdaInvoker {
+    client: aws_sdk_lambda::Client,
+}
+
+impl LambdaInvoker {
+    pub fn new(client: aws_sdk_lambda::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl Invoker for LambdaInvoker {
+    async fn invoke(&self, function: &str, payload: &str) -> Result<Invoked, CallError> {
+        let output = self
+            .client
+            .invoke()
+            .function_name(function)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(Blob::new(payload.as_bytes()))
+            .send()
+            .await
+            .map_err(|e| call_error("Lambda", "Invoke", e))?;
+        Ok(match output.function_error {
+            Some(kind) => Invoked::FunctionError {
+                kind,
+                payload: output
+                    .payload
+                    .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
+                    .unwrap_or_default(),
+            },
+            None => Invoked::Succeeded,
+        })
+    }
+}
