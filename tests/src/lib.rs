@@ -6,6 +6,7 @@ pub mod emulator;
 pub mod function;
 pub mod http;
 pub mod lambda_invoke;
+pub mod lambda_env;
 pub mod mariadb;
 pub mod moto;
 pub mod process;

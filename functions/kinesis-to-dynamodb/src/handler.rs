@@ -54,7 +54,7 @@ pub async fn handle<T: Table + Clone + 'static>(
 }
 
 fn emit(counts: &Counts) {
-    let mut emf = Emf::new("LambdaSuite").dimension("Function", "kinesis-to-dynamodb");
+    let mut emf = Emf::for_function("kinesis-to-dynamodb");
     for (name, value) in [
         ("RecordsIn", counts.records_in),
         ("UserRecords", counts.user_records),

@@ -4,9 +4,12 @@ use kinesis_to_dynamodb::handler;
 use lambda_runtime::service_fn;
 use shared::config::EnvReader;
 
+/// The function's name in logs (`service`) and metrics (`Function`).
+const FUNCTION_NAME: &str = "kinesis-to-dynamodb";
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_tracing();
+    shared::logging::init_for(FUNCTION_NAME);
     kinesis_to_dynamodb::memory::keep_large_buffers_out_of_the_heap();
     let config = match Config::from_env(EnvReader::from_env()) {
         Ok(config) => config,
@@ -15,8 +18,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = shared::aws::load_sdk_config().await;
     let table = DynamoTable::from_sdk(&sdk);
     let (table, config) = (&table, &config);
-    lambda_runtime::run(service_fn(move |event| {
-        handler::handle(table, config, event)
-    }))
+    lambda_runtime::run(service_fn(shared::runtime::observed(
+        FUNCTION_NAME,
+        move |event| handler::handle(table, config, event),
+    )))
     .await
 }

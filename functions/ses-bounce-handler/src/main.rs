@@ -6,9 +6,12 @@ use ses_bounce_handler::processor::{Processor, Settings, SystemClock};
 use ses_bounce_handler::store::DynamoStore;
 use shared::config::EnvReader;
 
+/// The function's name in logs (`service`) and metrics (`Function`).
+const FUNCTION_NAME: &str = "ses-bounce-handler";
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_tracing();
+    shared::logging::init_for(FUNCTION_NAME);
     let config = match Config::from_env(EnvReader::from_env()) {
         Ok(config) => config,
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
@@ -29,5 +32,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         },
     };
     let processor = &processor;
-    lambda_runtime::run(service_fn(move |event| handler::handle(processor, event))).await
+    lambda_runtime::run(service_fn(shared::runtime::observed(
+        FUNCTION_NAME,
+        move |event| handler::handle(processor, event),
+    )))
+    .await
 }

@@ -102,7 +102,7 @@ impl Tally {
 
     /// EMF: totals, and one document per notification type and subtype.
     pub fn emit(&self) {
-        let mut totals = Emf::new("LambdaSuite").dimension("Function", "ses-bounce-handler");
+        let mut totals = Emf::for_function("ses-bounce-handler");
         for (name, value) in [
             ("Suppressed", self.suppressed),
             ("Escalated", self.escalated),
@@ -118,8 +118,8 @@ impl Tally {
         }
         totals.emit();
         for ((kind, subtype), count) in &self.by_type {
-            let mut by_type = Emf::new("LambdaSuite")
-                .dimension("Function", "ses-bounce-handler")
+            // The type and subtype dimensions come after [Stack, Function].
+            let mut by_type = Emf::for_function("ses-bounce-handler")
                 .dimension("Type", kind.as_str())
                 .dimension("SubType", if subtype.is_empty() { "-" } else { subtype });
             by_type.add("Notifications", *count);

@@ -139,7 +139,7 @@ pub async fn handle<R: Regions>(
 }
 
 fn emit(summary: &Summary) {
-    let mut emf = Emf::new("LambdaSuite").dimension("Function", "snapshot-copier");
+    let mut emf = Emf::for_function("snapshot-copier");
     for (name, count) in [
         ("Copied", summary.copied.len()),
         ("SkippedExisting", summary.skipped_existing.len()),

@@ -5,9 +5,12 @@ use snapshot_copier::copier::Copier;
 use snapshot_copier::ec2::Ec2Regions;
 use snapshot_copier::{config, handler};
 
+/// The function's name in logs (`service`) and metrics (`Function`).
+const FUNCTION_NAME: &str = "snapshot-copier";
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_tracing();
+    shared::logging::init_for(FUNCTION_NAME);
     let settings = match config::from_env(EnvReader::from_env()) {
         Ok(settings) => settings,
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
@@ -25,5 +28,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let copier = Copier::new(Ec2Regions::new(sdk), settings).with_claims(claims);
     let copier = &copier;
-    lambda_runtime::run(service_fn(move |event| handler::handle(copier, event))).await
+    lambda_runtime::run(service_fn(shared::runtime::observed(
+        FUNCTION_NAME,
+        move |event| handler::handle(copier, event),
+    )))
+    .await
 }

@@ -102,7 +102,7 @@ pub async fn handle<F: Fleet, J: JobStore, S: StatusStore>(
 }
 
 fn report(results: &[RecordResult]) {
-    let mut emf = Emf::new("LambdaSuite").dimension("Function", "transcode-launcher");
+    let mut emf = Emf::for_function("transcode-launcher");
     for result in results {
         let summary = serde_json::to_string(result).unwrap_or_default();
         match result.outcome {
@@ -147,7 +147,7 @@ fn reconciled(report: ReconcileReport) -> Result<Value, HandlerError> {
     for job in &report.failed {
         tracing::error!(job = %job, "job out of attempts (its workers died or could not be launched); failure status.json written");
     }
-    let mut emf = Emf::new("LambdaSuite").dimension("Function", "transcode-launcher");
+    let mut emf = Emf::for_function("transcode-launcher");
     emf.add("JobsDone", report.done as u64);
     emf.add("JobsRelaunched", report.relaunched.len() as u64);
     emf.add(

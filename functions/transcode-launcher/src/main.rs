@@ -6,9 +6,12 @@ use transcode_launcher::launcher::Launcher;
 use transcode_launcher::s3::S3Status;
 use transcode_launcher::{config, handler};
 
+/// The function's name in logs (`service`) and metrics (`Function`).
+const FUNCTION_NAME: &str = "transcode-launcher";
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_tracing();
+    shared::logging::init_for(FUNCTION_NAME);
     let (settings, launch) = match config::from_env(EnvReader::from_env()) {
         Ok(settings) => settings,
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
@@ -31,5 +34,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         settings,
     );
     let launcher = &launcher;
-    lambda_runtime::run(service_fn(move |event| handler::handle(launcher, event))).await
+    lambda_runtime::run(service_fn(shared::runtime::observed(
+        FUNCTION_NAME,
+        move |event| handler::handle(launcher, event),
+    )))
+    .await
 }

@@ -1,0 +1,127 @@
+//! Each function's local environment: `[package.metadata.lambda.env]` in its
+//! Cargo.toml, the section `cargo lambda watch` reads. `make demo`,
+//! `make invoke` and env.json (`sam local invoke --env-vars`) take it from
+//! here, so there is one copy.
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// Variable name to value.
+pub type Env = BTreeMap<String, String>;
+
+/// A workspace package that has a local environment.
+#[derive(Debug)]
+pub struct LambdaPackage {
+    pub name: String,
+    /// Its binary targets (a SAM function names one in BuildProperties.Binary).
+    pub bins: Vec<String>,
+    pub env: Env,
+}
+
+/// The packages of the workspace at `root` with a
+/// `[package.metadata.lambda.env]`, read through
+/// `cargo metadata --format-version 1 --no-deps`, sorted by name.
+pub fn lambda_packages(root: &Path) -> anyhow::Result<Vec<LambdaPackage>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(&cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root)
+        .output()
+        .with_context(|| format!("running {cargo} metadata"))?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: Value = serde_json::from_slice(&output.stdout).context("cargo metadata JSON")?;
+    let mut packages = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or_default().to_owned();
+        let Some(table) = package["metadata"]["lambda"]["env"].as_object() else {
+            continue;
+        };
+        let mut env = Env::new();
+        for (key, value) in table {
+            // cargo-lambda reads a map of strings, and the scripts read one
+            // `KEY=VALUE` per line.
+            match value.as_str() {
+                Some(text) if !text.contains('\n') => env.insert(key.clone(), text.to_owned()),
+                _ => bail!(
+                    "{name}: [package.metadata.lambda.env] {key} must be a one-line string, found {value}"
+                ),
+            };
+        }
+        let bins = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| {
+                t["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
+            })
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect();
+        packages.push(LambdaPackage { name, bins, env });
+    }
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(packages)
+}
+
+/// env.json for `sam local invoke --env-vars`: for every function of
+/// `template` (JSON, as `process::sam_template()` reads it), the local
+/// environment of the package building its `BuildProperties.Binary`, kept to
+/// the variables the template declares for it (Globals included): SAM passes
+/// only those and silently drops the rest.
+pub fn sam_env_json(template: &Value, packages: &[LambdaPackage]) -> anyhow::Result<Value> {
+    let declared_globally = variable_names(&template["Globals"]["Function"]);
+    let mut functions = serde_json::Map::new();
+    for (logical_id, resource) in template["Resources"].as_object().into_iter().flatten() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .with_context(|| format!("{logical_id}: no Metadata.BuildProperties.Binary"))?;
+        let package = packages
+            .iter()
+            .find(|p| p.bins.iter().any(|b| b == binary))
+            .with_context(|| {
+                format!("{logical_id}: binary {binary} has no [package.metadata.lambda.env]")
+            })?;
+        let declared = variable_names(&resource["Properties"]);
+        let env: serde_json::Map<String, Value> = package
+            .env
+            .iter()
+            .filter(|(k, _)| {
+                declared.contains(&k.as_str()) || declared_globally.contains(&k.as_str())
+            })
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
+        functions.insert(logical_id.clone(), Value::Object(env));
+    }
+    Ok(Value::Object(functions))
+}
+
+/// The names under `Environment.Variables` of a function's properties.
+fn variable_names(properties: &Value) -> Vec<&str> {
+    properties["Environment"]["Variables"]
+        .as_object()
+        .map(|vars| vars.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// env.json's text as `make env.json` writes it.
+pub fn sam_env_json_text(template: &Value, packages: &[LambdaPackage]) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(&sam_env_json(template, packages)?)? + "\n")
+}
