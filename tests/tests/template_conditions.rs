@@ -596,3 +596,282 @@ fn each_parameter_set_creates_only_what_its_functions_need_and_lints_clean() {
     problems.extend(lint(&outcomes));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+fn resources(template: &Value) -> &Map<String, Value> {
+    template["Resources"].as_object().unwrap()
+}
+
+/// The function resource of each entry of FUNCTIONS, by its condition.
+fn function_ids(template: &Value) -> Vec<(usize, String)> {
+    let mut ids: Vec<(usize, String)> = resources(template)
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, _)| match owner(id) {
+            Owner::Function(i) => (i, id.clone()),
+            other => panic!("function {id} owned by {other:?}"),
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), FUNCTIONS.len(), "{ids:?}");
+    ids
+}
+
+#[test]
+fn each_function_logs_to_its_own_log_group_which_exists_before_it() {
+    let template = sam_template();
+    for (i, id) in function_ids(&template) {
+        let function = &resources(&template)[&id];
+        let group = &function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"];
+        let group = group
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup is no Ref to a log group"));
+        let log_group = &resources(&template)[group];
+        assert_eq!(log_group["Type"], "AWS::Logs::LogGroup", "{id} -> {group}");
+        assert_eq!(log_group["Condition"], function["Condition"], "{group}");
+        // Named without the function (a cycle) and apart from the default
+        // group Lambda would create on a first invocation.
+        let mut refs = BTreeSet::new();
+        references(&log_group["Properties"], &mut refs);
+        assert!(
+            refs.iter()
+                .all(|r| r.starts_with("AWS::") || template["Parameters"].get(r).is_some()),
+            "{group} depends on {refs:?}"
+        );
+        let (_, name, _) = FUNCTIONS[i];
+        assert_eq!(
+            function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"], name,
+            "{id}"
+        );
+    }
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Tracing"], json!({"Ref": "Tracing"}));
+    let variables = &globals["Environment"]["Variables"];
+    assert_eq!(
+        variables["METRICS_NAMESPACE"],
+        json!({"Ref": "MetricsNamespace"})
+    );
+    assert_eq!(variables["STACK_NAME"], json!({"Ref": "AWS::StackName"}));
+}
+
+#[test]
+fn every_store_says_what_happens_to_it_on_delete_and_replace() {
+    let template = sam_template();
+    let stores = [
+        "AWS::S3::Bucket",
+        "AWS::DynamoDB::Table",
+        "AWS::Kinesis::Stream",
+        "AWS::SQS::Queue",
+        "AWS::KMS::Key",
+        "AWS::Logs::LogGroup",
+        "AWS::SNS::Topic",
+    ];
+    let mut missing = Vec::new();
+    for (id, r) in resources(&template) {
+        if stores.contains(&r["Type"].as_str().unwrap()) {
+            for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+                if r.get(policy).is_none() {
+                    missing.push(format!("{id} has no {policy}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+#[test]
+fn kinesis_mapping_role_has_the_documented_permissions() {
+    let template = sam_template();
+    let policies = &resources(&template)["KinesisToDynamoDbFunction"]["Properties"]["Policies"];
+    let mut granted = BTreeSet::new();
+    for statement in policies
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["Statement"].as_array().cloned().unwrap_or_default())
+    {
+        match &statement["Action"] {
+            Value::String(a) => granted.insert(a.clone()),
+            Value::Array(items) => {
+                for a in items {
+                    granted.insert(a.as_str().unwrap().to_owned());
+                }
+                true
+            }
+            other => panic!("{other}"),
+        };
+    }
+    // Lambda's list for Kinesis event sources (AWSLambdaKinesisExecutionRole).
+    for action in [
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+        "kinesis:ListStreams",
+        "kinesis:SubscribeToShard",
+    ] {
+        assert!(
+            granted.contains(action),
+            "{action} missing from {granted:?}"
+        );
+    }
+}
+
+#[test]
+fn reserved_concurrency_and_the_ca_bundle_layer_are_parameters() {
+    let template = sam_template();
+    for (_, id) in function_ids(&template) {
+        let properties = &resources(&template)[&id]["Properties"];
+        if let Some(reserved) = properties.get("ReservedConcurrentExecutions") {
+            let branches = reserved["Fn::If"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{id}: a fixed ReservedConcurrentExecutions {reserved}"));
+            assert!(branches[1].get("Ref").is_some(), "{id}: {reserved}");
+            assert_eq!(branches[2], json!({"Ref": "AWS::NoValue"}), "{id}");
+        }
+    }
+    let full = full_params(&template);
+    let rotator = |params: &Params| {
+        let resolver = Resolver {
+            template: &template,
+            params,
+        };
+        resolver
+            .resolve(&resources(&template)["RdsLogRotatorFunction"]["Properties"])
+            .unwrap()
+    };
+    let plain = rotator(&full);
+    assert!(
+        plain.get("ReservedConcurrentExecutions").is_none(),
+        "{plain}"
+    );
+    assert!(plain.get("Layers").is_none());
+    assert_eq!(plain["Environment"]["Variables"]["TLS_CA_FILE"], "");
+    let mut with_layer = full.clone();
+    let layer = "arn:aws:lambda:us-east-1:111122223333:layer:rds-ca:1";
+    with_layer.insert("RdsCaBundleLayerArn".into(), layer.into());
+    with_layer.insert("RdsLogRotatorReservedConcurrency".into(), "1".into());
+    let layered = rotator(&with_layer);
+    assert_eq!(layered["Layers"], json!([{"Ref": "RdsCaBundleLayerArn"}]));
+    assert_eq!(
+        layered["Environment"]["Variables"]["TLS_CA_FILE"],
+        "/opt/global-bundle.pem"
+    );
+    assert_eq!(
+        layered["ReservedConcurrentExecutions"],
+        json!({"Ref": "RdsLogRotatorReservedConcurrency"})
+    );
+}
+
+#[test]
+fn every_failure_path_has_an_alarm_that_notifies() {
+    let template = sam_template();
+    let alarms: Vec<(&String, &Value)> = resources(&template)
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    let mut problems = Vec::new();
+    let metric_of = |alarm: &Value| -> Value {
+        // A plain alarm, or metric math over one metric.
+        let p = &alarm["Properties"];
+        match p["Metrics"].as_array() {
+            None => {
+                json!({"Namespace": p["Namespace"], "MetricName": p["MetricName"], "Dimensions": p["Dimensions"]})
+            }
+            Some(metrics) => metrics
+                .iter()
+                .find_map(|m| m.get("MetricStat").map(|s| s["Metric"].clone()))
+                .unwrap(),
+        }
+    };
+    for (id, alarm) in &alarms {
+        let p = &alarm["Properties"];
+        let topic = json!([{"Fn::If": ["AlarmTopicGiven", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}]);
+        if p["AlarmActions"] != topic || p["OKActions"] != topic {
+            problems.push(format!("{id} does not notify the alarm topic"));
+        }
+        let Owner::Function(i) = owner(id) else {
+            problems.push(format!("{id} belongs to no function"));
+            continue;
+        };
+        let (param, name, _) = FUNCTIONS[i];
+        let condition = alarm["Condition"].as_str().unwrap_or_default();
+        let expr = &template["Conditions"][condition];
+        if expr != &json!({"Fn::Equals": [{"Ref": param}, "true"]}) {
+            problems.push(format!("{id}: condition {condition} is not {param}'s"));
+        }
+        let metric = metric_of(alarm);
+        if metric["Namespace"] == json!({"Ref": "MetricsNamespace"}) {
+            let dims = json!([
+                {"Name": "Stack", "Value": {"Ref": "AWS::StackName"}},
+                {"Name": "Function", "Value": name},
+            ]);
+            if metric["Dimensions"] != dims {
+                problems.push(format!(
+                    "{id}: dimensions {} are not [Stack, Function]",
+                    metric["Dimensions"]
+                ));
+            }
+        } else if !["AWS/Lambda", "AWS/SQS"]
+            .contains(&metric["Namespace"].as_str().unwrap_or_default())
+        {
+            problems.push(format!("{id}: namespace {}", metric["Namespace"]));
+        }
+    }
+    let watched = |namespace: &str, name: &str, dim: &Value| {
+        alarms.iter().any(|(_, a)| {
+            let m = metric_of(a);
+            m["Namespace"] == namespace
+                && m["MetricName"] == name
+                && m["Dimensions"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|d| &d["Value"] == dim))
+        })
+    };
+    for (_, id) in function_ids(&template) {
+        for metric in ["Errors", "Throttles"] {
+            if !watched("AWS/Lambda", metric, &json!({"Ref": id})) {
+                problems.push(format!("no {metric} alarm on {id}"));
+            }
+        }
+    }
+    for (id, r) in resources(&template) {
+        if r["Type"] == "AWS::SQS::Queue"
+            && !watched(
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                &json!({"Fn::GetAtt": [id, "QueueName"]}),
+            )
+        {
+            problems.push(format!("no alarm on messages visible in {id}"));
+        }
+    }
+    if !watched(
+        "AWS/Lambda",
+        "IteratorAge",
+        &json!({"Ref": "KinesisToDynamoDbFunction"}),
+    ) {
+        problems.push("no IteratorAge alarm".into());
+    }
+    let custom = json!({"Ref": "MetricsNamespace"});
+    for (name, metric) in [
+        ("kinesis-to-dynamodb", "Rejected"),
+        ("cfn-responder", "AnswersFailed"),
+        ("transcode-launcher", "JobsFailed"),
+        ("rds-log-rotator", "TargetsFailed"),
+        ("rds-log-rotator", "Warnings"),
+        ("snapshot-copier", "Errors"),
+        ("snapshot-copier", "Deferred"),
+    ] {
+        let found = alarms.iter().any(|(_, a)| {
+            let m = metric_of(a);
+            m["Namespace"] == custom
+                && m["MetricName"] == metric
+                && m["Dimensions"][1]["Value"] == name
+        });
+        if !found {
+            problems.push(format!("no alarm on {name}'s {metric}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
