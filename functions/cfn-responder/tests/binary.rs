@@ -228,3 +228,39 @@ async fn json_logs_and_metrics_fit_powertools_and_the_stack() {
     assert_eq!(total("PutRetries"), 1, "{emf:?}");
     assert_eq!(total("PutTimeouts"), 0, "{emf:?}");
 }
+
+/// The real HTTPS/HTTP transport's attempt timeout shows as PutTimeouts, and
+/// an answer that could not be delivered still counts as sent.
+#[tokio::test]
+async fn put_attempts_without_a_reply_are_counted_as_timeouts() {
+    let (api, sink) = (
+        RuntimeApi::start().await.unwrap(),
+        Sink::start(0).await.unwrap(),
+    );
+    // Longer than the 5 s attempt timeout.
+    sink.delay_replies(Duration::from_secs(7));
+    let function = FunctionProcess::spawn(
+        binary(),
+        &api.host_port(),
+        &env(&[
+            ("ALLOW_LOCAL_RESPONSE_URL", "true"),
+            ("RESPONSE_PUT_MAX_ATTEMPTS", "2"),
+        ]),
+    );
+    let sent = request(
+        "Create",
+        "slow-1",
+        &sink.url("slow-1"),
+        "Custom::Nope",
+        json!({}),
+    );
+    let invocation = api.invoke(sent, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        invocation.result.unwrap_err()["errorType"],
+        "ResponseNotDelivered"
+    );
+    let emf = log_lines(&function, 1, |l| l.get("PutTimeouts").is_some()).await;
+    assert_eq!(emf[0]["PutTimeouts"], 2, "{}", emf[0]);
+    assert_eq!(emf[0]["PutRetries"], 1, "{}", emf[0]);
+    assert_eq!(emf[0]["AnswersFailed"], 1, "{}", emf[0]);
+}
