@@ -8,8 +8,8 @@ use crate::checkpoint::{Position, compare_sequence};
 use crate::config::{Config, Mode};
 use crate::convert::Item;
 use crate::record::{
-    ARRIVAL_ATTR, Entry, EventRecord, MAX_ITEM_BYTES, POSITION_ATTR, Reject, SHARD_ATTR, decode,
-    user_data,
+    ARRIVAL_ATTR, Entry, EventRecord, MAX_ITEM_BYTES, POSITION_ATTR, Reject, SHARD_ATTR, UserData,
+    decode, user_data,
 };
 use crate::writer::{
     MAX_BATCH_BYTES, MAX_BATCH_ITEMS, Order, PutResult, Table, WriteError, batch_put_all,
@@ -795,7 +795,8 @@ async fn store_refusals<T: Table + Clone + 'static>(
         records.iter().map(|r| (r.sequence(), r)).collect();
     let (ready, next) = mpsc::channel(CONVERTED_AHEAD);
     let hand = async move {
-        let mut current: Option<(String, Vec<Vec<u8>>)> = None;
+        // The record being read: its sequence number, arrival, user records.
+        let mut current: Option<(String, i64, Vec<UserData>)> = None;
         let mut chunk = Chunk::new();
         let same = |a: &Reject, b: &Reject| a.shard == b.shard && a.position == b.position;
         let mut pending = None;
@@ -804,7 +805,7 @@ async fn store_refusals<T: Table + Clone + 'static>(
         while let Some(refusal) = refusals.next() {
             if current
                 .as_ref()
-                .is_none_or(|(seq, _)| *seq != refusal.position.sequence)
+                .is_none_or(|(seq, _, _)| *seq != refusal.position.sequence)
             {
                 // Splitting an aggregate again is long: not once the budget
                 // is spent. This refusal and the rest fail as they would
@@ -815,22 +816,27 @@ async fn store_refusals<T: Table + Clone + 'static>(
                     pending = Some(Work::Rejects(chunk.take()));
                     break;
                 }
-                let data = by_sequence
-                    .get(refusal.position.sequence.as_str())
-                    .map(|record| user_data(record))
-                    .unwrap_or_default();
-                current = Some((refusal.position.sequence.clone(), data));
+                let record = by_sequence.get(refusal.position.sequence.as_str());
+                current = Some((
+                    refusal.position.sequence.clone(),
+                    record.map_or(0, |record| record.arrival_ms()),
+                    record.map(|record| user_data(record)).unwrap_or_default(),
+                ));
             }
-            let data = current
+            let (arrival_ms, (partition_key, data)) = current
                 .as_ref()
-                .and_then(|(_, data)| data.get(refusal.position.sub as usize))
-                .cloned()
+                .map(|(_, arrival_ms, users)| {
+                    let user = users.get(refusal.position.sub as usize);
+                    (*arrival_ms, user.cloned().unwrap_or_default())
+                })
                 .unwrap_or_default();
             let reject = Reject {
                 position: refusal.position,
                 shard: refusal.shard,
                 reason: format!("DynamoDB refused the item: {}", refusal.reason),
-                data,
+                data: data.into(),
+                partition_key: partition_key.into(),
+                arrival_ms,
             };
             let bytes = reject.data.len().min(MAX_REJECT_DATA) + MAX_REASON_BYTES + 512;
             if let Some(full) = chunk.push(reject, bytes, same)
@@ -863,7 +869,7 @@ const REJECT_POSITION: &str = "position";
 
 /// The rejects-table item for `reject`: its key, reason (at most 1 KB) and
 /// raw data (at most 300 KB).
-fn reject_item(reject: &Reject, now_ms: u128) -> Item {
+pub(crate) fn reject_item(reject: &Reject, now_ms: u128) -> Item {
     let data = &reject.data[..reject.data.len().min(MAX_REJECT_DATA)];
     HashMap::from([
         (
@@ -891,6 +897,14 @@ fn reject_item(reject: &Reject, now_ms: u128) -> Item {
             AttributeValue::Bool(data.len() < reject.data.len()),
         ),
         ("data".to_owned(), AttributeValue::B(data.to_vec().into())),
+        (
+            "partitionKey".to_owned(),
+            AttributeValue::S(reject.partition_key.to_string()),
+        ),
+        (
+            "arrivalMs".to_owned(),
+            AttributeValue::N(reject.arrival_ms.to_string()),
+        ),
         (
             "rejectedAtMs".to_owned(),
             AttributeValue::N(now_ms.to_string()),

@@ -40,7 +40,12 @@ pub struct Reject {
     pub position: Position,
     pub shard: String,
     pub reason: String,
-    pub data: Vec<u8>,
+    /// Boxed, as is the partition key: a `Result<Entry, Reject>` stays small.
+    pub data: Box<[u8]>,
+    /// The user record's partition key and the record's arrival time, kept
+    /// so that a replayed reject gets the key and order it had.
+    pub partition_key: Box<str>,
+    pub arrival_ms: i64,
 }
 
 /// One Kinesis record: its sequence number (what checkpoints refer to) and
@@ -69,6 +74,10 @@ pub struct KinesisRecord {
     pub partition_key: String,
     pub arrival_ms: i64,
     pub data: Vec<u8>,
+    /// Set for one user record taken out of a KPL aggregate (a reject being
+    /// replayed): its index there. Its data is decoded as it is, never
+    /// de-aggregated again, and keeps its position.
+    pub user_record: Option<u32>,
 }
 
 /// The fields of a Kinesis event record the function reads. Parsed here
@@ -140,6 +149,7 @@ impl EventRecord {
                 sequence: record.kinesis.sequence_number,
                 partition_key: record.kinesis.partition_key,
                 data,
+                user_record: None,
             }),
             Err(e) => {
                 let lenient: Lenient = serde_json::from_str(raw).unwrap_or_default();
@@ -155,7 +165,9 @@ impl EventRecord {
                     position: Position { sequence, sub: 0 },
                     shard,
                     reason: format!("malformed Kinesis record: {e}"),
-                    data: raw.as_bytes().to_vec(),
+                    data: raw.as_bytes().into(),
+                    partition_key: Box::default(),
+                    arrival_ms: 0,
                 })
             }
         }
@@ -166,6 +178,14 @@ impl EventRecord {
         match self {
             Self::Readable(r) => &r.sequence,
             Self::Malformed(reject) => &reject.position.sequence,
+        }
+    }
+
+    /// Kinesis's approximate arrival time, in ms (0 if unknown).
+    pub fn arrival_ms(&self) -> i64 {
+        match self {
+            Self::Readable(r) => r.arrival_ms,
+            Self::Malformed(reject) => reject.arrival_ms,
         }
     }
 }
@@ -182,27 +202,36 @@ pub fn decode(record: &EventRecord, config: &Config) -> Decoded {
             };
         }
     };
-    let reject = |sub: u32, reason: String, data: &[u8]| Reject {
+    let reject = |sub: u32, partition_key: &str, reason: String, data: &[u8]| Reject {
         position: Position {
             sequence: record.sequence.clone(),
             sub,
         },
         shard: record.shard.clone(),
         reason,
-        data: data.to_vec(),
+        data: data.into(),
+        partition_key: partition_key.into(),
+        arrival_ms: record.arrival_ms,
     };
-    let results = if kpl::is_aggregated(&record.data) {
+    let results = if let Some(sub) = record.user_record {
+        vec![
+            entry(config, record, sub, &record.partition_key, &record.data)
+                .map_err(|reason| reject(sub, &record.partition_key, reason, &record.data)),
+        ]
+    } else if kpl::is_aggregated(&record.data) {
         match kpl::deaggregate(&record.data) {
             Ok(users) => users
                 .iter()
                 .enumerate()
                 .map(|(sub, user)| {
-                    entry(config, record, sub as u32, &user.partition_key, &user.data)
-                        .map_err(|reason| reject(sub as u32, reason, &user.data))
+                    entry(config, record, sub as u32, &user.partition_key, &user.data).map_err(
+                        |reason| reject(sub as u32, &user.partition_key, reason, &user.data),
+                    )
                 })
                 .collect(),
             Err(e) => vec![Err(reject(
                 0,
+                &record.partition_key,
                 format!("KPL aggregate rejected: {e}"),
                 &record.data,
             ))],
@@ -210,7 +239,7 @@ pub fn decode(record: &EventRecord, config: &Config) -> Decoded {
     } else {
         vec![
             entry(config, record, 0, &record.partition_key, &record.data)
-                .map_err(|reason| reject(0, reason, &record.data)),
+                .map_err(|reason| reject(0, &record.partition_key, reason, &record.data)),
         ]
     };
     Decoded {
@@ -219,18 +248,33 @@ pub fn decode(record: &EventRecord, config: &Config) -> Decoded {
     }
 }
 
-/// The raw data of each user record of `record`, by sub-record index, for
-/// rejects found after decoding (items DynamoDB itself refused).
-pub fn user_data(record: &EventRecord) -> Vec<Vec<u8>> {
+/// A user record's partition key and raw data.
+pub type UserData = (String, Vec<u8>);
+
+/// The partition key and raw data of each user record of `record`, by
+/// sub-record index, for rejects found after decoding (items DynamoDB itself
+/// refused).
+pub fn user_data(record: &EventRecord) -> Vec<UserData> {
     match record {
-        EventRecord::Malformed(reject) => vec![reject.data.clone()],
-        EventRecord::Readable(record) if kpl::is_aggregated(&record.data) => {
-            match kpl::deaggregate(&record.data) {
-                Ok(users) => users.into_iter().map(|user| user.data).collect(),
-                Err(_) => vec![record.data.clone()],
+        EventRecord::Malformed(reject) => vec![(String::new(), reject.data.to_vec())],
+        EventRecord::Readable(record) => {
+            let whole = || (record.partition_key.clone(), record.data.clone());
+            match record.user_record {
+                // Only index `sub` is read: the others stay empty.
+                Some(sub) => (0..sub)
+                    .map(|_| Default::default())
+                    .chain([whole()])
+                    .collect(),
+                None if kpl::is_aggregated(&record.data) => match kpl::deaggregate(&record.data) {
+                    Ok(users) => users
+                        .into_iter()
+                        .map(|user| (user.partition_key, user.data))
+                        .collect(),
+                    Err(_) => vec![whole()],
+                },
+                None => vec![whole()],
             }
         }
-        EventRecord::Readable(record) => vec![record.data.clone()],
     }
 }
 
