@@ -11,4 +11,5 @@ pub mod kpl;
 pub mod memory;
 pub mod pipeline;
 pub mod record;
+pub mod replay;
 pub mod writer;

@@ -1,0 +1,731 @@
+//! Operator replays through the function's own pipeline and writer: the
+//! batches named by the failure queue, re-read from the stream, and the
+//! rejects table once the cause of a reject is fixed.
+//!
+//! A queue message or a reject is deleted only once every record it stands
+//! for was written (or found stale, or rejected, as the function would);
+//! everything else stays where it was, and is reported.
+
+pub mod aws;
+
+use crate::checkpoint::{Position, compare_sequence};
+use crate::config::Config;
+use crate::convert::Item;
+use crate::kpl;
+use crate::pipeline::{Counts, process};
+use crate::record::{EventRecord, KinesisRecord, decode};
+use crate::writer::Table;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The time one batch (or one reject) gets through the pipeline.
+pub const BATCH_TIME: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("queue: {0}")]
+    Queue(String),
+    #[error("stream: {0}")]
+    Stream(String),
+    #[error("rejects table: {0}")]
+    Rejects(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// What Lambda sends to a Kinesis event source mapping's on-failure
+/// destination: metadata of the discarded batch, never its data.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FailureMessage {
+    #[serde(rename = "KinesisBatchInfo")]
+    pub batch: BatchInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchInfo {
+    pub shard_id: String,
+    pub start_sequence_number: String,
+    pub end_sequence_number: String,
+    pub stream_arn: String,
+    /// Kinesis records in the batch (an aggregate counts once).
+    pub batch_size: u64,
+}
+
+impl FailureMessage {
+    pub fn parse(body: &str) -> Result<Self, String> {
+        serde_json::from_str(body).map_err(|e| format!("not a Kinesis on-failure message: {e}"))
+    }
+}
+
+/// Records read back from a shard, and why the read stopped short of the
+/// batch's end, if it did.
+#[derive(Debug, Default)]
+pub struct ReadRange {
+    pub records: Vec<KinesisRecord>,
+    /// The stream no longer holds (part of) the batch: trimmed by
+    /// retention, the shard or stream gone, an iterator that expired.
+    pub gone: Option<String>,
+}
+
+/// GetShardIterator AT_SEQUENCE_NUMBER + GetRecords up to the batch's end.
+pub trait Shards {
+    fn read_range(
+        &self,
+        batch: &BatchInfo,
+    ) -> impl Future<Output = Result<ReadRange, ReplayError>> + Send;
+}
+
+pub struct QueueMessage {
+    pub id: String,
+    pub receipt: String,
+    pub body: String,
+}
+
+pub trait Queue {
+    /// At most `max` messages, hidden from others while the run lasts.
+    fn receive(
+        &self,
+        max: i32,
+    ) -> impl Future<Output = Result<Vec<QueueMessage>, ReplayError>> + Send;
+    fn delete(&self, receipt: &str) -> impl Future<Output = Result<(), ReplayError>> + Send;
+    /// Makes a kept message visible again at once.
+    fn release(&self, receipt: &str) -> impl Future<Output = Result<(), ReplayError>> + Send;
+}
+
+/// The rejects table, keyed by `shardId` + `position`.
+pub trait Rejects {
+    fn scan(
+        &self,
+        limit: Option<usize>,
+    ) -> impl Future<Output = Result<Vec<Item>, ReplayError>> + Send;
+    /// Deletes the reject unless it was written again since it was read
+    /// (another `rejectedAtMs`).
+    fn delete_if_unchanged(
+        &self,
+        id: &RejectId,
+        rejected_at_ms: &str,
+    ) -> impl Future<Output = Result<Deleted, ReplayError>> + Send;
+    /// Deletes the reject; returns what was removed.
+    fn delete(
+        &self,
+        id: &RejectId,
+    ) -> impl Future<Output = Result<Option<Item>, ReplayError>> + Send;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    /// Someone else deleted it (another replay running at once).
+    Gone,
+    /// Written again since it was read: it stays.
+    Changed,
+}
+
+/// Totals of a run; `left` counts what stays (and makes the exit code).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub seen: u64,
+    pub done: u64,
+    pub left: u64,
+    pub records_read: u64,
+    pub records_missing: u64,
+    pub counts: Counts,
+}
+
+impl Summary {
+    fn add_counts(&mut self, c: &Counts) {
+        let t = &mut self.counts;
+        t.records_in += c.records_in;
+        t.user_records += c.user_records;
+        t.written += c.written;
+        t.stale_skipped += c.stale_skipped;
+        t.collapsed += c.collapsed;
+        t.rejected += c.rejected;
+        t.retried += c.retried;
+        t.failed += c.failed;
+    }
+}
+
+fn describe(c: &Counts) -> String {
+    format!(
+        "{} user records: written {}, stale {}, collapsed {}, rejected {}, failed {}",
+        c.user_records, c.written, c.stale_skipped, c.collapsed, c.rejected, c.failed
+    )
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailureOptions {
+    pub dry_run: bool,
+    pub max: Option<u64>,
+    pub accept_loss: bool,
+}
+
+/// Replays the failure queue's messages; `out` gets one line per message.
+pub async fn replay_failures<Q, S, T>(
+    queue: &Q,
+    shards: &S,
+    table: &T,
+    config: &Config,
+    options: FailureOptions,
+    out: &mut dyn FnMut(String),
+) -> Result<Summary, ReplayError>
+where
+    Q: Queue,
+    S: Shards,
+    T: Table + Clone + 'static,
+{
+    let mut summary = Summary::default();
+    let mut seen = HashSet::new();
+    let mut kept = Vec::new();
+    let result = async {
+        loop {
+            let room = options
+                .max
+                .map_or(10, |max| max.saturating_sub(summary.seen));
+            if room == 0 {
+                break;
+            }
+            let messages = queue.receive(room.min(10) as i32).await?;
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                // Seen again (its visibility ran out during the run): once is enough.
+                if !seen.insert(message.id.clone()) {
+                    kept.push(message.receipt);
+                    continue;
+                }
+                summary.seen += 1;
+                let delete =
+                    replay_message(shards, table, config, options, &message, &mut summary, out)
+                        .await;
+                if delete && !options.dry_run {
+                    match queue.delete(&message.receipt).await {
+                        Ok(()) => {
+                            summary.done += 1;
+                            continue;
+                        }
+                        Err(e) => out(format!("kept    {}: could not delete it: {e}", message.id)),
+                    }
+                } else if delete {
+                    summary.done += 1;
+                } else {
+                    summary.left += 1;
+                }
+                kept.push(message.receipt);
+            }
+        }
+        Ok::<(), ReplayError>(())
+    }
+    .await;
+    // Kept messages are visible again at once, for the next run.
+    for receipt in kept {
+        if let Err(e) = queue.release(&receipt).await {
+            out(format!(
+                "warning: a kept message stays hidden until its visibility timeout: {e}"
+            ));
+        }
+    }
+    result.map(|()| summary)
+}
+
+/// Replays one message; true if it can be deleted.
+async fn replay_message<S: Shards, T: Table + Clone + 'static>(
+    shards: &S,
+    table: &T,
+    config: &Config,
+    options: FailureOptions,
+    message: &QueueMessage,
+    summary: &mut Summary,
+    out: &mut dyn FnMut(String),
+) -> bool {
+    let id = &message.id;
+    let batch = match FailureMessage::parse(&message.body) {
+        Ok(parsed) => parsed.batch,
+        Err(e) => {
+            out(format!("kept    {id}: {e}"));
+            return false;
+        }
+    };
+    let range = format!(
+        "{} {}..{}",
+        batch.shard_id, batch.start_sequence_number, batch.end_sequence_number
+    );
+    let read = match shards.read_range(&batch).await {
+        Ok(read) => read,
+        Err(e) => {
+            out(format!("kept    {id} {range}: {e}"));
+            return false;
+        }
+    };
+    let found = read.records.len() as u64;
+    summary.records_read += found;
+    let missing = missing(&batch, &read);
+    if let Some(why) = &missing {
+        summary.records_missing += batch.batch_size.saturating_sub(found);
+        out(format!(
+            "LOSS    {id} {range}: {found} of {} records read: {why}",
+            batch.batch_size
+        ));
+    }
+    let records: Vec<EventRecord> = read
+        .records
+        .into_iter()
+        .map(EventRecord::Readable)
+        .collect();
+    if options.dry_run {
+        let (mut entries, mut rejects) = (0, 0);
+        for record in &records {
+            for result in decode(record, config).results {
+                match result {
+                    Ok(_) => entries += 1,
+                    Err(_) => rejects += 1,
+                }
+            }
+        }
+        out(format!(
+            "dry run {id} {range}: {found} records read, would write {entries} user records and reject {rejects}"
+        ));
+        return missing.is_none();
+    }
+    // What was found is written even when some is missing: it may expire
+    // soon, and writing it again later changes nothing.
+    let (response, counts) = process(table, config, &records, Instant::now() + BATCH_TIME).await;
+    summary.add_counts(&counts);
+    let complete = response.batch_item_failures.is_empty();
+    let delete = complete && (missing.is_none() || options.accept_loss);
+    let verdict = match (delete, complete, &missing) {
+        (true, _, None) => "deleted".to_owned(),
+        (true, _, Some(_)) => "deleted (--accept-loss)".to_owned(),
+        (false, false, _) => format!(
+            "kept    (not written from {} on)",
+            response
+                .batch_item_failures
+                .first()
+                .map_or("", |f| f.item_identifier.as_str())
+        ),
+        (false, true, _) => "kept    (records missing; --accept-loss deletes it)".to_owned(),
+    };
+    out(format!(
+        "{verdict} {id} {range}: {found} records read, {}",
+        describe(&counts)
+    ));
+    delete
+}
+
+/// Why the records read are not the whole batch, if they are not.
+pub fn missing(batch: &BatchInfo, read: &ReadRange) -> Option<String> {
+    let first = read.records.first().map(|r| r.sequence.as_str());
+    let last = read.records.last().map(|r| r.sequence.as_str());
+    let mut problems = Vec::new();
+    if let Some(why) = &read.gone {
+        problems.push(why.clone());
+    }
+    if (read.records.len() as u64) < batch.batch_size {
+        problems.push(format!(
+            "{} records no longer in the stream",
+            batch.batch_size - read.records.len() as u64
+        ));
+    }
+    if first.is_none_or(|s| compare_sequence(s, &batch.start_sequence_number).is_ne()) {
+        problems.push("the first record is gone (retention passed?)".into());
+    }
+    if last.is_none_or(|s| compare_sequence(s, &batch.end_sequence_number).is_ne()) {
+        problems.push("the last record was not found".into());
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// A reject's key, written `shardId/sequenceNumber/subSequence`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectId {
+    pub shard: String,
+    pub position: Position,
+}
+
+impl RejectId {
+    pub fn parse(text: &str) -> Result<Self, ReplayError> {
+        let bad = || {
+            ReplayError::Usage(format!(
+                "--id {text:?}: expected shardId/sequenceNumber/subSequence, as `rejects list` prints it"
+            ))
+        };
+        let mut parts = text.split('/');
+        let (Some(shard), Some(sequence), Some(sub), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        if shard.is_empty() || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        Ok(Self {
+            shard: shard.to_owned(),
+            position: Position {
+                sequence: sequence.to_owned(),
+                sub: sub.parse().map_err(|_| bad())?,
+            },
+        })
+    }
+
+    fn of(item: &Item) -> Self {
+        Self {
+            shard: text(item, "shardId").unwrap_or_default().to_owned(),
+            position: Position {
+                sequence: text(item, "sequenceNumber").unwrap_or_default().to_owned(),
+                sub: number(item, "subSequence").unwrap_or(0) as u32,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for RejectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}",
+            self.shard, self.position.sequence, self.position.sub
+        )
+    }
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+/// One line describing a reject.
+pub fn reject_line(item: &Item) -> String {
+    let at = number(item, "rejectedAtMs")
+        .and_then(|ms| {
+            aws_smithy_types::DateTime::from_millis(ms)
+                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                .ok()
+        })
+        .unwrap_or_else(|| "?".into());
+    let truncated = matches!(item.get("dataTruncated"), Some(AttributeValue::Bool(true)));
+    format!(
+        "{}  rejected {at}{}  {}",
+        RejectId::of(item),
+        if truncated { "  (data truncated)" } else { "" },
+        text(item, "reason").unwrap_or("")
+    )
+}
+
+/// The record a reject stands for, as the function first read it; or why
+/// it cannot be rebuilt.
+pub fn record_of_reject(item: &Item) -> Result<EventRecord, String> {
+    let data = match item.get("data") {
+        Some(AttributeValue::B(blob)) => blob.as_ref().to_vec(),
+        _ => return Err("the reject has no data".into()),
+    };
+    if matches!(item.get("dataTruncated"), Some(AttributeValue::Bool(true))) {
+        return Err("its data was cut to 300 KB when rejected: replay it by hand".into());
+    }
+    let reason = text(item, "reason").unwrap_or("");
+    // A malformed record's data is the event record's own JSON text.
+    if reason.starts_with("malformed Kinesis record") {
+        return Ok(EventRecord::read(&String::from_utf8_lossy(&data)));
+    }
+    let id = RejectId::of(item);
+    let (Some(partition_key), Some(arrival_ms)) =
+        (text(item, "partitionKey"), number(item, "arrivalMs"))
+    else {
+        return Err(
+            "it was stored without its partition key and arrival time (before the replay tool): replay it by hand"
+                .into(),
+        );
+    };
+    Ok(EventRecord::Readable(KinesisRecord {
+        sequence: id.position.sequence,
+        shard: id.shard,
+        partition_key: partition_key.to_owned(),
+        arrival_ms,
+        // A whole aggregate (its checksum failed) is read as one again; a
+        // user record keeps its place in its aggregate.
+        user_record: (!kpl::is_aggregated(&data)).then_some(id.position.sub),
+        data,
+    }))
+}
+
+/// Lists the rejects, one line each.
+pub async fn list_rejects<R: Rejects>(
+    rejects: &R,
+    limit: Option<usize>,
+    out: &mut dyn FnMut(String),
+) -> Result<Summary, ReplayError> {
+    let items = rejects.scan(limit).await?;
+    for item in &items {
+        out(reject_line(item));
+    }
+    Ok(Summary {
+        seen: items.len() as u64,
+        ..Summary::default()
+    })
+}
+
+/// Re-submits each reject through the pipeline; deletes it once written.
+pub async fn replay_rejects<R, T>(
+    rejects: &R,
+    table: &T,
+    config: &Config,
+    dry_run: bool,
+    out: &mut dyn FnMut(String),
+) -> Result<Summary, ReplayError>
+where
+    R: Rejects,
+    T: Table + Clone + 'static,
+{
+    let mut summary = Summary::default();
+    for item in rejects.scan(None).await? {
+        summary.seen += 1;
+        let id = RejectId::of(&item);
+        let record = match record_of_reject(&item) {
+            Ok(record) => record,
+            Err(why) => {
+                summary.left += 1;
+                out(format!("left    {id}: {why}"));
+                continue;
+            }
+        };
+        // Still poison as the function decodes it: nothing is written, the
+        // reject stays as it is.
+        if let Some(reject) = decode(&record, config)
+            .results
+            .into_iter()
+            .find_map(Result::err)
+        {
+            summary.left += 1;
+            out(format!("left    {id}: still rejected: {}", reject.reason));
+            continue;
+        }
+        if dry_run {
+            summary.done += 1;
+            out(format!("dry run {id}: would be written"));
+            continue;
+        }
+        let (response, counts) = process(
+            table,
+            config,
+            std::slice::from_ref(&record),
+            Instant::now() + BATCH_TIME,
+        )
+        .await;
+        summary.add_counts(&counts);
+        if !response.batch_item_failures.is_empty() {
+            summary.left += 1;
+            out(format!("left    {id}: not written: {}", describe(&counts)));
+            continue;
+        }
+        if counts.rejected > 0 {
+            // DynamoDB refused it again: the pipeline stored the reject anew.
+            summary.left += 1;
+            out(format!(
+                "left    {id}: DynamoDB refused it again: {}",
+                describe(&counts)
+            ));
+            continue;
+        }
+        let rejected_at = match item.get("rejectedAtMs") {
+            Some(AttributeValue::N(n)) => n.clone(),
+            _ => "0".to_owned(),
+        };
+        match rejects.delete_if_unchanged(&id, &rejected_at).await? {
+            Deleted::Deleted => {
+                summary.done += 1;
+                out(format!(
+                    "replayed {id}: {}; reject deleted",
+                    describe(&counts)
+                ));
+            }
+            Deleted::Gone => {
+                summary.done += 1;
+                out(format!(
+                    "replayed {id}: {}; the reject was already deleted (another replay?)",
+                    describe(&counts)
+                ));
+            }
+            Deleted::Changed => {
+                summary.left += 1;
+                out(format!(
+                    "left    {id}: written, but the reject was stored again meanwhile (rejected again?): kept"
+                ));
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// Deletes rejects by id, reporting each removed one.
+pub async fn delete_rejects<R: Rejects>(
+    rejects: &R,
+    ids: &[RejectId],
+    out: &mut dyn FnMut(String),
+) -> Result<Summary, ReplayError> {
+    let mut summary = Summary::default();
+    for id in ids {
+        summary.seen += 1;
+        match rejects.delete(id).await? {
+            Some(item) => {
+                summary.done += 1;
+                out(format!("deleted {}", reject_line(&item)));
+            }
+            None => {
+                summary.left += 1;
+                out(format!("no such reject {id}"));
+            }
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(size: u64) -> BatchInfo {
+        BatchInfo {
+            shard_id: "shardId-000000000000".into(),
+            start_sequence_number: "100".into(),
+            end_sequence_number: "300".into(),
+            stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/s".into(),
+            batch_size: size,
+        }
+    }
+
+    fn read(seqs: &[&str]) -> ReadRange {
+        ReadRange {
+            records: seqs
+                .iter()
+                .map(|s| KinesisRecord {
+                    sequence: (*s).into(),
+                    shard: "shardId-000000000000".into(),
+                    partition_key: "k".into(),
+                    arrival_ms: 0,
+                    data: b"{}".to_vec(),
+                    user_record: None,
+                })
+                .collect(),
+            gone: None,
+        }
+    }
+
+    #[test]
+    fn parses_what_lambda_sends_to_an_on_failure_destination() {
+        let body = r#"{"requestContext":{"requestId":"r","functionArn":"arn:aws:lambda:us-east-1:123456789012:function:f","condition":"RetryAttemptsExhausted","approximateInvokeCount":3},
+            "responseContext":{"statusCode":200,"executedVersion":"$LATEST","functionError":"Unhandled"},
+            "version":"1.0","timestamp":"2026-11-30T10:00:00.000Z",
+            "KinesisBatchInfo":{"shardId":"shardId-000000000000","startSequenceNumber":"100","endSequenceNumber":"300",
+              "approximateArrivalOfFirstRecord":"2026-11-30T09:59:00.000Z","approximateArrivalOfLastRecord":"2026-11-30T09:59:01.000Z",
+              "batchSize":3,"streamArn":"arn:aws:kinesis:us-east-1:123456789012:stream/s"}}"#;
+        assert_eq!(FailureMessage::parse(body).unwrap().batch, batch(3));
+        let err = FailureMessage::parse(r#"{"KinesisBatchInfo":{"shardId":"s"}}"#).unwrap_err();
+        assert!(err.contains("startSequenceNumber"), "{err}");
+    }
+
+    #[test]
+    fn a_range_is_complete_only_from_its_first_to_its_last_record() {
+        assert_eq!(missing(&batch(3), &read(&["100", "200", "300"])), None);
+        let trimmed = missing(&batch(3), &read(&["200", "300"])).unwrap();
+        assert!(trimmed.contains("1 records no longer") && trimmed.contains("first record"));
+        assert!(missing(&batch(3), &read(&[])).is_some());
+        let mut gone = read(&["100", "200", "300"]);
+        gone.gone = Some("TrimmedDataAccessException".into());
+        assert!(missing(&batch(3), &gone).unwrap().contains("Trimmed"));
+    }
+
+    fn config(source: crate::config::KeySource) -> Config {
+        Config {
+            table: "t".into(),
+            partition_key: "pk".into(),
+            partition_key_source: source,
+            sort_key: None,
+            mode: crate::config::Mode::Latest,
+            rejects_table: "r".into(),
+            max_in_flight: 4,
+            deadline_margin: Duration::from_secs(1),
+            backoff: crate::writer::Backoff {
+                base: Duration::from_millis(1),
+                max: Duration::from_millis(8),
+            },
+        }
+    }
+
+    /// A reject, stored and read back, decodes as its record did: same
+    /// position (KPL sub-record included), key, shard and arrival.
+    #[test]
+    fn a_stored_reject_decodes_as_its_record_did() {
+        use crate::config::KeySource;
+        let strict = config(KeySource::Pointer {
+            pointer: "/customer".into(),
+            or_partition_key: false,
+        });
+        let fixed = config(KeySource::Pointer {
+            pointer: "/id".into(),
+            or_partition_key: true,
+        });
+        let user = |key: &str, data: &str| kpl::UserRecord {
+            partition_key: key.into(),
+            explicit_hash_key: None,
+            data: data.as_bytes().to_vec(),
+        };
+        let aggregate =
+            kpl::aggregate(&[user("k0", r#"{"customer":"c"}"#), user("k1", r#"{"v":1}"#)]);
+        let plain = br#"{"v":2}"#.to_vec();
+        let bad_checksum = {
+            let mut data = aggregate.clone();
+            let last = data.len() - 1;
+            data[last] ^= 0xff;
+            data
+        };
+        for (data, sub) in [(aggregate, 1), (plain, 0), (bad_checksum, 0)] {
+            let original = EventRecord::Readable(KinesisRecord {
+                sequence: "49590338271490256608559692538361571095921575989136588898".into(),
+                shard: "shardId-000000000003".into(),
+                partition_key: "outer".into(),
+                arrival_ms: 1_763_750_000_123,
+                data,
+                user_record: None,
+            });
+            let reject = decode(&original, &strict)
+                .results
+                .into_iter()
+                .find_map(Result::err)
+                .expect("rejected under /customer");
+            assert_eq!(reject.position.sub, sub);
+            let stored = crate::pipeline::reject_item(&reject, 5);
+            let replayed = record_of_reject(&stored).unwrap();
+            assert_eq!(
+                decode(&replayed, &fixed).results,
+                decode(&original, &fixed)
+                    .results
+                    .into_iter()
+                    .filter(|r| r.as_ref().map_or(true, |e| e.position.sub == sub))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn reject_ids_round_trip_and_bad_ones_are_named() {
+        let id = RejectId::parse("shardId-000000000001/4959/3").unwrap();
+        assert_eq!(id.to_string(), "shardId-000000000001/4959/3");
+        for bad in ["x", "s/12", "s/1a/0", "s/1/x", "/1/0", "s/1/0/9"] {
+            assert!(RejectId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
