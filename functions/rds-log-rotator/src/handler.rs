@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shared::metrics::Emf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -96,6 +96,17 @@ pub fn parse(event: &Value) -> Result<Request, HandlerError> {
     Ok(Request { instances, dry_run })
 }
 
+/// Time kept after the targets are cut off, to report and answer.
+const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+
+const CUT_OFF: &str = "cut off at the invocation deadline: RDS, Secrets Manager, the database \
+     or S3 did not answer in time; the next run resumes";
+
+fn work_deadline(deadline_ms: u64) -> tokio::time::Instant {
+    let deadline = shared::runtime::deadline_instant(deadline_ms, SystemTime::now());
+    deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline)
+}
+
 pub struct App<C, S> {
     pub connector: C,
     pub rotator: Rotator<S>,
@@ -107,25 +118,39 @@ pub async fn handle<C: Connector, S: ArchiveStore>(
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let request = parse(&event.payload)?;
-    let targets = app
-        .connector
-        .targets(request.instances.as_deref())
-        .await
-        .map_err(HandlerError::Targets)?;
+    let stop_by = work_deadline(event.context.deadline);
+    let targets =
+        tokio::time::timeout_at(stop_by, app.connector.targets(request.instances.as_deref()))
+            .await
+            .map_err(|_| HandlerError::Targets(CUT_OFF.into()))?
+            .map_err(HandlerError::Targets)?;
     let run_time = crate::log::format_timestamp(SystemTime::now());
     let reports: Vec<TargetReport> = futures_util::stream::iter(targets)
         .map(|target| {
             let run_time = run_time.clone();
             async move {
-                match app.connector.connect(&target).await {
-                    Ok(mut db) => {
-                        app.rotator
-                            .run_target(&mut db, &target.id, request.dry_run, &run_time)
-                            .await
+                let run = async {
+                    match app.connector.connect(&target).await {
+                        Ok(mut db) => {
+                            app.rotator
+                                .run_target(&mut db, &target.id, request.dry_run, &run_time)
+                                .await
+                        }
+                        Err(e) => TargetReport {
+                            instance: target.id.clone(),
+                            error: Some(format!("connecting: {e}")),
+                            ..TargetReport::default()
+                        },
                     }
-                    Err(e) => TargetReport {
+                };
+                // Cut off as a Lambda timeout would (archives come before
+                // rotation, so nothing unarchived is rotated away), but
+                // early enough to report the target failed.
+                match tokio::time::timeout_at(stop_by, run).await {
+                    Ok(report) => report,
+                    Err(_) => TargetReport {
                         instance: target.id.clone(),
-                        error: Some(format!("connecting: {e}")),
+                        error: Some(CUT_OFF.into()),
                         ..TargetReport::default()
                     },
                 }

@@ -13,7 +13,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
     };
     let sdk = shared::aws::load_sdk_config().await;
-    let s3 = rds_log_rotator::s3::client(&sdk, config.s3_force_path_style);
+    // Archive parts run to MAX_PART_MB: a longer attempt than small calls.
+    let archive_policy = shared::aws::ClientPolicy {
+        attempt_timeout: std::time::Duration::from_secs(60),
+        operation_timeout: std::time::Duration::from_secs(180),
+        ..shared::aws::ClientPolicy::default()
+    };
+    let s3 = rds_log_rotator::s3::client(
+        &shared::aws::with_policy(&sdk, archive_policy),
+        config.s3_force_path_style,
+    );
     let app = App {
         rotator: Rotator {
             store: S3Store {

@@ -1,0 +1,83 @@
+//! The RDS API or S3 accepts the connection and never answers: the run
+//! reports the target failed before the invocation's deadline, rotates
+//! nothing it did not archive, and the next healthy run loses nothing.
+
+mod common;
+
+use common::{BUCKET, INSTANCE, scheduled, start};
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use suite_tests::function::FunctionProcess;
+use suite_tests::http::SilentServer;
+use suite_tests::runtime_api::{Invocation, RuntimeApi};
+
+/// Invokes with `time` left and checks the answer came before that deadline.
+async fn invoke_within(api: &RuntimeApi, event: Value, time: Duration) -> Invocation {
+    let deadline = Instant::now() + time;
+    let answer = api.invoke(event, time).await.expect("an answer");
+    assert!(
+        answer.finished <= deadline,
+        "answered {:?} after the deadline",
+        answer.finished - deadline
+    );
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_rds_api_fails_the_target_before_the_deadline() {
+    let silent = SilentServer::start().await.unwrap();
+    let api = RuntimeApi::start().await.unwrap();
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", silent.endpoint().as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        // No host: connecting asks DescribeDBInstances for the endpoint.
+        ("DB_INSTANCES", INSTANCE),
+        ("DB_TLS", "disabled"),
+        (
+            "SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-AbCdEf",
+        ),
+        ("ARCHIVE_BUCKET", BUCKET),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let _function = FunctionProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_rds-log-rotator")),
+        &api.host_port(),
+        &env,
+    );
+    let answer = invoke_within(&api, scheduled(), Duration::from_secs(6)).await;
+    let error = answer.result.expect_err("the run fails");
+    assert_eq!(error["errorType"], "RotationFailed", "{error}");
+    assert!(
+        error["errorMessage"].as_str().unwrap().contains(INSTANCE),
+        "{error}"
+    );
+    assert!(silent.connections() > 0, "the RDS API was really called");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_s3_fails_the_target_before_the_deadline_and_the_next_run_loses_nothing() {
+    let stack = start().await;
+    let silent = SilentServer::start().await.unwrap();
+    let hung = stack
+        .rotator(1, &[("AWS_ENDPOINT_URL_S3", &silent.endpoint())])
+        .await;
+    let issued = stack.markers(1, 10);
+    let answer = invoke_within(&hung.api, scheduled(), Duration::from_secs(8)).await;
+    let error = answer.result.expect_err("the run fails");
+    assert_eq!(error["errorType"], "RotationFailed", "{error}");
+    assert!(silent.connections() > 0, "S3 was really called");
+    // Nothing archived was rotated away: the rows are still live.
+    let live = stack
+        .db
+        .sql("SELECT COUNT(*) FROM mysql.slow_log WHERE sql_text LIKE 'SELECT ''marker-1-%'");
+    assert_eq!(live.trim(), "10");
+
+    let healthy = stack.rotator(1, &[]).await;
+    healthy.invoke(scheduled()).await.unwrap();
+    stack.assert_archived_exactly_once(&issued).await;
+}
