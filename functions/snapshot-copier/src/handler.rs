@@ -10,6 +10,8 @@ use crate::copier::{Copier, Summary};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::metrics::Emf;
+use std::future::Future;
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -108,11 +110,12 @@ pub async fn handle<R: Regions>(
     copier: &Copier<R>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
+    let stop_by = work_deadline(event.context.deadline);
     let summary = match parse(&event.payload)? {
         Request::Copy(ids) => {
             let mut summary = Summary::default();
             for id in ids {
-                summary.merge(copier.copy_snapshot(&id).await);
+                summary.merge(bounded(stop_by, &id, copier.copy_snapshot(&id)).await);
             }
             summary
         }
@@ -120,8 +123,11 @@ pub async fn handle<R: Regions>(
             region,
             copy,
             succeeded,
-        } => copier.copy_finished(&region, &copy, succeeded).await,
-        Request::Sweep => copier.sweep().await,
+        } => {
+            let work = copier.copy_finished(&region, &copy, succeeded);
+            bounded(stop_by, &copy, work).await
+        }
+        Request::Sweep => bounded(stop_by, "sweep", copier.sweep()).await,
         Request::Nothing(why) => Summary {
             ignored: vec![why],
             ..Summary::default()
@@ -135,6 +141,34 @@ pub async fn handle<R: Regions>(
             first: first.clone(),
         }),
         None => Ok(serde_json::to_value(&summary).unwrap_or_default()),
+    }
+}
+
+/// Time kept after work is cut off, to report and answer.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+fn work_deadline(deadline_ms: u64) -> tokio::time::Instant {
+    let deadline = shared::runtime::deadline_instant(deadline_ms, SystemTime::now());
+    deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline)
+}
+
+/// `work`, cut off at `stop_by` as a Lambda timeout would cut it (a copy
+/// whose answer never came keeps its claim until the lease runs out), but
+/// in time to report the error.
+async fn bounded(
+    stop_by: tokio::time::Instant,
+    what: &str,
+    work: impl Future<Output = Summary>,
+) -> Summary {
+    match tokio::time::timeout_at(stop_by, work).await {
+        Ok(summary) => summary,
+        Err(_) => Summary {
+            errors: vec![format!(
+                "{what}: cut off at the invocation deadline: EC2 or DynamoDB did not answer \
+                 in time; the next sweep retries"
+            )],
+            ..Summary::default()
+        },
     }
 }
 
