@@ -295,11 +295,14 @@ impl fmt::Display for Line {
             Outcome::FunctionError { kind, message } => {
                 write!(f, ": function error {kind}: {message}")?
             }
-            Outcome::InvokeFailed(e) => write!(f, ": invoke failed: {e}")?,
+            Outcome::InvokeFailed(e) => {
+                write!(f, ": invoke failed: {}", one_line(&e.to_string(), 300))?
+            }
             Outcome::Malformed(m) => write!(f, ": malformed: {m}")?,
             Outcome::NotDeleted(e) => write!(
                 f,
-                ": the function succeeded but the message was not deleted ({e}); a later run sends it again"
+                ": the function succeeded but the message was not deleted ({}); a later run sends it again",
+                one_line(&e.to_string(), 300)
             )?,
         }
         if let Some(earlier) = &self.earlier_error {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use suite_tests::lambda_invoke::InvokeStandIn;
 use suite_tests::moto::Moto;
+use suite_tests::process::workspace_root;
 
 const FUNCTION: &str = "ses-bounce-handler";
 const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:ses-bounce-handler";
@@ -42,7 +43,6 @@ fn built_tool() -> PathBuf {
 /// redrive` would have.
 #[cfg(not(feature = "redrive"))]
 fn built_tool() -> PathBuf {
-    use suite_tests::process::workspace_root;
     let status = std::process::Command::new(env!("CARGO"))
         .args([
             "build",
@@ -70,11 +70,17 @@ struct Run {
 
 /// Runs the tool as an operator would, aimed at moto and the stand-in.
 async fn run(moto: &Moto, lambda: &InvokeStandIn, queue_url: &str, extra: &[&str]) -> Run {
+    let lambda_env = [("AWS_ENDPOINT_URL_LAMBDA".to_owned(), lambda.endpoint())];
+    run_with(moto, &lambda_env, queue_url, extra).await
+}
+
+/// Runs the tool aimed at moto's SQS, with `env` (Lambda's endpoint) added.
+async fn run_with(moto: &Moto, env: &[(String, String)], queue_url: &str, extra: &[&str]) -> Run {
     let mut command = std::process::Command::new(tool());
     command
         .env_clear()
         .env("AWS_ENDPOINT_URL_SQS", moto.endpoint())
-        .env("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
@@ -345,4 +351,92 @@ async fn max_bounds_the_run() {
         (2, 0),
         "the rest untouched and visible"
     );
+}
+
+/// The real ses-bounce-handler under `cargo lambda watch` (the emulator
+/// serves Lambda's Invoke API), its table in moto: a dead-lettered bounce is
+/// applied and deleted; an event the function refuses stays, as the
+/// function's own error says.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_real_ses_function_takes_back_its_dead_letters() {
+    let moto = Moto::start();
+    let db = moto.dynamodb().await;
+    // The table named in the function's [package.metadata.lambda.env],
+    // which cargo lambda watch applies over its own environment.
+    suite_tests::moto::create_table(&db, "suppression", &["address"]).await;
+    let env = moto.env();
+    let emulator = suite_tests::emulator::Emulator::start(&env);
+    let (sqs, url) = queue(&moto, "ses-bounce-dlq").await;
+    let bounce = std::fs::read_to_string(
+        workspace_root().join("events/ses-bounce-handler/01-permanent-bounce-two-recipients.json"),
+    )
+    .unwrap();
+    let refused = r#"{"detail":"not an SNS or SQS event"}"#;
+    send(&sqs, &url, &bounce, Some("SESv2 throttled")).await;
+    send(&sqs, &url, refused, Some("unsupported")).await;
+
+    let lambda_env = [(
+        "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+        format!("http://127.0.0.1:{}", emulator.port),
+    )];
+    let first = run_with(&moto, &lambda_env, &url, &[]).await;
+    assert_eq!(first.code, Some(1), "{}", first.stdout);
+    // The emulator answers a function error with HTTP 500 where Lambda
+    // answers 200 and X-Amz-Function-Error (the stand-in tests play that),
+    // so here it reads as a failed invoke; either way the message stays.
+    assert!(
+        first.stdout.contains("2 received, 1 redriven, 1 left"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.lines().any(|l| l.starts_with("left")
+            && l.contains("UnsupportedEvent")
+            && l.contains("the event has no Records list")),
+        "the function's own error is shown: {}",
+        first.stdout
+    );
+    let rows = suite_tests::moto::scan(&db, "suppression").await;
+    let mut addresses: Vec<&str> = rows
+        .iter()
+        .map(|r| r["address"].as_s().unwrap().as_str())
+        .collect();
+    addresses.sort();
+    assert_eq!(addresses, ["jane.doe@example.com", "john.roe@example.com"]);
+    assert_eq!(visible_bodies(&sqs, &url).await, [refused.to_owned()]);
+
+    let second = run_with(&moto, &lambda_env, &url, &[]).await;
+    assert_eq!(second.code, Some(1), "{}", second.stdout);
+    assert!(
+        second.stdout.contains("1 received, 0 redriven, 1 left"),
+        "only the refused event is tried again: {}",
+        second.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_at_once_invoke_each_message_once() {
+    let moto = Moto::start();
+    let lambda = InvokeStandIn::start(None).await.unwrap();
+    let (sqs, url) = queue(&moto, "two-operators").await;
+    for i in 0..30 {
+        send(&sqs, &url, &format!(r#"{{"Records":[{{"n":{i}}}]}}"#), None).await;
+    }
+    let (one, two) = tokio::join!(
+        run(&moto, &lambda, &url, &[]),
+        run(&moto, &lambda, &url, &[])
+    );
+    assert_eq!(
+        (one.code, two.code),
+        (Some(0), Some(0)),
+        "{}\n{}",
+        one.stdout,
+        two.stdout
+    );
+    let mut payloads: Vec<String> = lambda.invokes().into_iter().map(|i| i.payload).collect();
+    payloads.sort();
+    payloads.dedup();
+    assert_eq!(payloads.len(), 30, "every message once");
+    assert_eq!(lambda.invokes().len(), 30, "none twice");
+    assert_eq!(counts(&sqs, &url).await, (0, 0));
 }

@@ -4,6 +4,8 @@
 use super::{CallError, FailureQueue, Invoked, Invoker, QueueMessage};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use std::time::Duration;
 
@@ -20,15 +22,37 @@ pub const RECEIVE_WAIT: Duration = Duration::from_secs(2);
 /// The longest synchronous invoke: Lambda's 900 s timeout and a margin.
 pub const INVOKE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(930);
 
-fn call_error(
+/// A call's failure on one line: the service's error code and message (the
+/// SDK's full context repeats the raw response), else the SDK's context.
+fn call_error<E>(
     service: &'static str,
     operation: &'static str,
-    error: impl std::error::Error,
-) -> CallError {
+    error: SdkError<E, HttpResponse>,
+) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = match &error {
+        SdkError::ServiceError(failure) => {
+            let code = failure.err().code().unwrap_or("unnamed error");
+            let status = failure.raw().status().as_u16();
+            // An error the SDK does not model keeps its text in the body.
+            let body = failure
+                .raw()
+                .body()
+                .bytes()
+                .map(|b| String::from_utf8_lossy(b).into_owned());
+            match failure.err().message().map(str::to_owned).or(body) {
+                Some(text) => format!("{code} (HTTP {status}): {text}"),
+                None => format!("{code} (HTTP {status})"),
+            }
+        }
+        other => DisplayErrorContext(other).to_string(),
+    };
     CallError {
         service,
         operation,
-        message: aws_sdk_sqs::error::DisplayErrorContext(error).to_string(),
+        message,
     }
 }
 
