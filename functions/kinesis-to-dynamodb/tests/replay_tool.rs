@@ -6,6 +6,8 @@ use kinesis_to_dynamodb::kpl;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+use suite_tests::http::{forward, forward_rewriting, reply, serve};
 use suite_tests::moto::{Moto, Row, create_table, scan};
 
 struct Harness {
@@ -510,4 +512,167 @@ async fn two_reject_replays_at_once_write_each_record_and_delete_each_reject() {
     let items = h.items().await;
     assert_eq!(items.len(), 30);
     assert!((0..30).all(|i| n(&items[&format!("k{i}")], "v") == i.to_string()));
+}
+
+/// A Kinesis stand-in in front of moto: the first GetRecords answers only
+/// the first two records and an iterator that has expired by its next use;
+/// the call after the renewal is throttled once. With `always_expired`,
+/// every GetRecords answers ExpiredIteratorException. Returns its endpoint
+/// and the calls it saw.
+async fn expiring_kinesis(moto: String, always_expired: bool) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let (addr, _task) = serve(0, move |request| {
+        let (moto, seen) = (moto.clone(), seen.clone());
+        async move {
+            let target = request.header("x-amz-target").unwrap_or("").to_owned();
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let get_records = target.ends_with(".GetRecords");
+            let earlier = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(json!({"target": target, "body": body}));
+                seen.iter()
+                    .filter(|c| c["target"].as_str().unwrap().ends_with(".GetRecords"))
+                    .count()
+                    - usize::from(get_records)
+            };
+            let expired = || {
+                reply(
+                    400,
+                    json!({"__type": "ExpiredIteratorException", "message": "Iterator expired"})
+                        .to_string(),
+                )
+            };
+            if !get_records {
+                return forward(&request, &moto).await;
+            }
+            if always_expired || body["ShardIterator"] == "expired" {
+                return expired();
+            }
+            match earlier {
+                0 => {
+                    forward_rewriting(&request, &moto, |text| {
+                        let mut page: Value = serde_json::from_str(&text).unwrap();
+                        page["Records"].as_array_mut().unwrap().truncate(2);
+                        page["NextShardIterator"] = json!("expired");
+                        page.to_string()
+                    })
+                    .await
+                }
+                2 => reply(
+                    400,
+                    json!({"__type": "ProvisionedThroughputExceededException", "message": "Rate exceeded"})
+                        .to_string(),
+                ),
+                _ => forward(&request, &moto).await,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    // The server lives as long as the test's runtime.
+    (format!("http://{addr}"), calls)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_iterator_is_renewed_after_the_last_record_read() {
+    let h = Harness::start().await;
+    let mut puts = Vec::new();
+    for i in 0..5 {
+        puts.push(
+            h.put_json(&format!("p{i}"), json!({"id": format!("k{i}")}))
+                .await,
+        );
+    }
+    h.send(&h.failure(&puts[0], &puts[4], 5)).await;
+    let (endpoint, calls) = expiring_kinesis(h.moto.endpoint(), false).await;
+    let (code, out) = h.run(
+        &["failures", "--queue-url", &h.queue_url],
+        &[("AWS_ENDPOINT_URL_KINESIS", &endpoint)],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(h.items().await.len(), 5, "{out}");
+    assert_eq!(h.queued().await, 0);
+    let renewals: Vec<Value> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c["target"].as_str().unwrap().ends_with(".GetShardIterator"))
+        .map(|c| c["body"].clone())
+        .collect();
+    assert_eq!(renewals.len(), 2, "{renewals:?}");
+    assert_eq!(renewals[1]["ShardIteratorType"], "AFTER_SEQUENCE_NUMBER");
+    assert_eq!(
+        renewals[1]["StartingSequenceNumber"],
+        json!(puts[1].sequence)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iterators_that_keep_expiring_are_a_loss_reported_and_the_message_kept() {
+    let h = Harness::start().await;
+    let first = h.put_json("a", json!({"id": "a"})).await;
+    let last = h.put_json("b", json!({"id": "b"})).await;
+    h.send(&h.failure(&first, &last, 2)).await;
+    let (endpoint, _calls) = expiring_kinesis(h.moto.endpoint(), true).await;
+    let (code, out) = h.run(
+        &["failures", "--queue-url", &h.queue_url],
+        &[("AWS_ENDPOINT_URL_KINESIS", &endpoint)],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("LOSS") && out.contains("ExpiredIteratorException"),
+        "{out}"
+    );
+    assert_eq!(h.visible().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn append_mode_replays_are_a_fixed_point_and_max_bounds_a_run() {
+    let h = Harness::start().await;
+    create_table(&h.db, "orders-log", &["pk", "sk"]).await;
+    let append = [
+        ("TABLE_NAME", "orders-log"),
+        ("MODE", "append"),
+        ("SORT_KEY", "sk"),
+        ("PARTITION_KEY_SOURCE", "partitionKey"),
+    ];
+    let first = h.put_json("a", json!({"v": 1})).await;
+    h.put(
+        "agg",
+        &aggregate(&[("u", json!({"v": 2})), ("u", json!({"v": 3}))]),
+    )
+    .await;
+    let last = h.put_json("a", json!({"v": 4})).await;
+    h.send(&h.failure(&first, &last, 3)).await;
+    h.send(&h.failure(&first, &last, 3)).await;
+
+    let (code, out) = h.run(
+        &["failures", "--queue-url", &h.queue_url, "--max", "1"],
+        &append,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("failures: 1 messages"), "{out}");
+    assert_eq!(
+        h.visible().await,
+        1,
+        "--max 1 leaves the second message alone"
+    );
+    let log = scan(&h.db, "orders-log").await;
+    assert_eq!(log.len(), 4, "every user record is kept in append mode");
+
+    let (code, out) = h.run(&["failures", "--queue-url", &h.queue_url], &append);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(h.queued().await, 0);
+    let mut again = scan(&h.db, "orders-log").await;
+    let key = |r: &Row| {
+        (
+            r["pk"].as_s().unwrap().clone(),
+            r["sk"].as_s().unwrap().clone(),
+        )
+    };
+    let mut log = log;
+    log.sort_by_key(key);
+    again.sort_by_key(key);
+    assert_eq!(again, log, "the same batch again adds nothing");
 }
