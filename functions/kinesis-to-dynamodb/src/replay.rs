@@ -720,6 +720,74 @@ mod tests {
         }
     }
 
+    /// A table that takes every write.
+    #[derive(Clone)]
+    struct Accepting;
+
+    impl Table for Accepting {
+        async fn put_if_newer(
+            &self,
+            _: &str,
+            _: Item,
+            _: &crate::writer::Order,
+        ) -> Result<crate::writer::PutResult, crate::writer::WriteError> {
+            Ok(crate::writer::PutResult::Written)
+        }
+        async fn batch_put(
+            &self,
+            _: &str,
+            _: Vec<Item>,
+        ) -> Result<Vec<Item>, crate::writer::WriteError> {
+            Ok(Vec::new())
+        }
+        async fn put(&self, _: &str, _: Item) -> Result<(), crate::writer::WriteError> {
+            Ok(())
+        }
+    }
+
+    /// Rejects whose every conditional delete finds them stored again.
+    struct StoredAgain(Vec<Item>);
+
+    impl Rejects for StoredAgain {
+        async fn scan(&self, _: Option<usize>) -> Result<Vec<Item>, ReplayError> {
+            Ok(self.0.clone())
+        }
+        async fn delete_if_unchanged(&self, _: &RejectId, _: &str) -> Result<Deleted, ReplayError> {
+            Ok(Deleted::Changed)
+        }
+        async fn delete(&self, _: &RejectId) -> Result<Option<Item>, ReplayError> {
+            panic!("replay deletes only conditionally")
+        }
+    }
+
+    /// The function stored the record's reject again while it was being
+    /// replayed: that newer reject stays.
+    #[tokio::test]
+    async fn a_reject_stored_again_during_its_replay_stays() {
+        let reject = crate::record::Reject {
+            position: Position {
+                sequence: "7".into(),
+                sub: 0,
+            },
+            shard: "shardId-000000000000".into(),
+            reason: "missing key".into(),
+            data: br#"{"id":"a"}"#.as_slice().into(),
+            partition_key: "a".into(),
+            arrival_ms: 1,
+        };
+        let rejects = StoredAgain(vec![crate::pipeline::reject_item(&reject, 5)]);
+        let fixed = config(crate::config::KeySource::Pointer {
+            pointer: "/id".into(),
+            or_partition_key: false,
+        });
+        let mut lines = Vec::new();
+        let summary = replay_rejects(&rejects, &Accepting, &fixed, false, &mut |l| lines.push(l))
+            .await
+            .unwrap();
+        assert_eq!((summary.done, summary.left), (0, 1));
+        assert!(lines[0].contains("stored again meanwhile"), "{lines:?}");
+    }
+
     #[test]
     fn reject_ids_round_trip_and_bad_ones_are_named() {
         let id = RejectId::parse("shardId-000000000001/4959/3").unwrap();
