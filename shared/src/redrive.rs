@@ -235,6 +235,33 @@ pub fn function_name(reference: &str) -> &str {
     after_function.split(':').next().unwrap_or(after_function)
 }
 
+/// The region in an SQS queue URL (`https://sqs.<region>.amazonaws.com/...`,
+/// the legacy `https://<region>.queue.amazonaws.com/...`, or the China
+/// partition's `.amazonaws.com.cn`); None for any other host (a local endpoint).
+pub fn queue_region(queue_url: &str) -> Option<&str> {
+    let rest = queue_url
+        .strip_prefix("https://")
+        .or_else(|| queue_url.strip_prefix("http://"))?;
+    let host = rest.split('/').next()?;
+    let host = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+    let region = match host.strip_prefix("sqs.") {
+        Some(region) => region,
+        None => host.strip_suffix(".queue")?,
+    };
+    (!region.is_empty() && !region.contains('.')).then_some(region)
+}
+
+/// The region in a function ARN (`arn:<partition>:lambda:<region>:...`).
+pub fn function_region(function: &str) -> Option<&str> {
+    let mut parts = function.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("arn"), Some(_), Some("lambda"), Some(region)) if !region.is_empty() => Some(region),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     /// Handle at most this many messages (None: until the queue is empty).
@@ -608,6 +635,32 @@ mod tests {
         ] {
             assert_eq!(function_name(reference), "transcode", "{reference}");
         }
+    }
+
+    #[test]
+    fn regions_come_from_the_queue_url_and_the_function_arn() {
+        for (url, region) in [
+            (
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
+                Some("eu-west-1"),
+            ),
+            (
+                "https://us-east-2.queue.amazonaws.com/123456789012/dlq",
+                Some("us-east-2"),
+            ),
+            (
+                "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/dlq",
+                Some("cn-north-1"),
+            ),
+            ("http://127.0.0.1:5000/123456789012/dlq", None),
+            ("https://sqs.amazonaws.com/123456789012/dlq", None),
+            ("not a url", None),
+        ] {
+            assert_eq!(queue_region(url), region, "{url}");
+        }
+        assert_eq!(function_region(ARN), Some("us-east-1"));
+        assert_eq!(function_region("transcode"), None);
+        assert_eq!(function_region("123456789012:function:transcode"), None);
     }
 
     /// An in-memory queue with SQS's visibility rules: a received message is

@@ -440,3 +440,20 @@ async fn two_runs_at_once_invoke_each_message_once() {
     assert_eq!(lambda.invokes().len(), 30, "none twice");
     assert_eq!(counts(&sqs, &url).await, (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_that_cannot_be_read_stops_the_run_with_its_own_exit_status() {
+    let moto = Moto::start();
+    let lambda = InvokeStandIn::start(None).await.unwrap();
+    let missing = format!("{}/123456789012/no-such-queue", moto.endpoint());
+    let stopped = run(&moto, &lambda, &missing, &[]).await;
+    assert_eq!(stopped.code, Some(3), "{}", stopped.stdout);
+    assert!(
+        stopped
+            .stdout
+            .contains("0 received, 0 redriven; stopped early: SQS ReceiveMessage: "),
+        "{}",
+        stopped.stdout
+    );
+    assert!(lambda.invokes().is_empty());
+}

@@ -5,13 +5,16 @@
 //!
 //! Prints one line per message and a summary. Exit status 0: every message
 //! received was redriven (dry run: could be); 1: some were left in the
-//! queue; 2: usage error. AWS settings come from the usual environment and
-//! profile chain (AWS_ENDPOINT_URL_SQS / _LAMBDA included).
+//! queue; 2: usage error; 3: an SQS call failed and the run stopped early.
+//! AWS settings come from the usual environment and profile chain
+//! (AWS_ENDPOINT_URL_SQS / _LAMBDA included); the regions in the queue URL
+//! and a function ARN win over the profile's.
 
 use aws_config::BehaviorVersion;
+use aws_config::Region;
 use aws_config::timeout::TimeoutConfig;
 use shared::redrive::sdk::{INVOKE_ATTEMPT_TIMEOUT, LambdaInvoker, RECEIVE_WAIT, SqsQueue};
-use shared::redrive::{Options, redrive};
+use shared::redrive::{Options, function_region, queue_region, redrive};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -83,14 +86,31 @@ async fn main() -> ExitCode {
                 .build(),
         )
         .build();
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &args.queue_url);
+    // The queue's and the function's own regions win over the profile's,
+    // so an operator's default region cannot aim the calls elsewhere.
+    let queue_region = queue_region(&args.queue_url).map(|r| Region::new(r.to_owned()));
+    let function_region = function_region(&args.function)
+        .map(|r| Region::new(r.to_owned()))
+        .or_else(|| sdk.region().cloned())
+        .or_else(|| queue_region.clone());
+    let mut sqs_config = aws_sdk_sqs::config::Builder::from(&sdk);
+    if let Some(region) = queue_region {
+        sqs_config = sqs_config.region(region);
+    }
+    let lambda_config = lambda_config.to_builder().region(function_region).build();
+    let queue = SqsQueue::new(
+        aws_sdk_sqs::Client::from_conf(sqs_config.build()),
+        &args.queue_url,
+    );
     let invoker = LambdaInvoker::new(aws_sdk_lambda::Client::from_conf(lambda_config));
     let summary = redrive(&queue, &invoker, &args.function, args.options, |line| {
         println!("{line}")
     })
     .await;
     println!("lambda-redrive {}: {summary}", args.function);
-    if summary.clean() {
+    if summary.stopped.is_some() {
+        ExitCode::from(3)
+    } else if summary.clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
