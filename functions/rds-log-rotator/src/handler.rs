@@ -176,7 +176,7 @@ pub async fn handle<C: Connector, S: ArchiveStore>(
 }
 
 fn report(reports: &[TargetReport]) {
-    let mut emf = Emf::new("LambdaSuite").dimension("Function", "rds-log-rotator");
+    let mut emf = Emf::for_function("rds-log-rotator");
     for target in reports {
         let summary = serde_json::to_string(target).unwrap_or_default();
         if target.failed() {

@@ -5,9 +5,12 @@ use rds_log_rotator::rotator::Rotator;
 use rds_log_rotator::s3::S3Store;
 use shared::config::EnvReader;
 
+/// The function's name in logs (`service`) and metrics (`Function`).
+const FUNCTION_NAME: &str = "rds-log-rotator";
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_tracing();
+    shared::logging::init_for(FUNCTION_NAME);
     let config = match rds_log_rotator::config::from_env(EnvReader::from_env()) {
         Ok(config) => config,
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
@@ -40,5 +43,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         },
     };
     let app = &app;
-    lambda_runtime::run(service_fn(move |event| handler::handle(app, event))).await
+    lambda_runtime::run(service_fn(shared::runtime::observed(
+        FUNCTION_NAME,
+        move |event| handler::handle(app, event),
+    )))
+    .await
 }
