@@ -204,20 +204,26 @@ where
                 let delete =
                     replay_message(shards, table, config, options, &message, &mut summary, out)
                         .await;
-                if delete && !options.dry_run {
+                let deleted = if delete && !options.dry_run {
                     match queue.delete(&message.receipt).await {
-                        Ok(()) => {
-                            summary.done += 1;
-                            continue;
+                        Ok(()) => true,
+                        Err(e) => {
+                            out(format!("kept    {}: could not delete it: {e}", message.id));
+                            false
                         }
-                        Err(e) => out(format!("kept    {}: could not delete it: {e}", message.id)),
                     }
-                } else if delete {
+                } else {
+                    false
+                };
+                // A dry run counts what it would delete as done.
+                if deleted || (delete && options.dry_run) {
                     summary.done += 1;
                 } else {
                     summary.left += 1;
                 }
-                kept.push(message.receipt);
+                if !deleted {
+                    kept.push(message.receipt);
+                }
             }
         }
         Ok::<(), ReplayError>(())
@@ -786,6 +792,61 @@ mod tests {
             .unwrap();
         assert_eq!((summary.done, summary.left), (0, 1));
         assert!(lines[0].contains("stored again meanwhile"), "{lines:?}");
+    }
+
+    /// A queue holding one message, whose deletes fail.
+    struct Undeletable(std::sync::Mutex<Vec<QueueMessage>>);
+
+    impl Queue for Undeletable {
+        async fn receive(&self, _: i32) -> Result<Vec<QueueMessage>, ReplayError> {
+            Ok(std::mem::take(&mut *self.0.lock().unwrap()))
+        }
+        async fn delete(&self, _: &str) -> Result<(), ReplayError> {
+            Err(ReplayError::Queue("AccessDenied".into()))
+        }
+        async fn release(&self, _: &str) -> Result<(), ReplayError> {
+            Ok(())
+        }
+    }
+
+    struct Whole(Vec<KinesisRecord>);
+
+    impl Shards for Whole {
+        async fn read_range(&self, _: &BatchInfo) -> Result<ReadRange, ReplayError> {
+            Ok(ReadRange {
+                records: self.0.clone(),
+                gone: None,
+            })
+        }
+    }
+
+    /// Written, but the message could not be deleted: it is left, and the
+    /// exit code says so.
+    #[tokio::test]
+    async fn a_message_that_cannot_be_deleted_counts_as_left() {
+        let body = serde_json::json!({"KinesisBatchInfo": {"shardId": "shardId-000000000000",
+            "startSequenceNumber": "100", "endSequenceNumber": "100", "batchSize": 1,
+            "streamArn": "arn:aws:kinesis:us-east-1:123456789012:stream/s"}});
+        let queue = Undeletable(std::sync::Mutex::new(vec![QueueMessage {
+            id: "m1".into(),
+            receipt: "r1".into(),
+            body: body.to_string(),
+        }]));
+        let shards = Whole(read(&["100"]).records);
+        let fixed = config(crate::config::KeySource::PartitionKey);
+        let mut lines = Vec::new();
+        let summary = replay_failures(
+            &queue,
+            &shards,
+            &Accepting,
+            &fixed,
+            FailureOptions::default(),
+            &mut |l| lines.push(l),
+        )
+        .await
+        .unwrap();
+        assert_eq!((summary.done, summary.left), (0, 1), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("could not delete it")));
     }
 
     #[test]
