@@ -161,11 +161,23 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
                 "response shrunk to CloudFormation's 4096-byte limit"
             );
         }
-        if claimed && let Err(e) = self.store.complete(&envelope.request_id, &response).await {
-            // The answer still goes out; only a later duplicate loses its record.
-            error!(error = %e, "could not record the response for duplicate deliveries");
-        }
         let put_deadline = deadline.checked_sub(PUT_SAFETY).unwrap_or(deadline);
+        if claimed {
+            // Half the time left at most, so a hung table cannot take the
+            // PUT's time. The answer still goes out either way; only a later
+            // duplicate loses its record (and is answered FAILED).
+            let record_by =
+                Instant::now() + put_deadline.saturating_duration_since(Instant::now()) / 2;
+            let recorded = tokio::time::timeout_at(
+                record_by,
+                self.store.complete(&envelope.request_id, &response),
+            )
+            .await
+            .unwrap_or_else(|_| Err("the idempotency table did not answer in time".into()));
+            if let Err(e) = recorded {
+                error!(error = %e, "could not record the response for duplicate deliveries");
+            }
+        }
         let (outcome, stats) = put_with_retries_counted(
             &self.transport,
             &url,
@@ -283,10 +295,18 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
             ));
         };
 
+        let margin = self.settings.timeout_margin;
+        let work_deadline = deadline.checked_sub(margin).unwrap_or_else(Instant::now);
         let claimed = !resource.idempotent();
         if claimed {
             let until = SystemTime::now() + deadline.saturating_duration_since(Instant::now());
-            match self.store.claim(&ctx.request_id, until).await {
+            // A hung table fails the request in time to answer it (the
+            // claim's outcome unknown, the work is not run blind).
+            let claim =
+                tokio::time::timeout_at(work_deadline, self.store.claim(&ctx.request_id, until))
+                    .await
+                    .unwrap_or_else(|_| Err("the idempotency table did not answer in time".into()));
+            match claim {
                 Ok(Claim::Fresh) => {}
                 Ok(Claim::InProgress) => return Answer::LeaveToRunning,
                 Ok(Claim::Completed(response)) => {
@@ -307,8 +327,6 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
             }
         }
 
-        let margin = self.settings.timeout_margin;
-        let work_deadline = deadline.checked_sub(margin).unwrap_or_else(Instant::now);
         let task = tokio::spawn(resource.run(action, ctx.clone()));
         let abort = task.abort_handle();
         let answer = match tokio::time::timeout_at(work_deadline, task).await {

@@ -17,6 +17,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// TCP connection setup of one PUT attempt (the attempt's own timeout
+/// bounds the rest: TLS, sending, the reply).
+const PUT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Bound on the one attempt made when the deadline has already passed.
 const FIRST_ATTEMPT_PAST_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -190,8 +194,13 @@ impl HttpsPut {
                     // Plain http only ever reaches here for the loopback URL
                     // that ResponseUrlPolicy admits for local runs.
                     .https_or_http()
-                    .enable_http1()
-                    .build();
+                    .enable_http1();
+                // Within each attempt's timeout, a dead address fails fast
+                // enough to leave time for another attempt.
+                let mut http = HttpConnector::new();
+                http.enforce_http(false);
+                http.set_connect_timeout(Some(PUT_CONNECT_TIMEOUT));
+                let connector = connector.wrap_connector(http);
                 Ok(Client::builder(TokioExecutor::new()).build(connector))
             })
             .as_ref()
