@@ -16,6 +16,7 @@ use crate::pipeline::{Counts, process};
 use crate::record::{EventRecord, KinesisRecord, decode};
 use crate::writer::Table;
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::StreamExt;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::future::Future;
@@ -99,10 +100,13 @@ pub trait Queue {
 
 /// The rejects table, keyed by `shardId` + `position`.
 pub trait Rejects {
-    fn scan(
+    /// One page of a scan from `start` (None: the first), and where the
+    /// next begins (None: this was the last). Pages keep memory bounded: a
+    /// reject holds up to 300 KB, and a table can hold millions.
+    fn scan_page(
         &self,
-        limit: Option<usize>,
-    ) -> impl Future<Output = Result<Vec<Item>, ReplayError>> + Send;
+        start: Option<Item>,
+    ) -> impl Future<Output = Result<(Vec<Item>, Option<Item>), ReplayError>> + Send;
     /// Deletes the reject unless it was written again since it was read
     /// (another `rejectedAtMs`).
     fn delete_if_unchanged(
@@ -474,17 +478,34 @@ pub async fn list_rejects<R: Rejects>(
     limit: Option<usize>,
     out: &mut dyn FnMut(String),
 ) -> Result<Summary, ReplayError> {
-    let items = rejects.scan(limit).await?;
-    for item in &items {
-        out(reject_line(item));
+    let mut summary = Summary::default();
+    let mut start = None;
+    loop {
+        let (items, next) = rejects.scan_page(start).await?;
+        for item in &items {
+            if limit.is_some_and(|limit| summary.seen as usize >= limit) {
+                return Ok(summary);
+            }
+            summary.seen += 1;
+            out(reject_line(item));
+        }
+        match next {
+            Some(key) => start = Some(key),
+            None => return Ok(summary),
+        }
     }
-    Ok(Summary {
-        seen: items.len() as u64,
-        ..Summary::default()
-    })
+}
+
+/// What became of one reject.
+enum Outcome {
+    Done,
+    Left,
 }
 
 /// Re-submits each reject through the pipeline; deletes it once written.
+/// A page's rejects run `MAX_IN_FLIGHT` at once (each a batch of its own,
+/// so each has its own outcome); latest mode's conditional writes keep the
+/// newest of a key whatever the order.
 pub async fn replay_rejects<R, T>(
     rejects: &R,
     table: &T,
@@ -493,87 +514,116 @@ pub async fn replay_rejects<R, T>(
     out: &mut dyn FnMut(String),
 ) -> Result<Summary, ReplayError>
 where
-    R: Rejects,
+    R: Rejects + Sync,
     T: Table + Clone + 'static,
 {
     let mut summary = Summary::default();
-    for item in rejects.scan(None).await? {
-        summary.seen += 1;
-        let id = RejectId::of(&item);
-        let record = match record_of_reject(&item) {
-            Ok(record) => record,
-            Err(why) => {
-                summary.left += 1;
-                out(format!("left    {id}: {why}"));
-                continue;
+    let mut start = None;
+    loop {
+        let (items, next) = rejects.scan_page(start).await?;
+        let mut replays = futures_util::stream::iter(items)
+            .map(|item| replay_reject(rejects, table, config, dry_run, item))
+            .buffer_unordered(config.max_in_flight);
+        while let Some(result) = replays.next().await {
+            let (outcome, line, counts) = result?;
+            summary.seen += 1;
+            summary.add_counts(&counts);
+            match outcome {
+                Outcome::Done => summary.done += 1,
+                Outcome::Left => summary.left += 1,
             }
-        };
-        // Still poison as the function decodes it: nothing is written, the
-        // reject stays as it is.
-        if let Some(reject) = decode(&record, config)
-            .results
-            .into_iter()
-            .find_map(Result::err)
-        {
-            summary.left += 1;
-            out(format!("left    {id}: still rejected: {}", reject.reason));
-            continue;
+            out(line);
         }
-        if dry_run {
-            summary.done += 1;
-            out(format!("dry run {id}: would be written"));
-            continue;
-        }
-        let (response, counts) = process(
-            table,
-            config,
-            std::slice::from_ref(&record),
-            Instant::now() + BATCH_TIME,
-        )
-        .await;
-        summary.add_counts(&counts);
-        if !response.batch_item_failures.is_empty() {
-            summary.left += 1;
-            out(format!("left    {id}: not written: {}", describe(&counts)));
-            continue;
-        }
-        if counts.rejected > 0 {
-            // DynamoDB refused it again: the pipeline stored the reject anew.
-            summary.left += 1;
-            out(format!(
-                "left    {id}: DynamoDB refused it again: {}",
-                describe(&counts)
-            ));
-            continue;
-        }
-        let rejected_at = match item.get("rejectedAtMs") {
-            Some(AttributeValue::N(n)) => n.clone(),
-            _ => "0".to_owned(),
-        };
-        match rejects.delete_if_unchanged(&id, &rejected_at).await? {
-            Deleted::Deleted => {
-                summary.done += 1;
-                out(format!(
-                    "replayed {id}: {}; reject deleted",
-                    describe(&counts)
-                ));
-            }
-            Deleted::Gone => {
-                summary.done += 1;
-                out(format!(
-                    "replayed {id}: {}; the reject was already deleted (another replay?)",
-                    describe(&counts)
-                ));
-            }
-            Deleted::Changed => {
-                summary.left += 1;
-                out(format!(
-                    "left    {id}: written, but the reject was stored again meanwhile (rejected again?): kept"
-                ));
-            }
+        match next {
+            Some(key) => start = Some(key),
+            None => return Ok(summary),
         }
     }
-    Ok(summary)
+}
+
+async fn replay_reject<R, T>(
+    rejects: &R,
+    table: &T,
+    config: &Config,
+    dry_run: bool,
+    item: Item,
+) -> Result<(Outcome, String, Counts), ReplayError>
+where
+    R: Rejects,
+    T: Table + Clone + 'static,
+{
+    let id = RejectId::of(&item);
+    let left = |line: String, counts| Ok((Outcome::Left, line, counts));
+    let record = match record_of_reject(&item) {
+        Ok(record) => record,
+        Err(why) => return left(format!("left    {id}: {why}"), Counts::default()),
+    };
+    // Still poison as the function decodes it: nothing is written, the
+    // reject stays as it is.
+    if let Some(reject) = decode(&record, config)
+        .results
+        .into_iter()
+        .find_map(Result::err)
+    {
+        return left(
+            format!("left    {id}: still rejected: {}", reject.reason),
+            Counts::default(),
+        );
+    }
+    if dry_run {
+        return Ok((
+            Outcome::Done,
+            format!("dry run {id}: would be written"),
+            Counts::default(),
+        ));
+    }
+    let (response, counts) = process(
+        table,
+        config,
+        std::slice::from_ref(&record),
+        Instant::now() + BATCH_TIME,
+    )
+    .await;
+    if !response.batch_item_failures.is_empty() {
+        return left(
+            format!("left    {id}: not written: {}", describe(&counts)),
+            counts,
+        );
+    }
+    if counts.rejected > 0 {
+        // DynamoDB refused it again: the pipeline stored the reject anew.
+        return left(
+            format!(
+                "left    {id}: DynamoDB refused it again: {}",
+                describe(&counts)
+            ),
+            counts,
+        );
+    }
+    let rejected_at = match item.get("rejectedAtMs") {
+        Some(AttributeValue::N(n)) => n.clone(),
+        _ => "0".to_owned(),
+    };
+    let done = |line: String, counts| Ok((Outcome::Done, line, counts));
+    match rejects.delete_if_unchanged(&id, &rejected_at).await? {
+        Deleted::Deleted => done(
+            format!("replayed {id}: {}; reject deleted", describe(&counts)),
+            counts,
+        ),
+        Deleted::Gone => done(
+            format!(
+                "replayed {id}: {}; the reject was already deleted (another replay?)",
+                describe(&counts)
+            ),
+            counts,
+        ),
+        Deleted::Changed => left(
+            format!(
+                "left    {id}: written, but the reject was stored again meanwhile (rejected again?): kept"
+            ),
+            counts,
+        ),
+    }
 }
 
 /// Deletes rejects by id, reporting each removed one.
@@ -755,8 +805,11 @@ mod tests {
     struct StoredAgain(Vec<Item>);
 
     impl Rejects for StoredAgain {
-        async fn scan(&self, _: Option<usize>) -> Result<Vec<Item>, ReplayError> {
-            Ok(self.0.clone())
+        async fn scan_page(
+            &self,
+            _: Option<Item>,
+        ) -> Result<(Vec<Item>, Option<Item>), ReplayError> {
+            Ok((self.0.clone(), None))
         }
         async fn delete_if_unchanged(&self, _: &RejectId, _: &str) -> Result<Deleted, ReplayError> {
             Ok(Deleted::Changed)
@@ -792,6 +845,87 @@ mod tests {
             .unwrap();
         assert_eq!((summary.done, summary.left), (0, 1));
         assert!(lines[0].contains("stored again meanwhile"), "{lines:?}");
+    }
+
+    /// Rejects served two per page, deleted as asked.
+    struct Paged(std::sync::Mutex<Vec<Item>>);
+
+    impl Rejects for Paged {
+        async fn scan_page(
+            &self,
+            start: Option<Item>,
+        ) -> Result<(Vec<Item>, Option<Item>), ReplayError> {
+            let items = self.0.lock().unwrap().clone();
+            let from = start.map_or(0, |key| number(&key, "page").unwrap_or(0) as usize);
+            let page = items.iter().skip(from).take(2).cloned().collect();
+            let next = (from + 2 < items.len()).then(|| {
+                Item::from([("page".to_owned(), AttributeValue::N((from + 2).to_string()))])
+            });
+            Ok((page, next))
+        }
+        async fn delete_if_unchanged(
+            &self,
+            id: &RejectId,
+            _: &str,
+        ) -> Result<Deleted, ReplayError> {
+            // Marks it instead of removing it, so pages stay where they were.
+            let mut items = self.0.lock().unwrap();
+            let item = items.iter_mut().find(|i| RejectId::of(i) == *id).unwrap();
+            item.insert("deleted".into(), AttributeValue::Bool(true));
+            Ok(Deleted::Deleted)
+        }
+        async fn delete(&self, _: &RejectId) -> Result<Option<Item>, ReplayError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn every_page_of_rejects_is_listed_and_replayed() {
+        let items = (0..5)
+            .map(|i| {
+                crate::pipeline::reject_item(
+                    &crate::record::Reject {
+                        position: Position {
+                            sequence: (100 + i).to_string(),
+                            sub: 0,
+                        },
+                        shard: "shardId-000000000000".into(),
+                        reason: "missing key".into(),
+                        data: format!(r#"{{"id":"k{i}"}}"#).into_bytes().into(),
+                        partition_key: "p".into(),
+                        arrival_ms: 1,
+                    },
+                    5,
+                )
+            })
+            .collect();
+        let rejects = Paged(std::sync::Mutex::new(items));
+        let mut lines = Vec::new();
+        let listed = list_rejects(&rejects, Some(3), &mut |l| lines.push(l))
+            .await
+            .unwrap();
+        assert_eq!((listed.seen, lines.len()), (3, 3));
+        let all = list_rejects(&rejects, None, &mut |_| {}).await.unwrap();
+        assert_eq!(all.seen, 5);
+        let fixed = config(crate::config::KeySource::Pointer {
+            pointer: "/id".into(),
+            or_partition_key: false,
+        });
+        let summary = replay_rejects(&rejects, &Accepting, &fixed, false, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            (summary.seen, summary.done, summary.counts.written),
+            (5, 5, 5)
+        );
+        assert!(
+            rejects
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|i| i.contains_key("deleted"))
+        );
     }
 
     /// A queue holding one message, whose deletes fail.

@@ -287,28 +287,22 @@ impl DynamoRejects {
 }
 
 impl Rejects for DynamoRejects {
-    async fn scan(&self, limit: Option<usize>) -> Result<Vec<Item>, ReplayError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| ReplayError::Rejects(error_text(&e)))?;
-            items.extend(output.items.unwrap_or_default());
-            if limit.is_some_and(|limit| items.len() >= limit) {
-                items.truncate(limit.unwrap_or(usize::MAX));
-                return Ok(items);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+    async fn scan_page(
+        &self,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), ReplayError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| ReplayError::Rejects(error_text(&e)))?;
+        Ok((
+            output.items.unwrap_or_default(),
+            output.last_evaluated_key.filter(|key| !key.is_empty()),
+        ))
     }
 
     async fn delete_if_unchanged(
