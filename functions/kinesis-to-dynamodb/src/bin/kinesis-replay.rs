@@ -17,7 +17,7 @@ use kinesis_to_dynamodb::replay::{
     FailureOptions, RejectId, ReplayError, Summary, delete_rejects, list_rejects, replay_failures,
     replay_rejects,
 };
-use shared::aws::{ClientPolicy, load_sdk_config, with_policy};
+use shared::aws::load_sdk_config;
 use shared::config::EnvReader;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -122,11 +122,8 @@ async fn main() -> ExitCode {
         }
     };
     let sdk = load_sdk_config().await;
-    // The pipeline retries its own writes, as in the function.
-    let table = DynamoTable(aws_sdk_dynamodb::Client::new(&with_policy(
-        &sdk,
-        ClientPolicy::default().own_retries(),
-    )));
+    // The function's own writer client (the pipeline retries its writes).
+    let table = DynamoTable::from_sdk(&sdk);
     let rejects = DynamoRejects {
         client: aws_sdk_dynamodb::Client::new(&sdk),
         table: config.rejects_table.clone(),
