@@ -17,7 +17,7 @@ use kinesis_to_dynamodb::replay::{
     FailureOptions, RejectId, ReplayError, Summary, delete_rejects, list_rejects, replay_failures,
     replay_rejects,
 };
-use shared::aws::load_sdk_config;
+use shared::aws::{ClientPolicy, load_sdk_config, with_policy};
 use shared::config::EnvReader;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -136,7 +136,16 @@ async fn main() -> ExitCode {
                 url: queue_url,
                 visibility: Duration::from_secs(900),
             };
-            let shards = KinesisShards(aws_sdk_kinesis::Client::new(&sdk));
+            // A GetRecords page can hold 10 MB: more than the default
+            // attempt timeout allows on a slow link.
+            let shards = KinesisShards(aws_sdk_kinesis::Client::new(&with_policy(
+                &sdk,
+                ClientPolicy {
+                    attempt_timeout: Duration::from_secs(120),
+                    operation_timeout: Duration::from_secs(300),
+                    ..ClientPolicy::default()
+                },
+            )));
             replay_failures(&queue, &shards, &table, &config, options, &mut print)
                 .await
                 .map(|s| ("failures", s))
