@@ -7,8 +7,9 @@
 //! bounded (3 attempts unless `AWS_MAX_ATTEMPTS` says otherwise). Every
 //! client has connect, attempt and operation timeouts, so a connection that
 //! is accepted and never answered fails the call instead of holding it
-//! forever; where an invocation deadline matters, [`timeouts_until`] bounds a
-//! call by the time left.
+//! forever. Where an invocation deadline matters, each function also cuts
+//! its work off at the deadline (less a margin to answer), so a hung call
+//! fails its work in time instead of eating the whole invocation.
 
 /// Re-exported so function crates can name it without depending on aws-config.
 pub use aws_config::SdkConfig;
@@ -16,7 +17,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Connect and per-call bounds for a set of SDK clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,16 +50,6 @@ impl ClientPolicy {
     pub fn own_retries(self) -> Self {
         Self {
             sdk_retries: false,
-            ..self
-        }
-    }
-
-    /// The same policy with another attempt timeout (and an operation
-    /// timeout at least as long), for calls that move large bodies.
-    pub fn with_attempt_timeout(self, attempt_timeout: Duration) -> Self {
-        Self {
-            attempt_timeout,
-            operation_timeout: self.operation_timeout.max(attempt_timeout),
             ..self
         }
     }
@@ -108,21 +98,6 @@ pub fn with_policy(base: &SdkConfig, policy: ClientPolicy) -> SdkConfig {
     builder.build()
 }
 
-/// Timeouts for one call that must end by `deadline`: the policy's bounds,
-/// shortened to the time left (at least `floor`, so a call made at the
-/// deadline still gets a short chance instead of failing unsent). For a
-/// call's `.customize().config_override(...)`.
-pub fn timeouts_until(policy: &ClientPolicy, deadline: Instant, floor: Duration) -> TimeoutConfig {
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .max(floor);
-    TimeoutConfig::builder()
-        .connect_timeout(policy.connect_timeout.min(left))
-        .operation_attempt_timeout(policy.attempt_timeout.min(left))
-        .operation_timeout(policy.operation_timeout.min(left))
-        .build()
-}
-
 /// The same configuration aimed at another region, for clients that must run
 /// there (CopySnapshot is called in the destination region).
 pub fn config_for_region(base: &SdkConfig, region: &str) -> SdkConfig {
@@ -162,19 +137,5 @@ mod tests {
         let own = with_policy(&config, policy.own_retries());
         assert_eq!(own.retry_config().map(|r| r.max_attempts()), Some(1));
         assert_eq!(own.timeout_config(), config.timeout_config());
-    }
-
-    #[tokio::test]
-    async fn a_call_is_bounded_by_the_time_left() {
-        let policy = ClientPolicy::default();
-        let soon = Instant::now() + Duration::from_secs(2);
-        let timeouts = timeouts_until(&policy, soon, Duration::from_millis(100));
-        assert!(timeouts.operation_timeout().unwrap() <= Duration::from_secs(2));
-        assert!(timeouts.operation_attempt_timeout().unwrap() <= Duration::from_secs(2));
-        let late = timeouts_until(&policy, Instant::now(), Duration::from_millis(100));
-        assert_eq!(late.operation_timeout(), Some(Duration::from_millis(100)));
-        let far = Instant::now() + Duration::from_secs(3600);
-        let timeouts = timeouts_until(&policy, far, Duration::from_millis(100));
-        assert_eq!(timeouts.operation_timeout(), Some(policy.operation_timeout));
     }
 }
