@@ -13,11 +13,14 @@ pub struct DynamoTable(pub Client);
 impl DynamoTable {
     /// The client for our writes: `writer::with_retries` retries them with
     /// its own backoff, within the deadline, so the SDK does not retry too
-    /// (attempts would multiply). The policy's attempt timeout ends a hung
-    /// call, which then counts as a transient failure.
+    /// (attempts would multiply). `sdk`'s timeouts stay: its attempt timeout
+    /// ends a hung call, which then counts as a transient failure.
     pub fn from_sdk(sdk: &shared::aws::SdkConfig) -> Self {
-        let policy = shared::aws::ClientPolicy::default().own_retries();
-        Self(Client::new(&shared::aws::with_policy(sdk, policy)))
+        let own_retries = sdk
+            .to_builder()
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        Self(Client::new(&own_retries))
     }
 }
 

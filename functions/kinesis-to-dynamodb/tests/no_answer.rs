@@ -65,3 +65,48 @@ async fn a_hung_table_fails_the_batch_from_its_first_record_before_the_deadline(
     }
     assert!(silent.connections() > 0, "the table was really called");
 }
+
+/// Under the client policy a hung attempt ends as a transient error (ours to
+/// retry, within the deadline), and the SDK does not retry it underneath:
+/// one connection per call.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_attempt_is_a_transient_error_and_the_sdk_does_not_retry_it() {
+    use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
+    use kinesis_to_dynamodb::dynamo::DynamoTable;
+    use kinesis_to_dynamodb::writer::{Table, WriteError};
+    use shared::aws::{ClientPolicy, SdkConfig, with_policy};
+
+    let silent = SilentServer::start().await.unwrap();
+    let base = SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(silent.endpoint())
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "test",
+        )))
+        .build();
+    let policy = ClientPolicy {
+        attempt_timeout: Duration::from_millis(300),
+        ..ClientPolicy::default()
+    };
+    // What DynamoTable::from_sdk builds, with a short attempt timeout.
+    let table = DynamoTable::from_sdk(&with_policy(&base, policy));
+    let item = [(
+        "pk".to_string(),
+        aws_sdk_dynamodb::types::AttributeValue::S("k".into()),
+    )]
+    .into_iter()
+    .collect();
+    let result = tokio::time::timeout(Duration::from_secs(60), table.put("items", item))
+        .await
+        .expect("the call ends");
+    assert!(
+        matches!(result, Err(WriteError::Transient(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        silent.connections(),
+        1,
+        "one attempt: the SDK did not retry"
+    );
+}
