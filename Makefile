@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: venv checkov-venv system-deps demo test lint sam-build bench clean
+.PHONY: venv checkov-venv system-deps demo invoke env.json test lint sam-build bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: tools/requirements.txt
@@ -29,6 +29,17 @@ system-deps:
 
 demo: venv system-deps
 	scripts/demo.sh
+
+# One function, once, with one event, against local stand-ins:
+#   make invoke FN=cfn-responder EVENT=events/cfn-responder/01-create-ami-lookup.json
+invoke: venv system-deps
+	scripts/invoke.sh "$(FN)" "$(EVENT)"
+
+# `sam local invoke --env-vars env.json`, made from each function's
+# [package.metadata.lambda.env]; tests/tests/local_env.rs fails when it is stale.
+env.json: venv
+	cargo build --quiet -p suite-tests --bin lambda-env
+	target/debug/lambda-env sam-env-json >$@.tmp && mv $@.tmp $@
 
 test: venv system-deps
 	cargo fmt --all -- --check

@@ -7,53 +7,26 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 work="$root/.demo"
 rm -rf "$work" && mkdir -p "$work"
+# Each function's local environment comes from its Cargo.toml; what it needs
+# (services_*, seed_*) from local.sh, shared with `make invoke`.
+source scripts/local.sh
 
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 bold "Building the functions and the local stand-ins"
 cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce-handler -p snapshot-copier -p transcode-launcher -p rds-log-rotator -p suite-tests
 
-start_moto "$work/moto.log"
-start_mariadb "$work/mariadb.log"
-rds_archive_setup
-sink_port=$(free_port); lambda_port=$(free_port)
-target/debug/cfn-response-sink "$sink_port" >"$work/cloudformation.log" 2>&1 & pids+=($!)
-wait_port "$sink_port" "CloudFormation stand-in"
-
-cat >"$work/lambda.env" <<ENV
-AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
-AWS_ACCESS_KEY_ID=testing
-AWS_SECRET_ACCESS_KEY=testing
-AWS_REGION=us-east-1
-AWS_EC2_METADATA_DISABLED=true
-AWS_LAMBDA_LOG_FORMAT=JSON
-ALLOW_LOCAL_RESPONSE_URL=true
-TABLE_NAME=orders
-PARTITION_KEY=pk
-REJECTS_TABLE_NAME=rejects
-SUPPRESSION_TABLE=suppression
-DEFAULT_DESTINATIONS=eu-west-1
-KEEP_COPIES=2
-INPUT_BUCKET=video-uploads-123456789012
-INPUT_PREFIX=videos
-OUTPUT_BUCKET=video-uploads-123456789012
-OUTPUT_PREFIX=transcoded
-LAUNCH_TEMPLATE_NAME=transcode-worker
-MAX_RUNNING_JOBS=5
-JOBS_TABLE=transcode-jobs
-AWS_CLI_PATH=$work/worker-bin/aws
-DB_INSTANCES="orders-db=127.0.0.1:$mariadb_port"
-SECRET_ARN=$rds_secret
-DB_TLS=disabled
-ARCHIVE_BUCKET=rds-log-archive
-S3_FORCE_PATH_STYLE=true
-ENV
-cargo lambda watch --quiet -A 127.0.0.1 -P "$lambda_port" --timeout 120 \
-  --env-file "$work/lambda.env" >"$work/lambda.log" 2>&1 & pids+=($!)
-wait_port "$lambda_port" "cargo lambda watch"
+load_function_envs
+services_common
+for fn in functions/*/; do
+  fn=$(basename "$fn")
+  "services_${fn//-/_}"
+done
+run_env AWS_LAMBDA_LOG_FORMAT JSON
+start_emulator
 # The emulator compiles on the first invoke; warm it up outside the timings.
 echo '{}' >"$work/warmup.json"
-cargo lambda invoke cfn-responder -A 127.0.0.1 -P "$lambda_port" --data-file "$work/warmup.json" >/dev/null 2>&1 || true
+invoke cfn-responder "$work/warmup.json" /dev/null || true
 echo "moto on :$moto_port, MariaDB on :$mariadb_port, CloudFormation stand-in on :$sink_port, Lambda emulator on :$lambda_port"
 
 # Shows what the stand-in received since the last call.
@@ -70,68 +43,65 @@ show_new_responses() {
 }
 
 bold "cfn-responder: playing CloudFormation with events/cfn-responder/"
+seed_cfn_responder
 for event in events/cfn-responder/*.json; do
   name=$(basename "$event")
-  python3 - "$event" "$sink_port" "$work/$name" <<'PY'
+  cfn_local_event "$event" "$work/$name"
+  python3 - "$event" <<'PY'
 import json, sys
 event = json.load(open(sys.argv[1]))
-# The sample carries a real S3 pre-signed URL; answer to the local stand-in.
-event["ResponseURL"] = f"http://127.0.0.1:{sys.argv[2]}/cloudformation/{event['RequestId']}"
-json.dump(event, open(sys.argv[3], "w"))
 print(f"\n> {event['RequestType']} {event['ResourceType']} {event['LogicalResourceId']}", end="")
 if "PhysicalResourceId" in event:
     print(f" (PhysicalResourceId {event['PhysicalResourceId']})", end="")
 print()
 PY
-  cargo lambda invoke cfn-responder -A 127.0.0.1 -P "$lambda_port" --data-file "$work/$name" >"$work/$name.out" 2>&1 \
+  invoke cfn-responder "$work/$name" "$work/$name.out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/$name.out"; }
   show_new_responses
 done
 
 bold "kinesis-to-dynamodb: events/kinesis-to-dynamodb/ into moto DynamoDB (MODE=latest)"
-tables() { .venv/bin/python scripts/demo_dynamodb.py "http://127.0.0.1:$moto_port" "$@"; }
-tables create orders pk
-tables create rejects shardId position
+seed_kinesis_to_dynamodb
 for event in events/kinesis-to-dynamodb/*.json; do
   echo
   echo "> $(basename "$event"): $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["Records"]))' "$event") record(s)"
-  cargo lambda invoke kinesis-to-dynamodb -A 127.0.0.1 -P "$lambda_port" --data-file "$event" >"$work/kinesis.out" 2>&1 \
+  invoke kinesis-to-dynamodb "$event" "$work/kinesis.out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/kinesis.out"; continue; }
   echo "    response: $(cat "$work/kinesis.out")"
 done
 echo
 echo "> the tables afterwards"
-tables show orders
-tables show rejects
+tables show "$(fn_env kinesis-to-dynamodb TABLE_NAME)"
+tables show "$(fn_env kinesis-to-dynamodb REJECTS_TABLE_NAME)"
 
 bold "ses-bounce-handler: events/ses-bounce-handler/ into a suppression table in moto"
-tables create suppression address
+seed_ses_bounce_handler
+suppression=$(fn_env ses-bounce-handler SUPPRESSION_TABLE)
 for event in events/ses-bounce-handler/*.json; do
   echo
   echo "> $(basename "$event")"
-  cargo lambda invoke ses-bounce-handler -A 127.0.0.1 -P "$lambda_port" --data-file "$event" >"$work/ses.out" 2>&1 \
+  invoke ses-bounce-handler "$event" "$work/ses.out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/ses.out"; continue; }
   echo "    response: $(cat "$work/ses.out")"
 done
 echo
 echo "> the suppression table afterwards"
-tables show suppression
+tables show "$suppression"
 echo
 echo "> may we send to them? ses-suppression check (exit status 1 = suppressed)"
 for address in Jane.Doe@Example.com full.box@example.net happy.reader@example.org; do
   AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-    AWS_REGION=us-east-1 target/debug/ses-suppression check "$address" --table suppression | sed 's/^/    /' || true
+    AWS_REGION=us-east-1 target/debug/ses-suppression check "$address" --table "$suppression" | sed 's/^/    /' || true
 done
 echo
 echo "> the same check with the aws CLI"
 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
   .venv/bin/aws dynamodb get-item --endpoint-url "http://127.0.0.1:$moto_port" --region us-east-1 \
-  --table-name suppression --consistent-read --key '{"address": {"S": "jane.doe@example.com"}}' \
+  --table-name "$suppression" --consistent-read --key '{"address": {"S": "jane.doe@example.com"}}' \
   --query 'Item.[status.S, reason.S, subType.S]' --output text | sed 's/^/    /'
 
 bold "snapshot-copier: tagged snapshots in moto us-east-1, copied to us-west-2 and eu-west-1"
-ec2_demo() { .venv/bin/python scripts/demo_ec2.py "http://127.0.0.1:$moto_port" "$@"; }
-announced=$(ec2_demo setup)
+seed_snapshot_copier
 echo "> before"
 for region in us-east-1 us-west-2 eu-west-1; do ec2_demo show "$region"; done
 python3 - events/snapshot-copier/01-create-snapshot-succeeded.json "$announced" "$work/created.json" <<'PY'
@@ -143,23 +113,22 @@ PY
 for event in "$work/created.json" events/snapshot-copier/02-create-snapshot-failed.json events/snapshot-copier/04-scheduled-sweep.json; do
   echo
   echo "> $(basename "$event" | sed 's/^created.json$/01-create-snapshot-succeeded.json (with the real id)/')"
-  cargo lambda invoke snapshot-copier -A 127.0.0.1 -P "$lambda_port" --data-file "$event" >"$work/snapshot.out" 2>&1 \
+  invoke snapshot-copier "$event" "$work/snapshot.out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/snapshot.out"; continue; }
   python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); [print(f"    {k}: {json.dumps(v)}") for k, v in s.items() if v]' "$work/snapshot.out"
 done
 echo
-echo "> after (KEEP_COPIES=2: two of the four old copies of vol-0feedfacefeedface pruned; moto gives them one start time)"
+echo "> after (KEEP_COPIES=$(fn_env snapshot-copier KEEP_COPIES): two of the four old copies of vol-0feedfacefeedface pruned; moto gives them one start time)"
 for region in us-east-1 us-west-2 eu-west-1; do ec2_demo show "$region"; done
 
 bold "transcode-launcher: the sample uploads against moto EC2, then one worker run for real"
-ec2_demo launch-template
-tables create transcode-jobs pk
+seed_transcode_launcher
 for event in events/transcode-launcher/*.json; do
   echo
   name=$(basename "$event")
   out="$work/transcode-${name%%-*}.out"
   echo "> $name"
-  cargo lambda invoke transcode-launcher -A 127.0.0.1 -P "$lambda_port" --data-file "$event" >"$out" 2>&1 \
+  invoke transcode-launcher "$event" "$out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$out"; continue; }
   python3 - "$out" <<'PY'
 import json, sys
@@ -175,27 +144,16 @@ echo
 echo "> the workers in moto (one per object; the duplicate launched nothing)"
 ec2_demo instances
 # The worker as cloud-init runs it: env -i, a bare PATH, Debian's ffmpeg,
-# the aws CLI pointed at moto S3, and a recorder instead of shutdown.
-mkdir -p "$work/worker-bin"
-cat >"$work/worker-bin/aws" <<SH
-#!/bin/bash
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-exec "$root/.venv/bin/aws" --endpoint-url "http://127.0.0.1:$moto_port" "\$@"
-SH
-cat >"$work/worker-bin/shutdown" <<SH
-#!/bin/bash
-case "\$*" in
-  *now*) echo "    (worker called shutdown \$*: the instance would terminate now)" ;;
-  *) echo "    (worker armed its dead-man switch: shutdown \$*)" ;;
-esac
-SH
-chmod +x "$work/worker-bin/aws" "$work/worker-bin/shutdown"
+# the aws CLI pointed at moto S3 (services_transcode_launcher), and a
+# recorder instead of shutdown.
 s3() { "$work/worker-bin/aws" --region us-east-1 "$@"; }
-key="videos/My Holiday+2024 (final).MOV"
-s3 s3api create-bucket --bucket video-uploads-123456789012 >/dev/null
+input_bucket=$(fn_env transcode-launcher INPUT_BUCKET)
+output_bucket=$(fn_env transcode-launcher OUTPUT_BUCKET)
+output_prefix=$(fn_env transcode-launcher OUTPUT_PREFIX)
+key="$(fn_env transcode-launcher INPUT_PREFIX)/My Holiday+2024 (final).MOV"
 ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc=duration=2:size=1280x720:rate=25 \
   -f lavfi -i sine=duration=2 -c:v libx264 -preset ultrafast -c:a aac -shortest "$work/clip.mp4"
-s3 s3api put-object --bucket video-uploads-123456789012 --key="$key" --body "$work/clip.mp4" >/dev/null
+s3 s3api put-object --bucket "$input_bucket" --key="$key" --body "$work/clip.mp4" >/dev/null
 instance=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["instanceId"])' "$work/transcode-01.out" 2>/dev/null || true)
 echo
 echo "> running the user data of the worker launched for $key"
@@ -203,14 +161,16 @@ ec2_demo user-data "$instance" >"$work/user-data.sh"
 chmod +x "$work/user-data.sh"
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TRANSCODE_SHUTDOWN_COMMAND="$work/worker-bin/shutdown" \
   "$work/user-data.sh" 2>"$work/worker.log" && echo "    worker exit status 0" || echo "    worker exit status $?"
-echo "> what landed in s3://video-uploads-123456789012/transcoded/"
-s3 s3api list-objects-v2 --bucket video-uploads-123456789012 --prefix transcoded/ \
+echo "> what landed in s3://$output_bucket/$output_prefix/"
+s3 s3api list-objects-v2 --bucket "$output_bucket" --prefix "$output_prefix/" \
   --query 'Contents[].[Key,Size]' --output text | sed 's/^/    /'
-job=$(s3 s3api list-objects-v2 --bucket video-uploads-123456789012 --prefix transcoded/ --query 'Contents[0].Key' --output text | cut -d/ -f2)
-s3 s3api get-object --bucket video-uploads-123456789012 --key "transcoded/$job/status.json" "$work/status.json" >/dev/null
+job=$(s3 s3api list-objects-v2 --bucket "$output_bucket" --prefix "$output_prefix/" --query 'Contents[0].Key' --output text | cut -d/ -f2)
+s3 s3api get-object --bucket "$output_bucket" --key "$output_prefix/$job/status.json" "$work/status.json" >/dev/null
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("    status.json:", json.dumps({k: s[k] for k in ("status", "exitCode", "durationSeconds", "source", "ffmpeg")}, ensure_ascii=False))' "$work/status.json"
 
 bold "rds-log-rotator: MariaDB logging to tables, RDS's rotate procedures, archives in moto S3"
+seed_rds_log_rotator
+archive_bucket=$(fn_env rds-log-rotator ARCHIVE_BUCKET)
 mdb() { mariadb --no-defaults --socket="$mariadb_socket" -uroot --batch --skip-column-names "$@"; }
 mdb -e "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, customer VARCHAR(20), total DECIMAL(8,2));
         INSERT INTO shop.orders VALUES (1, 'ann', 10), (2, 'bob', 20), (3, 'cy', 30);"
@@ -223,9 +183,9 @@ live
 rotate_demo() {
   echo
   echo "> $1"
-  cargo lambda invoke rds-log-rotator -A 127.0.0.1 -P "$lambda_port" --data-file "$2" >"$work/rotator.out" 2>&1 \
+  invoke rds-log-rotator "$2" "$work/rotator.out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/rotator.out"; return 0; }
-  python3 - "$work/rotator.out" <<'PY'
+  python3 - "$work/rotator.out" "$archive_bucket" <<'PY'
 import json, sys
 answer = json.load(open(sys.argv[1]))
 for target in answer["targets"]:
@@ -235,7 +195,7 @@ for target in answer["targets"]:
         for warning in log["warnings"]:
             print(f"      warning: {warning}")
     if target.get("digest"):
-        print(f"    digest: s3://rds-log-archive/{target['digest']}; worst by total time:")
+        print(f"    digest: s3://{sys.argv[2]}/{target['digest']}; worst by total time:")
         for q in target["topQueries"][:3]:
             print(f"      {q['totalTimeSecs']:7.3f} s  x{q['count']:<3} {q['fingerprint'][:90]}")
 PY
@@ -248,7 +208,7 @@ echo "> RDS rotates on its own between runs (CALL mysql.rds_rotate_slow_log by h
 mdb -e "SELECT 'after the outside rotation'; CALL mysql.rds_rotate_slow_log(); SELECT 'later';" >/dev/null
 rotate_demo "01-scheduled.json again: the outside backup is archived before rotating" events/rds-log-rotator/01-scheduled.json
 echo
-echo "> s3://rds-log-archive/"
-aws_local s3api list-objects-v2 --bucket rds-log-archive --query 'Contents[].[Key,Size]' --output text | sed 's/^/    /'
+echo "> s3://$archive_bucket/"
+aws_local s3api list-objects-v2 --bucket "$archive_bucket" --query 'Contents[].[Key,Size]' --output text | sed 's/^/    /'
 
 bold "Demo finished. Logs are in .demo/"

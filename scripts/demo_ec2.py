@@ -2,7 +2,7 @@
 
 usage: demo_ec2.py ENDPOINT setup           snapshot-copier: prints the id of the snapshot to announce
        demo_ec2.py ENDPOINT show REGION     snapshot-copier: what the region holds
-       demo_ec2.py ENDPOINT launch-template transcode-launcher: the worker launch template
+       demo_ec2.py ENDPOINT launch-template NAME  transcode-launcher: the worker launch template
        demo_ec2.py ENDPOINT instances       transcode-launcher: the workers and their tags
        demo_ec2.py ENDPOINT user-data ID    transcode-launcher: an instance's user data
 """
@@ -49,7 +49,7 @@ elif command == "show":
               + (f"copy of {source}" if source else f"copy-to={tags.get('dr:copy-to', '-')}"))
 elif command == "launch-template":
     ec2("us-east-1").create_launch_template(
-        LaunchTemplateName="transcode-worker",
+        LaunchTemplateName=sys.argv[3],
         LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "c6i.large"})
 elif command == "instances":
     reservations = ec2("us-east-1").describe_instances()["Reservations"]

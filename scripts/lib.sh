@@ -52,10 +52,10 @@ aws_local() {
     .venv/bin/aws --endpoint-url "http://127.0.0.1:$moto_port" --region us-east-1 "$@"
 }
 
-# rds_archive_setup: the archive bucket and the log_rotator password secret
-# in moto, for rds-log-rotator; sets rds_secret.
+# rds_archive_setup [BUCKET]: the archive bucket (default rds-log-archive) and
+# the log_rotator password secret in moto, for rds-log-rotator; sets rds_secret.
 rds_archive_setup() {
-  aws_local s3api create-bucket --bucket rds-log-archive >/dev/null
+  aws_local s3api create-bucket --bucket "${1:-rds-log-archive}" >/dev/null
   rds_secret=$(aws_local secretsmanager create-secret --name rds-log-rotator/orders-db \
     --secret-string '{"username": "log_rotator", "password": "rotator-Pa55word"}' --query ARN --output text)
 }

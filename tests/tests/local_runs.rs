@@ -1,0 +1,218 @@
+//! Local runs of one function: `make invoke` and env.json, both made from
+//! each function's `[package.metadata.lambda.env]`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use suite_tests::lambda_env::{lambda_packages, sam_env_json_text};
+use suite_tests::process::{sam_template, workspace_root};
+
+fn make_invoke(args: &[&str]) -> Output {
+    Command::new("make")
+        .args(["--no-print-directory", "invoke"])
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .expect("make runs")
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// After `make invoke` returned: nothing it started is left, neither a
+/// process naming its files nor moto on its port.
+fn assert_all_stopped(stdout: &str) {
+    let work = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("(files of this run: "))
+        .and_then(|l| l.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no files line in:\n{stdout}"));
+    let root = workspace_root();
+    let lambda_env = std::fs::read_to_string(root.join(work).join("lambda.env")).unwrap();
+    let moto_port: u16 = lambda_env
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_ENDPOINT_URL=\"http://127.0.0.1:"))
+        .expect("the run's endpoint")
+        .trim_end_matches('"')
+        .parse()
+        .unwrap();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", moto_port)).is_err(),
+        "moto still listens on {moto_port}"
+    );
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !cmdline.contains(work),
+            "process {:?} is still running: {cmdline}",
+            entry.file_name()
+        );
+    }
+}
+
+#[test]
+fn make_invoke_cfn_responder_prints_what_cloudformation_received() {
+    let output = make_invoke(&[
+        "FN=cfn-responder",
+        "EVENT=events/cfn-responder/01-create-ami-lookup.json",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let answer = stdout
+        .split("CloudFormation stand-in:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no stand-in section in:\n{stdout}"));
+    assert!(answer.contains(r#""Status": "SUCCESS""#), "{stdout}");
+    assert!(answer.contains(r#""ImageId": "ami-"#), "{stdout}");
+    assert!(
+        answer.contains(r#""LogicalResourceId": "LatestAmi""#),
+        "{stdout}"
+    );
+    assert_all_stopped(&stdout);
+}
+
+#[test]
+fn make_invoke_ses_bounce_handler_prints_the_response_and_logs() {
+    let output = make_invoke(&[
+        "FN=ses-bounce-handler",
+        "EVENT=events/ses-bounce-handler/01-permanent-bounce-two-recipients.json",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let (logs, response) = stdout
+        .split_once("\nresponse:\n")
+        .unwrap_or_else(|| panic!("no response in:\n{stdout}"));
+    // Both recipients land in the seeded table, named by the metadata.
+    assert!(response.contains(r#""suppressed": 2"#), "{stdout}");
+    assert!(logs.contains("recipient applied"), "{stdout}");
+    assert_all_stopped(&stdout);
+}
+
+#[test]
+fn make_invoke_rds_log_rotator_runs_against_mariadb_and_stops_it() {
+    let output = make_invoke(&[
+        "FN=rds-log-rotator",
+        "EVENT=events/rds-log-rotator/02-manual-dry-run.json",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let (_, response) = stdout
+        .split_once("\nresponse:\n")
+        .unwrap_or_else(|| panic!("no response in:\n{stdout}"));
+    // The run's DB_INSTANCES and SECRET_ARN reached the function.
+    assert!(response.contains(r#""dryRun": true"#), "{stdout}");
+    assert!(response.contains(r#""instance": "orders-db""#), "{stdout}");
+    assert!(
+        response.contains("dry run: would rotate mysql.slow_log"),
+        "{stdout}"
+    );
+    // MariaDB's data directory is under the run's files: the scan in
+    // assert_all_stopped finds a server left running.
+    assert_all_stopped(&stdout);
+}
+
+#[test]
+fn make_invoke_names_the_variable_that_is_wrong() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["EVENT=events/ses-bounce-handler/07-delivery.json"],
+            "FN is not set",
+        ),
+        (
+            &[
+                "FN=no-such-fn",
+                "EVENT=events/ses-bounce-handler/07-delivery.json",
+            ],
+            "FN=no-such-fn is not a function; functions: cfn-responder ",
+        ),
+        (&["FN=ses-bounce-handler"], "EVENT is not set"),
+        (
+            &[
+                "FN=ses-bounce-handler",
+                "EVENT=events/ses-bounce-handler/nope.json",
+            ],
+            "EVENT=events/ses-bounce-handler/nope.json: no such file",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = make_invoke(args);
+        let (stdout, stderr) = text(&output);
+        assert!(!output.status.success(), "{args:?} succeeded: {stdout}");
+        assert!(
+            stderr.contains(message),
+            "{args:?}: expected {message:?} in:\n{stderr}"
+        );
+        assert!(
+            !stdout.contains("building"),
+            "{args:?} went on to build:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn env_json_is_made_from_the_functions_metadata() {
+    let root = workspace_root();
+    let packages = lambda_packages(&root).unwrap();
+    let expected = sam_env_json_text(&sam_template(), &packages).unwrap();
+    let actual = std::fs::read_to_string(root.join("env.json"))
+        .expect("env.json at the repository root (make env.json)");
+    assert_eq!(
+        actual, expected,
+        "env.json is stale: run `make env.json` and commit it"
+    );
+}
+
+#[test]
+fn env_json_names_functions_of_the_template() {
+    let root = workspace_root();
+    let template = sam_template();
+    let env_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("env.json")).unwrap()).unwrap();
+    let ids: Vec<&String> = env_json.as_object().unwrap().keys().collect();
+    let functions: Vec<&String> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, _)| id)
+        .collect();
+    for id in &ids {
+        assert!(
+            functions.contains(id),
+            "env.json names {id}, which is no function of template.yaml"
+        );
+    }
+    assert_eq!(ids.len(), functions.len(), "one entry per function");
+}
+
+#[test]
+fn every_function_has_its_local_environment_in_its_cargo_toml() {
+    let root = workspace_root();
+    let packages = lambda_packages(&root).unwrap();
+    for entry in std::fs::read_dir(root.join("functions")).unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        if !Path::new(&entry.path()).join("Cargo.toml").exists() {
+            continue;
+        }
+        let package = packages
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("functions/{name}: no [package.metadata.lambda.env]"));
+        // The run's endpoint comes from the caller: cargo lambda watch would
+        // let a value here override it.
+        assert!(
+            !package.env.contains_key("AWS_ENDPOINT_URL"),
+            "functions/{name}: AWS_ENDPOINT_URL depends on the run"
+        );
+        assert_eq!(
+            package.env.get("AWS_REGION").map(String::as_str),
+            Some("us-east-1")
+        );
+    }
+}
