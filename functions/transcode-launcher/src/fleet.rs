@@ -49,6 +49,8 @@ pub struct MemoryFleet {
     pub terminated: Mutex<HashSet<String>>,
     /// The error every launch returns, when set.
     pub launch_error: Mutex<Option<String>>,
+    /// Launches never answer while set (a hung RunInstances).
+    pub hang_launches: std::sync::atomic::AtomicBool,
 }
 
 fn instance_id(index: usize) -> String {
@@ -111,6 +113,9 @@ impl Fleet for MemoryFleet {
     }
 
     async fn launch(&self, request: &LaunchRequest) -> Result<String, FleetError> {
+        if self.hang_launches.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if let Some(error) = self.launch_error.lock().expect("not poisoned").clone() {
             return Err(FleetError(error));
         }

@@ -843,6 +843,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_launch_cut_off_at_the_deadline_fails_and_the_sweep_launches_it_once() {
+        use std::sync::atomic::Ordering;
+        let launcher = memory_launcher(1);
+        launcher.fleet().hang_launches.store(true, Ordering::SeqCst);
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
+        let records = [created("a.mp4", "01"), created("b.mp4", "02")];
+        let cut = launcher.process_until(&records, soon).await;
+        // a hung; b found a's slot taken: both fail, so the event is retried.
+        assert_eq!(cut[0].failure, Some(Failure::LaunchFailed), "{cut:?}");
+        assert_eq!(cut[1].outcome, Outcome::Failed, "{cut:?}");
+        // As after a Lambda timeout: the ledger holds a's launch as under
+        // way, so Lambda's retry launches nothing twice...
+        launcher
+            .fleet()
+            .hang_launches
+            .store(false, Ordering::SeqCst);
+        let retried = launcher.process(&records[..1]).await;
+        assert_eq!(retried[0].outcome, Outcome::Duplicate, "{retried:?}");
+        assert!(launcher.fleet().instances.lock().unwrap().is_empty());
+        // ...and the sweep after the launch grace launches it, once.
+        fn after_the_grace() -> u64 {
+            now_epoch_secs() + LAUNCH_GRACE_SECS + 1
+        }
+        let launcher = launcher.with_clock(after_the_grace);
+        let report = launcher.reconcile(far()).await;
+        assert!(report.errors.is_empty(), "{report:?}");
+        let launched = launcher.fleet().instances.lock().unwrap().len();
+        assert_eq!(launched, 1, "{report:?}");
+        launcher.reconcile(far()).await;
+        assert_eq!(launcher.fleet().instances.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
     async fn capacity_and_launch_errors_fail_the_record() {
         let launcher = memory_launcher(1);
         let results = launcher
