@@ -19,6 +19,10 @@ pub struct LambdaPackage {
     /// Its binary targets (a SAM function names one in BuildProperties.Binary).
     pub bins: Vec<String>,
     pub env: Env,
+    /// `[package.metadata.sam] env-json-leaves-out`: variables env.json must
+    /// not give SAM, because their local values only hold together with a
+    /// variable the template does not declare (which SAM drops).
+    pub env_json_leaves_out: Vec<String>,
 }
 
 /// The packages of the workspace at `root` with a
@@ -72,7 +76,24 @@ pub fn lambda_packages(root: &Path) -> anyhow::Result<Vec<LambdaPackage>> {
             })
             .filter_map(|t| t["name"].as_str().map(str::to_owned))
             .collect();
-        packages.push(LambdaPackage { name, bins, env });
+        let env_json_leaves_out = package["metadata"]["sam"]["env-json-leaves-out"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                v.as_str().map(str::to_owned).with_context(|| {
+                    format!(
+                        "{name}: [package.metadata.sam] env-json-leaves-out holds names, found {v}"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        packages.push(LambdaPackage {
+            name,
+            bins,
+            env,
+            env_json_leaves_out,
+        });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(packages)
@@ -82,7 +103,8 @@ pub fn lambda_packages(root: &Path) -> anyhow::Result<Vec<LambdaPackage>> {
 /// `template` (JSON, as `process::sam_template()` reads it), the local
 /// environment of the package building its `BuildProperties.Binary`, kept to
 /// the variables the template declares for it (Globals included): SAM passes
-/// only those and silently drops the rest.
+/// only those and silently drops the rest. Less the package's
+/// `env-json-leaves-out`.
 pub fn sam_env_json(template: &Value, packages: &[LambdaPackage]) -> anyhow::Result<Value> {
     let declared_globally = variable_names(&template["Globals"]["Function"]);
     let mut functions = serde_json::Map::new();
@@ -106,6 +128,7 @@ pub fn sam_env_json(template: &Value, packages: &[LambdaPackage]) -> anyhow::Res
             .filter(|(k, _)| {
                 declared.contains(&k.as_str()) || declared_globally.contains(&k.as_str())
             })
+            .filter(|(k, _)| !package.env_json_leaves_out.contains(k))
             .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
             .collect();
         functions.insert(logical_id.clone(), Value::Object(env));

@@ -3,8 +3,11 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
+use suite_tests::function::FunctionProcess;
 use suite_tests::lambda_env::{lambda_packages, sam_env_json_text};
-use suite_tests::process::{sam_template, workspace_root};
+use suite_tests::process::{free_port, sam_template, venv_tool, workspace_root};
+use suite_tests::runtime_api::RuntimeApi;
 
 fn make_invoke(args: &[&str]) -> Output {
     Command::new("make")
@@ -213,6 +216,113 @@ fn every_function_has_its_local_environment_in_its_cargo_toml() {
         assert_eq!(
             package.env.get("AWS_REGION").map(String::as_str),
             Some("us-east-1")
+        );
+    }
+}
+
+/// A function as `sam local invoke --env-vars env.json` runs it.
+struct SamLocalFunction {
+    logical_id: String,
+    binary: String,
+    env: Vec<(String, String)>,
+}
+
+/// What `sam local invoke --env-vars env.json` gives each function, from
+/// SAM's own code (its template provider resolves the intrinsics, its
+/// EnvironmentVariables applies the overrides).
+fn sam_local_environments() -> Vec<SamLocalFunction> {
+    let root = workspace_root();
+    let output = Command::new(venv_tool("python"))
+        .arg("-c")
+        .arg(
+            "import json, sys\n\
+             from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider\n\
+             from samcli.lib.providers.sam_function_provider import SamFunctionProvider\n\
+             from samcli.local.lambdafn.env_vars import EnvironmentVariables\n\
+             overrides = json.load(open(sys.argv[2]))\n\
+             stacks, _ = SamLocalStackProvider.get_stacks(sys.argv[1])\n\
+             out = []\n\
+             for f in SamFunctionProvider(stacks).get_all():\n\
+             \x20   variables = (f.environment or {}).get('Variables', {})\n\
+             \x20   env = EnvironmentVariables(f.name, f.memory, f.timeout, f.handler, variables=variables,\n\
+             \x20                              override_values=overrides.get(f.name, {})).resolve()\n\
+             \x20   out.append([f.name, f.metadata['BuildProperties']['Binary'], env])\n\
+             print(json.dumps(out))",
+        )
+        .arg(root.join("template.yaml"))
+        .arg(root.join("env.json"))
+        .env("SAM_CLI_TELEMETRY", "0")
+        .current_dir(&root)
+        .output()
+        .expect("the .venv python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let functions: Vec<(String, String, std::collections::BTreeMap<String, String>)> =
+        serde_json::from_slice(&output.stdout).expect("SAM's environments as JSON");
+    functions
+        .into_iter()
+        .map(|(logical_id, binary, env)| SamLocalFunction {
+            logical_id,
+            binary,
+            env: env.into_iter().collect(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_env_json_every_function_starts_as_sam_local_invoke_runs_it() {
+    let root = workspace_root();
+    let env_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("env.json")).unwrap()).unwrap();
+    let functions = sam_local_environments();
+    assert_eq!(functions.len(), env_json.as_object().unwrap().len());
+
+    let packages = lambda_packages(&root).unwrap();
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args(["build", "--quiet"]).current_dir(&root);
+    for function in &functions {
+        let binary = &function.binary;
+        let package = packages
+            .iter()
+            .find(|p| p.bins.contains(binary))
+            .unwrap_or_else(|| panic!("no package builds {binary}"));
+        build.args(["-p", &package.name, "--bin", binary]);
+    }
+    assert!(build.status().unwrap().success(), "building the functions");
+
+    // Nothing answers on this loopback port: an init that called AWS fails
+    // here instead of leaving the machine.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    for SamLocalFunction {
+        logical_id: id,
+        binary,
+        mut env,
+    } in functions
+    {
+        // SAM passes only the variables the template declares: every value
+        // env.json holds reaches the function.
+        for (key, value) in env_json[&id].as_object().unwrap() {
+            assert!(
+                env.contains(&(key.clone(), value.as_str().unwrap().to_owned())),
+                "{id}: SAM drops env.json's {key}"
+            );
+        }
+        env.push(("AWS_ENDPOINT_URL".into(), nowhere.clone()));
+        let api = RuntimeApi::start().await.unwrap();
+        let function = FunctionProcess::spawn(
+            &root.join("target/debug").join(&binary),
+            &api.host_port(),
+            &env,
+        );
+        let polled = api.first_poll(Duration::from_secs(60)).await;
+        let init_error = api.init_error(Duration::ZERO).await;
+        assert!(
+            polled.is_some() && init_error.is_none(),
+            "{id} does not start with the environment sam local invoke gives it: {init_error:?}\n{:#?}",
+            function.logs()
         );
     }
 }
