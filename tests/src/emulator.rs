@@ -11,6 +11,8 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts the emulator for the workspace with `env` for the functions.
+    /// A function's `[package.metadata.lambda.env]` wins over `env` for the
+    /// same name (cargo-lambda's precedence): vary only what it leaves out.
     pub fn start(env: &[(String, String)]) -> Self {
         let port = free_port();
         let venv_bin = venv_tool("cargo-lambda")
