@@ -47,7 +47,11 @@ wait "$emulator_pid" 2>/dev/null || true
 
 echo
 echo "logs:"
-grep -v -E '^ *INFO |command killed' "$work/lambda.log" | sed 's/^/  /' || true
+# The emulator's own lines out; the per-invocation span prefix (request and
+# trace ids) and the EMF envelope shortened: one invocation, one reader.
+grep -v -E '^ *INFO |command killed' "$work/lambda.log" \
+  | sed -E -e 's/Lambda runtime invoke\{[^}]*\}(:invocation\{[^}]*\})?: //' \
+      -e '/^\{.*"_aws":/{s/,"_aws":.*$/}/;s/^/metrics /;}' -e 's/^/  /' || true
 if [ "$fn" = cfn-responder ]; then
   echo
   echo "CloudFormation stand-in:"
