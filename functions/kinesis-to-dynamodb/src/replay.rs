@@ -57,9 +57,24 @@ pub struct BatchInfo {
     pub batch_size: u64,
 }
 
+/// SNS's envelope, when the destination is a topic whose SQS subscription
+/// does not use raw message delivery.
+#[derive(Deserialize)]
+struct SnsEnvelope {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "Message")]
+    message: String,
+}
+
 impl FailureMessage {
+    /// The message as Lambda sent it, or wrapped by SNS.
     pub fn parse(body: &str) -> Result<Self, String> {
-        serde_json::from_str(body).map_err(|e| format!("not a Kinesis on-failure message: {e}"))
+        let inner = match serde_json::from_str::<SnsEnvelope>(body) {
+            Ok(envelope) if envelope.kind == "Notification" => envelope.message,
+            _ => body.to_owned(),
+        };
+        serde_json::from_str(&inner).map_err(|e| format!("not a Kinesis on-failure message: {e}"))
     }
 }
 
@@ -691,6 +706,30 @@ mod tests {
         assert_eq!(FailureMessage::parse(body).unwrap().batch, batch(3));
         let err = FailureMessage::parse(r#"{"KinesisBatchInfo":{"shardId":"s"}}"#).unwrap_err();
         assert!(err.contains("startSequenceNumber"), "{err}");
+    }
+
+    #[test]
+    fn an_sns_notification_is_unwrapped_and_what_it_wraps_is_checked() {
+        let inner = serde_json::json!({"KinesisBatchInfo": {"shardId": "shardId-000000000000",
+            "startSequenceNumber": "100", "endSequenceNumber": "300", "batchSize": 3,
+            "streamArn": "arn:aws:kinesis:us-east-1:123456789012:stream/s"}});
+        let wrap = |message: String| {
+            serde_json::json!({"Type": "Notification", "MessageId": "m",
+                "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": message})
+            .to_string()
+        };
+        assert_eq!(
+            FailureMessage::parse(&wrap(inner.to_string()))
+                .unwrap()
+                .batch,
+            batch(3)
+        );
+        let err = FailureMessage::parse(&wrap(r#"{"KinesisBatchInfo":{}}"#.into())).unwrap_err();
+        assert!(err.contains("shardId"), "{err}");
+        // Another SNS message type is not a failure message.
+        let other =
+            serde_json::json!({"Type": "SubscriptionConfirmation", "Message": inner.to_string()});
+        assert!(FailureMessage::parse(&other.to_string()).is_err());
     }
 
     #[test]

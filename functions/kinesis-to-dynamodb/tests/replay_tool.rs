@@ -291,6 +291,28 @@ async fn a_failed_batch_is_replayed_from_the_stream_then_its_message_deleted_and
     assert!(h.rejects().await.is_empty());
 }
 
+/// The destination is an SNS topic whose SQS subscription has no raw
+/// delivery: the failure message arrives wrapped in SNS's envelope.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_message_wrapped_by_sns_is_replayed() {
+    let h = Harness::start().await;
+    let first = h.put_json("a", json!({"id": "a"})).await;
+    let last = h.put_json("b", json!({"id": "b"})).await;
+    h.send(&json!({
+        "Type": "Notification",
+        "MessageId": "6a1f2e4c-xmpl-4f0e-9d41-8c2b1a0e7f3d",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:kinesis-failures",
+        "Message": h.failure(&first, &last, 2).to_string(),
+        "Timestamp": "2026-12-01T04:00:01.000Z",
+        "SignatureVersion": "1"
+    }))
+    .await;
+    let (code, out) = h.failures(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(h.items().await.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(h.queued().await, 0, "the message is deleted");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_whose_records_are_gone_is_kept_unless_the_loss_is_accepted() {
     let h = Harness::start().await;
