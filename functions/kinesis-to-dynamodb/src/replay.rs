@@ -84,7 +84,7 @@ impl FailureMessage {
 pub struct ReadRange {
     pub records: Vec<KinesisRecord>,
     /// The stream no longer holds (part of) the batch: trimmed by
-    /// retention, the shard or stream gone, an iterator that expired.
+    /// retention, the shard or stream gone.
     pub gone: Option<String>,
 }
 

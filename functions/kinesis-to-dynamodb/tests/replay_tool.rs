@@ -631,19 +631,24 @@ async fn an_expired_iterator_is_renewed_after_the_last_record_read() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn iterators_that_keep_expiring_are_a_loss_reported_and_the_message_kept() {
+async fn iterators_that_keep_expiring_are_no_loss_and_the_message_stays_even_with_accept_loss() {
     let h = Harness::start().await;
     let first = h.put_json("a", json!({"id": "a"})).await;
     let last = h.put_json("b", json!({"id": "b"})).await;
     h.send(&h.failure(&first, &last, 2)).await;
     let (endpoint, _calls) = expiring_kinesis(h.moto.endpoint(), true).await;
+    // The records are still in the stream: only the reads keep failing.
     let (code, out) = h.run(
-        &["failures", "--queue-url", &h.queue_url],
+        &["failures", "--queue-url", &h.queue_url, "--accept-loss"],
         &[("AWS_ENDPOINT_URL_KINESIS", &endpoint)],
     );
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("LOSS") && out.contains("ExpiredIteratorException"),
+        !out.contains("LOSS") && !out.contains("deleted"),
+        "an iterator expiring is no proof the records are gone: {out}"
+    );
+    assert!(
+        out.contains("kept") && out.contains("ExpiredIteratorException"),
         "{out}"
     );
     assert_eq!(h.visible().await, 1);

@@ -43,14 +43,14 @@ fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> &str {
         .unwrap_or("")
 }
 
-/// Codes that mean the stream no longer holds the records.
+/// Codes that mean the stream no longer holds the records. Not an expired
+/// iterator (a slow or throttled read: the records may all be there) nor
+/// InvalidArgumentException (a bad request): those keep the message as a
+/// stream error, which --accept-loss never deletes.
 fn gone(code: &str) -> bool {
     matches!(
         code,
-        "ResourceNotFoundException"
-            | "InvalidArgumentException"
-            | "TrimmedDataAccessException"
-            | "ExpiredIteratorException"
+        "ResourceNotFoundException" | "TrimmedDataAccessException"
     )
 }
 
