@@ -10,9 +10,12 @@
 //!   whose `requestPayload` is the event.
 //!
 //! A message is deleted only after a synchronous invoke returned without a
-//! function error. Every other message stays: it is kept invisible for the
-//! rest of the run (so each message is tried at most once per run and the
-//! run ends), then made visible again at once for the next run.
+//! function error. Messages are received one at a time, each invoked while
+//! its hold (longer than an invoke can last) keeps it from other runs. Every
+//! other message stays: it is kept invisible for the rest of the run (hidden
+//! again if its hold runs out in a long run), so each message is tried at
+//! most once per run and the run ends when a receive comes back empty; then
+//! it is made visible again at once for the next run.
 
 #[cfg(feature = "redrive")]
 pub mod sdk;
@@ -22,9 +25,6 @@ use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
-
-/// SQS's largest receive batch.
-const RECEIVE_BATCH_MAX: usize = 10;
 
 /// A received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -434,21 +434,25 @@ pub async fn redrive(
     // delivered it twice) is never invoked twice in one run.
     let mut handled: HashSet<String> = HashSet::new();
     let mut succeeded_undeleted: HashSet<String> = HashSet::new();
-    loop {
-        let remaining = options.max.map_or(RECEIVE_BATCH_MAX, |max| {
-            max.saturating_sub(summary.received)
-        });
-        if remaining == 0 {
-            break;
-        }
-        let batch = match queue.receive(remaining.min(RECEIVE_BATCH_MAX)).await {
+    let max = options.max.unwrap_or(usize::MAX);
+    while summary.received < max {
+        // One message per receive, handled at once: its hold (longer than
+        // an invoke can last) covers its whole invoke. The tail of a batch
+        // would wait behind the invokes before it and could reappear to a
+        // second run while still to be invoked here.
+        let batch = match queue.receive(1).await {
             Ok(batch) => batch,
             Err(e) => {
                 summary.stopped = Some(e);
                 break;
             }
         };
-        let mut fresh = 0;
+        // Only an empty receive means the queue is read through: one that
+        // brings back only messages left earlier in this run (their hold
+        // ran out in a long run) does not, as others may not be read yet.
+        if batch.is_empty() {
+            break;
+        }
         for message in batch {
             if handled.contains(&message.id) {
                 // Already invoked successfully: try the delete again.
@@ -461,15 +465,15 @@ pub async fn redrive(
                     summary.redriven += 1;
                     continue;
                 }
+                // Hidden again under this receipt, released with it at the end.
                 held.insert(message.id, message.receipt);
                 continue;
             }
-            if summary.received >= options.max.unwrap_or(usize::MAX) {
+            if summary.received >= max {
                 // More than asked for: hand it straight back.
                 held.insert(message.id, message.receipt);
                 continue;
             }
-            fresh += 1;
             handled.insert(message.id.clone());
             let line = handle(queue, invoker, function, options, &message).await;
             summary.count(&line.outcome);
@@ -480,9 +484,6 @@ pub async fn redrive(
                 held.insert(message.id, message.receipt);
             }
             report(&line);
-        }
-        if fresh == 0 {
-            break;
         }
     }
     for receipt in held.values() {
@@ -663,13 +664,20 @@ mod tests {
         assert_eq!(function_region("123456789012:function:transcode"), None);
     }
 
-    /// An in-memory queue with SQS's visibility rules: a received message is
-    /// hidden until released; a receipt is valid until the next receive.
+    /// How long the fake hides a received message (the SDK adapter's hold).
+    const FAKE_HOLD: u64 = 1200;
+
+    /// An in-memory queue with SQS's visibility rules on a fake clock (in
+    /// seconds): a received message is hidden until released or until
+    /// [`FAKE_HOLD`] has passed; a delete with an older receipt than the
+    /// latest succeeds and deletes nothing, as SQS documents.
     #[derive(Default)]
     struct FakeQueue {
-        messages: RefCell<Vec<(QueueMessage, bool)>>,
+        /// Each message with the time it is visible again.
+        messages: RefCell<Vec<(QueueMessage, u64)>>,
         receipts: RefCell<u32>,
         fail_deletes: bool,
+        now: std::cell::Cell<u64>,
     }
 
     impl FakeQueue {
@@ -683,7 +691,7 @@ mod tests {
                         body: body.to_string(),
                         error_message: None,
                     },
-                    true,
+                    0,
                 ));
             }
             queue
@@ -693,20 +701,30 @@ mod tests {
             let messages = self.messages.borrow();
             messages
                 .iter()
-                .filter(|(_, visible)| *visible)
+                .filter(|(_, visible_at)| *visible_at <= self.now.get())
                 .map(|(m, _)| m.body.clone())
                 .collect()
+        }
+
+        /// Whether the message with `body` is visible to other receivers
+        /// at some time before `until`.
+        fn exposed_before(&self, body: &str, until: u64) -> bool {
+            let messages = self.messages.borrow();
+            messages
+                .iter()
+                .any(|(m, visible_at)| m.body == body && *visible_at < until)
         }
     }
 
     impl FailureQueue for FakeQueue {
         async fn receive(&self, max: usize) -> Result<Vec<QueueMessage>, CallError> {
+            let now = self.now.get();
             let mut out = Vec::new();
-            for (message, visible) in self.messages.borrow_mut().iter_mut() {
-                if *visible && out.len() < max {
+            for (message, visible_at) in self.messages.borrow_mut().iter_mut() {
+                if *visible_at <= now && out.len() < max {
                     *self.receipts.borrow_mut() += 1;
                     message.receipt = format!("{}#{}", message.id, self.receipts.borrow());
-                    *visible = false;
+                    *visible_at = now + FAKE_HOLD;
                     out.push(message.clone());
                 }
             }
@@ -728,12 +746,53 @@ mod tests {
         }
 
         async fn release(&self, receipt: &str) -> Result<(), CallError> {
-            for (message, visible) in self.messages.borrow_mut().iter_mut() {
+            let now = self.now.get();
+            for (message, visible_at) in self.messages.borrow_mut().iter_mut() {
                 if message.receipt == receipt {
-                    *visible = true;
+                    *visible_at = now;
                 }
             }
             Ok(())
+        }
+    }
+
+    /// A function that runs `seconds` of the queue's clock per invoke, and
+    /// notes each payload whose message another receiver could have taken
+    /// while it ran; fails payloads containing "poison".
+    struct SlowFunction<'a> {
+        queue: &'a FakeQueue,
+        seconds: u64,
+        invoked: RefCell<Vec<String>>,
+        exposed: RefCell<Vec<String>>,
+    }
+
+    impl<'a> SlowFunction<'a> {
+        fn new(queue: &'a FakeQueue, seconds: u64) -> Self {
+            Self {
+                queue,
+                seconds,
+                invoked: RefCell::default(),
+                exposed: RefCell::default(),
+            }
+        }
+    }
+
+    impl Invoker for SlowFunction<'_> {
+        async fn invoke(&self, _function: &str, payload: &str) -> Result<Invoked, CallError> {
+            let end = self.queue.now.get() + self.seconds;
+            if self.queue.exposed_before(payload, end) {
+                self.exposed.borrow_mut().push(payload.to_owned());
+            }
+            self.queue.now.set(end);
+            self.invoked.borrow_mut().push(payload.to_owned());
+            Ok(if payload.contains("poison") {
+                Invoked::FunctionError {
+                    kind: "Unhandled".into(),
+                    payload: "{}".into(),
+                }
+            } else {
+                Invoked::Succeeded
+            })
         }
     }
 
@@ -862,5 +921,44 @@ mod tests {
         assert!(lines[0].contains("was not deleted"), "{lines:?}");
         assert_eq!(function.invoked.borrow().len(), 1);
         assert_eq!(queue.visible_bodies().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn each_message_stays_hidden_for_its_whole_invoke_when_invokes_are_slow() {
+        // Invokes of 500 s: a batch received at once would outlive its hold.
+        let bodies: Vec<String> = (0..12).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let queue = FakeQueue::with(&refs);
+        let function = SlowFunction::new(&queue, 500);
+        let summary = redrive(&queue, &function, "transcode", Options::default(), |_| {}).await;
+        assert_eq!(
+            *function.exposed.borrow(),
+            Vec::<String>::new(),
+            "visible to a second run while invoked"
+        );
+        assert_eq!((summary.received, summary.redriven), (12, 12), "{summary}");
+        assert!(queue.messages.borrow().is_empty(), "all deleted");
+    }
+
+    #[tokio::test]
+    async fn a_long_run_tries_every_message_once_though_held_ones_reappear() {
+        // Failures of 200 s each: the first ones left reappear long before
+        // the queue has been read through.
+        let bodies: Vec<String> = (0..25).map(|i| format!(r#"{{"poison":{i}}}"#)).collect();
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let queue = FakeQueue::with(&refs);
+        let function = SlowFunction::new(&queue, 200);
+        let summary = redrive(&queue, &function, "transcode", Options::default(), |_| {}).await;
+        assert_eq!(
+            (summary.received, summary.function_errors),
+            (25, 25),
+            "{summary}"
+        );
+        let mut invoked = function.invoked.borrow().clone();
+        invoked.sort();
+        invoked.dedup();
+        assert_eq!(invoked.len(), 25, "every message tried");
+        assert_eq!(function.invoked.borrow().len(), 25, "none twice");
+        assert_eq!(queue.visible_bodies().len(), 25, "all visible again");
     }
 }

@@ -12,8 +12,14 @@ use std::time::Duration;
 /// How long a received message stays hidden while the run goes on: longer
 /// than the longest synchronous invoke (Lambda's 900 s limit plus the
 /// client's margin), so no message reappears to a second run while its
-/// invoke is still under way.
+/// invoke is still under way (the run receives one message at a time and
+/// invokes it at once).
 pub const HOLD: Duration = Duration::from_secs(1200);
+
+const _: () = assert!(
+    HOLD.as_secs() > INVOKE_ATTEMPT_TIMEOUT.as_secs() + 60,
+    "the hold outlasts an invoke, with time to receive and delete"
+);
 
 /// Long polling asks every SQS server, so an empty answer means an empty
 /// queue (short polling samples a subset and can answer empty too early).
