@@ -10,13 +10,16 @@ use serde_json::{Map, Value};
 use std::fmt;
 use tracing::level_filters::LevelFilter;
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 
-/// The span lambda_runtime opens per invocation; its `requestId` and
-/// `xrayTraceId` repeat ours under names Powertools users do not query.
+/// The span lambda_runtime opens per invocation. It logs a handler's error,
+/// a panic and an unreadable event in it, outside ours: its `requestId` and
+/// `xrayTraceId` are written as `function_request_id` and `xray_trace_id`.
 const LAMBDA_RUNTIME_SPAN: &str = "Lambda runtime invoke";
 
 /// Installs the global subscriber, writing to stdout, for a process whose
@@ -69,8 +72,15 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    // lambda_runtime's span is at INFO: it is kept at every level, else
+    // its error lines at WARN or ERROR would lose the invocation's ids.
+    let hint = level.max(LevelFilter::INFO);
+    let filter = filter_fn(move |metadata| {
+        *metadata.level() <= level || (metadata.is_span() && metadata.name() == LAMBDA_RUNTIME_SPAN)
+    })
+    .with_max_level_hint(hint);
     let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
+        .with_max_level(hint)
         .with_writer(writer)
         .with_ansi(false)
         .with_target(false);
@@ -81,10 +91,11 @@ where
                 .event_format(PowertoolsJson {
                     service: service.to_owned(),
                 })
-                .finish(),
+                .finish()
+                .with(filter),
         )
     } else {
-        Box::new(builder.finish())
+        Box::new(builder.finish().with(filter))
     }
 }
 
@@ -113,13 +124,26 @@ where
         let mut fields = Map::new();
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
-                if span.name() == LAMBDA_RUNTIME_SPAN {
-                    continue;
-                }
                 let extensions = span.extensions();
-                if let Some(formatted) = extensions.get::<FormattedFields<JsonFields>>()
-                    && let Ok(Value::Object(map)) = serde_json::from_str(formatted)
-                {
+                let Some(formatted) = extensions.get::<FormattedFields<JsonFields>>() else {
+                    continue;
+                };
+                let Ok(Value::Object(map)) = serde_json::from_str(formatted) else {
+                    continue;
+                };
+                if span.name() == LAMBDA_RUNTIME_SPAN {
+                    // The outermost span: ours, inside it, overwrites these.
+                    if let Some(request_id) = map.get("requestId") {
+                        fields.insert("function_request_id".into(), request_id.clone());
+                    }
+                    if let Some(trace_id) = map
+                        .get("xrayTraceId")
+                        .and_then(Value::as_str)
+                        .and_then(crate::runtime::xray_trace_id)
+                    {
+                        fields.insert("xray_trace_id".into(), trace_id.into());
+                    }
+                } else {
                     fields.extend(map);
                 }
             }

@@ -251,6 +251,49 @@ mod tests {
         );
     }
 
+    /// lambda_runtime logs a handler's error, a panic and an unreadable
+    /// event in its own INFO span, outside ours: those lines still carry
+    /// the invocation's ids, at every log level.
+    #[test]
+    fn lambda_runtime_lines_carry_the_invocation_ids_at_every_level() {
+        use tracing::level_filters::LevelFilter;
+        for level in [LevelFilter::INFO, LevelFilter::WARN, LevelFilter::ERROR] {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = crate::logging::subscriber("svc", true, level, move || writer.clone());
+            tracing::subscriber::with_default(subscriber, || {
+                let runtime = tracing::info_span!(
+                    "Lambda runtime invoke",
+                    requestId = "req-runtime",
+                    xrayTraceId = "Root=1-aaa;Parent=557abcec3ee5a047;Sampled=1"
+                );
+                let _runtime = runtime.enter();
+                tracing::error!("the handler returned an error");
+                let (span, _) = Invocations::new("f").begin("req-ours", Some("Root=1-bbb"));
+                let _invocation = span.enter();
+                tracing::error!("inside both spans");
+                tracing::info!("filtered below INFO");
+            });
+            let lines = captured.lines();
+            let expected = if level == LevelFilter::INFO { 3 } else { 2 };
+            assert_eq!(lines.len(), expected, "{level}: {lines:?}");
+            assert_eq!(
+                lines[0]["function_request_id"], "req-runtime",
+                "{level}: {}",
+                lines[0]
+            );
+            assert_eq!(lines[0]["xray_trace_id"], "1-aaa", "{level}: {}", lines[0]);
+            // Ours and the runtime's carry the same ids in Lambda; ours wins.
+            assert_eq!(lines[1]["function_request_id"], "req-ours", "{}", lines[1]);
+            assert_eq!(lines[1]["xray_trace_id"], "1-bbb", "{}", lines[1]);
+            for line in &lines {
+                for raw in ["requestId", "xrayTraceId"] {
+                    assert!(line.get(raw).is_none(), "{raw} in {line}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn plain_text_logs_stay_one_readable_line() {
         let captured = Captured::default();

@@ -55,6 +55,33 @@ impl FunctionProcess {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The stdout lines that parse as JSON and that `pick` selects, once
+    /// there are `count` of them; panics with the whole log after 5 s.
+    pub async fn json_lines(
+        &self,
+        count: usize,
+        pick: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let started = Instant::now();
+        loop {
+            let found: Vec<serde_json::Value> = self
+                .logs()
+                .iter()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .filter(|l| pick(l))
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "expected {count} matching lines: {:#?}",
+                self.logs()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Peak resident memory so far, in KiB (VmHWM).
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.guard.0.id())).ok()?;

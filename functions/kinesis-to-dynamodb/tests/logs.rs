@@ -1,0 +1,60 @@
+//! The real binary under the Runtime API stand-in: the ERROR line of a
+//! failed invocation carries its ids at every log level.
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+use suite_tests::function::FunctionProcess;
+use suite_tests::runtime_api::RuntimeApi;
+
+const FIRST_REQUEST: &str = "00000000-0000-4000-8000-000000000001";
+const TRACE_ID: &str = "1-00000000-000000000000000000000000";
+
+fn spawn(api: &RuntimeApi, log_level: &str) -> FunctionProcess {
+    let env: Vec<(String, String)> = [
+        // Nothing here reaches DynamoDB; a closed port if it did.
+        ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("TABLE_NAME", "items"),
+        ("PARTITION_KEY", "pk"),
+        ("REJECTS_TABLE_NAME", "rejects"),
+        ("AWS_LAMBDA_LOG_LEVEL", log_level),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    FunctionProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_kinesis-to-dynamodb")),
+        &api.host_port(),
+        &env,
+    )
+}
+
+fn errors(line: &Value) -> bool {
+    line["level"] == "ERROR"
+}
+
+#[tokio::test]
+async fn a_failed_invocation_logs_its_ids_at_every_level() {
+    for level in ["INFO", "WARN", "ERROR"] {
+        let api = RuntimeApi::start().await.unwrap();
+        let function = spawn(&api, level);
+        // Not a Kinesis event: the handler returns an error.
+        let answer = api
+            .invoke(json!({"source": "aws.events"}), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let error = answer.result.expect_err("a failed invocation");
+        assert_eq!(error["errorType"], "NotAKinesisEvent", "{error}");
+        let lines = function.json_lines(1, errors).await;
+        for line in &lines {
+            assert_eq!(
+                line["function_request_id"], FIRST_REQUEST,
+                "{level}: {line}"
+            );
+            assert_eq!(line["xray_trace_id"], TRACE_ID, "{level}: {line}");
+            assert_eq!(line["service"], "kinesis-to-dynamodb", "{level}: {line}");
+        }
+    }
+}
