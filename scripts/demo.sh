@@ -62,7 +62,10 @@ done
 
 bold "kinesis-to-dynamodb: events/kinesis-to-dynamodb/ into moto DynamoDB (MODE=latest)"
 seed_kinesis_to_dynamodb
+# The last scene's batch: it shows an alarm and its fix.
+scene_event=events/kinesis-to-dynamodb/05-id-changed-shape.json
 for event in events/kinesis-to-dynamodb/*.json; do
+  [ "$event" = "$scene_event" ] && continue
   echo
   echo "> $(basename "$event"): $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["Records"]))' "$event") record(s)"
   invoke kinesis-to-dynamodb "$event" "$work/kinesis.out" \
@@ -210,5 +213,65 @@ rotate_demo "01-scheduled.json again: the outside backup is archived before rota
 echo
 echo "> s3://$archive_bucket/"
 aws_local s3api list-objects-v2 --bucket "$archive_bucket" --query 'Contents[].[Key,Size]' --output text | sed 's/^/    /'
+
+bold "When it breaks: a rejected record, its alarm, and the runbook's fix with kinesis-replay"
+orders=$(fn_env kinesis-to-dynamodb TABLE_NAME)
+partition_key=$(fn_env kinesis-to-dynamodb PARTITION_KEY)
+echo "A producer release sends order-4002 with its id as an object. PartitionKeySource is empty"
+echo "(the key is the string or number at /id, else the Kinesis partition key), so the record is rejected."
+echo
+echo "> $(basename "$scene_event"): order-4001 as before, order-4002 in the new shape"
+invoke kinesis-to-dynamodb "$scene_event" "$work/kinesis-scene.out" \
+  || { echo "    invocation failed:"; sed 's/^/    /' "$work/kinesis-scene.out"; exit 1; }
+echo "    response: $(cat "$work/kinesis-scene.out")"
+# Stopping the emulator flushes the function's logs; nothing is invoked after this.
+kill "$emulator_pid" 2>/dev/null || true
+wait "$emulator_pid" 2>/dev/null || true
+emf=$(grep '"Function":"kinesis-to-dynamodb"' "$work/lambda.log" | grep '"RecordsIn":' | tail -n 1 || true)
+[ -n "$emf" ] || { echo "no EMF line of kinesis-to-dynamodb in $work/lambda.log" >&2; exit 1; }
+echo "    metrics (EMF): $(sed 's/,"_aws":.*$/}/' <<<"$emf")"
+tables get "$orders" "$partition_key" order-4001
+tables get "$orders" "$partition_key" order-4002
+alarm=$(awk '/^  [A-Za-z0-9]+:$/ {id = $1} /^      MetricName: Rejected$/ {sub(":", "", id); print id}' template.yaml)
+[ -n "$alarm" ] || { echo "template.yaml has no alarm on the metric Rejected" >&2; exit 1; }
+echo
+echo "> Deployed, this EMF line puts Rejected = $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["Rejected"])' "$emf") into CloudWatch, and"
+echo "  alarm $alarm (template.yaml) fires. What to do: docs/runbook.md, section"
+echo "  \"$alarm\". Its steps, here against moto:"
+
+# kinesis-replay reads the function's configuration from the environment:
+# the function's own (Cargo.toml here; the runbook exports the deployed one).
+replay_env=(AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port")
+for key in "${!function_env[@]}"; do
+  if [ "${key%%/*}" = kinesis-to-dynamodb ]; then replay_env+=("${key#*/}=${function_env[$key]}"); fi
+done
+# Exit status 1 means some rejects stay (the demo goes on); 2 or 3 stop it.
+kinesis_replay() {
+  local status=0
+  echo
+  echo "$ kinesis-replay $*"
+  env "${replay_env[@]}" target/debug/kinesis-replay "$@" >"$work/kinesis-replay.out" 2>&1 || status=$?
+  sed 's/^/    /' "$work/kinesis-replay.out"
+  case $status in
+    0) ;;
+    1) echo "    (exit status 1: some rejects stay, listed above)" ;;
+    *) echo "    (exit status $status)"; return 1 ;;
+  esac
+}
+kinesis_replay rejects list
+echo "    (the last one is order-4002; the two others are the broken records of 02-batch-with-poison.json above)"
+echo
+echo "> Fix the cause: every producer version sets the Kinesis partition key to the order id, so key by it."
+echo "  Deployed: the stack parameter PartitionKeySource=partitionKey, then deploy. Here: the function's"
+echo "  configuration plus PARTITION_KEY_SOURCE=partitionKey, exported for kinesis-replay"
+replay_env+=(PARTITION_KEY_SOURCE=partitionKey)
+kinesis_replay rejects replay --dry-run
+kinesis_replay rejects replay
+echo
+echo "> afterwards"
+tables get "$orders" "$partition_key" order-4002
+kinesis_replay rejects list
+echo "    (order-4002 is in the table and its reject is gone. The two broken records stay: no configuration"
+echo "    fixes them; the runbook says fix the producer, then kinesis-replay rejects delete --id <id>)"
 
 bold "Demo finished. Logs are in .demo/"

@@ -2,6 +2,7 @@
 
 usage: demo_dynamodb.py ENDPOINT create TABLE KEY [SORTKEY]
        demo_dynamodb.py ENDPOINT show TABLE
+       demo_dynamodb.py ENDPOINT get TABLE KEY VALUE
 """
 import json
 import sys
@@ -39,3 +40,10 @@ elif command == "show":
     key = next((k for k in ("pk", "address", "position") if items and k in items[0]), None)
     for item in sorted(items, key=lambda i: json.dumps(plain(i[key])) if key else ""):
         print("      " + json.dumps({k: plain(v) for k, v in sorted(item.items())}))
+elif command == "get":
+    key, value = sys.argv[4:6]
+    item = db.get_item(TableName=table, Key={key: {"S": value}}, ConsistentRead=True).get("Item")
+    if item:
+        print(f"    {table}: " + json.dumps({k: plain(v) for k, v in sorted(item.items())}))
+    else:
+        print(f"    {table}: no item {key}={value}")
