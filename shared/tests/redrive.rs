@@ -8,7 +8,7 @@
 
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use suite_tests::lambda_invoke::InvokeStandIn;
 use suite_tests::moto::Moto;
 use suite_tests::process::workspace_root;
@@ -456,4 +456,87 @@ async fn a_queue_that_cannot_be_read_stops_the_run_with_its_own_exit_status() {
         stopped.stdout
     );
     assert!(lambda.invokes().is_empty());
+}
+
+/// Lambda's Invoke API answering as when the function may well have run
+/// but the call failed anyway: HTTP 500 `ServiceException` for payloads
+/// with "flaky", 429 `TooManyRequestsException` for those with
+/// "throttled" (the SDK's standard retry sends both again), 200 for the
+/// rest. Returns the endpoint, every payload received, and the server.
+async fn failing_lambda() -> (String, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    let payloads = Arc::new(Mutex::new(Vec::new()));
+    let seen = payloads.clone();
+    let (addr, task) = suite_tests::http::serve(0, move |request: suite_tests::http::Received| {
+        let seen = seen.clone();
+        async move {
+            let payload = String::from_utf8_lossy(&request.body).into_owned();
+            seen.lock().unwrap().push(payload.clone());
+            let (status, error) = if payload.contains("flaky") {
+                (500, Some("ServiceException"))
+            } else if payload.contains("throttled") {
+                (429, Some("TooManyRequestsException"))
+            } else {
+                (200, None)
+            };
+            let mut response = suite_tests::http::reply(
+                status,
+                match error {
+                    Some(code) => {
+                        format!(r#"{{"Type":"Service","message":"{code} from the stand-in"}}"#)
+                    }
+                    None => "null".to_owned(),
+                },
+            );
+            if let Some(code) = error {
+                response
+                    .headers_mut()
+                    .insert("x-amzn-errortype", code.parse().unwrap());
+            }
+            response
+        }
+    })
+    .await
+    .expect("the stand-in starts");
+    (format!("http://{addr}"), payloads, task)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_invoke_is_sent_once_and_left_for_the_next_run() {
+    let moto = Moto::start();
+    let (endpoint, payloads, server) = failing_lambda().await;
+    let (sqs, url) = queue(&moto, "failing-invokes").await;
+    for body in [
+        r#"{"Records":[{"flaky":1}]}"#,
+        r#"{"Records":[{"throttled":2}]}"#,
+        r#"{"Records":[{"n":3}]}"#,
+    ] {
+        send(&sqs, &url, body, None).await;
+    }
+    let lambda_env = [("AWS_ENDPOINT_URL_LAMBDA".to_owned(), endpoint)];
+    let run = run_with(&moto, &lambda_env, &url, &[]).await;
+    server.abort();
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let mut sent = payloads.lock().unwrap().clone();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            r#"{"Records":[{"flaky":1}]}"#,
+            r#"{"Records":[{"n":3}]}"#,
+            r#"{"Records":[{"throttled":2}]}"#,
+        ],
+        "each event sent once: a failed invoke may have run the function"
+    );
+    assert!(
+        run.stdout
+            .contains("3 received, 1 redriven, 2 left (2 invoke failed)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("ServiceException") && run.stdout.contains("TooManyRequestsException"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(counts(&sqs, &url).await, (2, 0), "left, visible at once");
 }

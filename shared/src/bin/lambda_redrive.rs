@@ -13,7 +13,7 @@
 use aws_config::BehaviorVersion;
 use aws_config::Region;
 use aws_config::timeout::TimeoutConfig;
-use shared::redrive::sdk::{INVOKE_ATTEMPT_TIMEOUT, LambdaInvoker, RECEIVE_WAIT, SqsQueue};
+use shared::redrive::sdk::{LambdaInvoker, RECEIVE_WAIT, SqsQueue, lambda_client_config};
 use shared::redrive::{Options, function_region, queue_region, redrive};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -77,15 +77,6 @@ async fn main() -> ExitCode {
         )
         .load()
         .await;
-    // A synchronous invoke lasts as long as the function runs.
-    let lambda_config = aws_sdk_lambda::config::Builder::from(&sdk)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(INVOKE_ATTEMPT_TIMEOUT)
-                .build(),
-        )
-        .build();
     // The queue's and the function's own regions win over the profile's,
     // so an operator's default region cannot aim the calls elsewhere.
     let queue_region = queue_region(&args.queue_url).map(|r| Region::new(r.to_owned()));
@@ -97,7 +88,9 @@ async fn main() -> ExitCode {
     if let Some(region) = queue_region {
         sqs_config = sqs_config.region(region);
     }
-    let lambda_config = lambda_config.to_builder().region(function_region).build();
+    // One attempt per invoke (an invoke that failed may have run the
+    // function: the message waits for the next run, not a second send).
+    let lambda_config = lambda_client_config(&sdk, function_region);
     let queue = SqsQueue::new(
         aws_sdk_sqs::Client::from_conf(sqs_config.build()),
         &args.queue_url,

@@ -2,6 +2,8 @@
 //! [`Invoker`], through the AWS SDK.
 
 use super::{CallError, FailureQueue, Invoked, Invoker, QueueMessage};
+use crate::aws::{ClientPolicy, SdkConfig, with_policy};
+use aws_config::Region;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::config::http::HttpResponse;
@@ -17,7 +19,7 @@ use std::time::Duration;
 pub const HOLD: Duration = Duration::from_secs(1200);
 
 const _: () = assert!(
-    HOLD.as_secs() > INVOKE_ATTEMPT_TIMEOUT.as_secs() + 60,
+    HOLD.as_secs() > INVOKE_POLICY.operation_timeout.as_secs() + 60,
     "the hold outlasts an invoke, with time to receive and delete"
 );
 
@@ -27,6 +29,35 @@ pub const RECEIVE_WAIT: Duration = Duration::from_secs(2);
 
 /// The longest synchronous invoke: Lambda's 900 s timeout and a margin.
 pub const INVOKE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(930);
+
+/// The longest a function can run (Lambda's timeout limit).
+pub const LONGEST_FUNCTION_RUN: Duration = Duration::from_secs(900);
+
+/// The Lambda client's bounds: one attempt, never retried by the SDK. An
+/// Invoke that failed (an error answer, a lost connection, a timeout) may
+/// have run the function already; sending it again would run it twice, so
+/// the message is left for the next run instead. The attempt outlasts the
+/// longest function run, so a slow invoke that succeeds is not cut off.
+pub const INVOKE_POLICY: ClientPolicy = ClientPolicy {
+    connect_timeout: Duration::from_secs(5),
+    attempt_timeout: INVOKE_ATTEMPT_TIMEOUT,
+    operation_timeout: INVOKE_ATTEMPT_TIMEOUT,
+    sdk_retries: false,
+};
+
+const _: () = assert!(
+    INVOKE_ATTEMPT_TIMEOUT.as_secs() > LONGEST_FUNCTION_RUN.as_secs()
+        && INVOKE_POLICY.operation_timeout.as_secs() >= INVOKE_POLICY.attempt_timeout.as_secs(),
+    "an invoke is never cut off before the function could have finished"
+);
+
+/// The Lambda client's configuration: `base` under [`INVOKE_POLICY`], in
+/// `region` (the function's).
+pub fn lambda_client_config(base: &SdkConfig, region: Option<Region>) -> aws_sdk_lambda::Config {
+    aws_sdk_lambda::config::Builder::from(&with_policy(base, INVOKE_POLICY))
+        .region(region)
+        .build()
+}
 
 /// A call's failure on one line: the service's error code and message (the
 /// SDK's full context repeats the raw response), else the SDK's context.
@@ -165,5 +196,34 @@ impl Invoker for LambdaInvoker {
             },
             None => Invoked::Succeeded,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_config::BehaviorVersion;
+
+    #[test]
+    fn the_lambda_client_makes_one_attempt_that_outlasts_the_longest_function() {
+        let base = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let config = lambda_client_config(&base, Some(Region::from_static("eu-west-1")));
+        assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(1));
+        let timeouts = config.timeout_config().expect("timeouts are set");
+        let attempt = timeouts
+            .operation_attempt_timeout()
+            .expect("an attempt bound");
+        assert!(attempt > LONGEST_FUNCTION_RUN, "{attempt:?}");
+        assert!(
+            timeouts.operation_timeout().expect("an operation bound") >= attempt,
+            "{timeouts:?}"
+        );
+        assert!(
+            HOLD > attempt,
+            "a message stays hidden for its whole invoke"
+        );
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
     }
 }
