@@ -44,6 +44,7 @@ env.json: venv
 test: venv system-deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p shared --features redrive --all-targets -- -D warnings
 	mkdir -p target && cargo test --workspace 2>&1 | tee target/test-output.log
 	$(MAKE) --no-print-directory lint sam-build
 	@# One closing line for the whole suite, summed over every test binary.
