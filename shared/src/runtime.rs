@@ -6,6 +6,7 @@
 
 use crate::metrics::Emf;
 use lambda_runtime::LambdaEvent;
+use serde::{Deserialize, Deserializer};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -87,6 +88,43 @@ where
             metric.emit();
         }
         handler(event).instrument(span)
+    }
+}
+
+/// An event read as `T`, or why it is not one. A handler taking
+/// `LambdaEvent<Payload<T>>` runs for every event: with a typed
+/// `LambdaEvent<T>`, lambda_runtime refuses an unreadable event before
+/// [`observed`] runs, so that invocation has no cold start and no error
+/// of the function's own naming the field.
+#[derive(Debug)]
+pub struct Payload<T>(pub Result<T, PayloadError>);
+
+/// Where an event stops fitting the type the function reads, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the event{} is unreadable: {reason}", field_of(path))]
+pub struct PayloadError {
+    /// The field, `Records[2].kinesis`; `.` for the event itself.
+    pub path: String,
+    pub reason: String,
+}
+
+fn field_of(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        format!("'s {path}")
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Payload<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // lambda_runtime 1.5 reads the event with this one call and checks
+        // nothing after it, so the rest of a refused event is not read.
+        let read = serde_path_to_error::deserialize(deserializer).map_err(|e| PayloadError {
+            path: e.path().to_string(),
+            reason: e.into_inner().to_string(),
+        });
+        Ok(Self(read))
     }
 }
 
@@ -321,6 +359,36 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part} in {text}");
         }
+    }
+
+    #[test]
+    fn unreadable_payloads_name_the_field() {
+        #[derive(Debug, Deserialize)]
+        struct Batch {
+            #[serde(rename = "Records")]
+            _records: Vec<u32>,
+        }
+        let read = |text: &str| {
+            let mut reader = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize::<_, Payload<Batch>>(&mut reader)
+                .expect("a payload is always read")
+                .0
+        };
+        assert!(read(r#"{"Records":[1,2]}"#).is_ok());
+        let bad = read(r#"{"Records":[1,"x"]}"#).unwrap_err();
+        assert_eq!(bad.path, "Records[1]");
+        assert!(
+            bad.to_string()
+                .starts_with("the event's Records[1] is unreadable: invalid type"),
+            "{bad}"
+        );
+        let not_an_object = read("[]").unwrap_err();
+        assert!(
+            not_an_object
+                .to_string()
+                .starts_with("the event is unreadable: invalid"),
+            "{not_an_object}"
+        );
     }
 
     #[test]

@@ -8,13 +8,15 @@ use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use shared::batch::PartialBatchResponse;
 use shared::metrics::Emf;
-use shared::runtime::deadline_instant;
+use shared::runtime::{Payload, PayloadError, deadline_instant};
 use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     #[error("the event has no Records list: this function takes Kinesis events")]
     NotKinesis,
+    #[error("this function takes Kinesis events: {0}")]
+    Unreadable(#[from] PayloadError),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -37,10 +39,10 @@ pub struct KinesisBatch {
 pub async fn handle<T: Table + Clone + 'static>(
     table: &T,
     config: &Config,
-    event: LambdaEvent<KinesisBatch>,
+    event: LambdaEvent<Payload<KinesisBatch>>,
 ) -> Result<PartialBatchResponse, HandlerError> {
     let deadline = deadline_instant(event.context.deadline, SystemTime::now());
-    let records = event.payload.records.ok_or(HandlerError::NotKinesis)?;
+    let records = event.payload.0?.records.ok_or(HandlerError::NotKinesis)?;
     let (response, counts) = process(table, config, &records, deadline).await;
     drop(records);
     crate::memory::release_freed_memory();

@@ -1,5 +1,6 @@
 //! The real binary under the Runtime API stand-in: the ERROR line of a
-//! failed invocation carries its ids at every log level.
+//! failed invocation carries its ids at every log level, and a first event
+//! that cannot be read is still the cold start.
 
 use serde_json::{Value, json};
 use std::path::Path;
@@ -57,4 +58,37 @@ async fn a_failed_invocation_logs_its_ids_at_every_level() {
             assert_eq!(line["service"], "kinesis-to-dynamodb", "{level}: {line}");
         }
     }
+}
+
+#[tokio::test]
+async fn an_unreadable_first_event_is_the_cold_start() {
+    let api = RuntimeApi::start().await.unwrap();
+    let function = spawn(&api, "INFO");
+    let answer = api
+        .invoke(json!({"Records": 5}), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let error = answer.result.expect_err("an unreadable event fails");
+    let message = error["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("Records"), "names the field: {error}");
+    let answer = api
+        .invoke(json!({"Records": []}), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(answer.result.is_ok(), "{:?}", answer.result);
+
+    let failed = function.json_lines(1, errors).await;
+    assert_eq!(
+        failed[0]["function_request_id"], FIRST_REQUEST,
+        "{}",
+        failed[0]
+    );
+    let processed = function
+        .json_lines(1, |l| l["message"] == "batch processed")
+        .await;
+    assert_eq!(processed[0]["cold_start"], false, "{}", processed[0]);
+    let cold_starts: Vec<Value> = function
+        .json_lines(0, |l| l.get("ColdStart").is_some())
+        .await;
+    assert_eq!(cold_starts.len(), 1, "{cold_starts:?}");
 }
