@@ -536,12 +536,22 @@ async fn two_reject_replays_at_once_write_each_record_and_delete_each_reject() {
     assert!((0..30).all(|i| n(&items[&format!("k{i}")], "v") == i.to_string()));
 }
 
+#[derive(Clone, Copy)]
+enum Fault {
+    ExpireOnce,
+    AlwaysExpired,
+    AlwaysThrottled,
+    /// The first GetShardIterator is throttled, the first GetRecords fails
+    /// with a 500.
+    FailOnceEach,
+}
+
 /// A Kinesis stand-in in front of moto: the first GetRecords answers only
 /// the first two records and an iterator that has expired by its next use;
-/// the call after the renewal is throttled once. With `always_expired`,
-/// every GetRecords answers ExpiredIteratorException. Returns its endpoint
-/// and the calls it saw.
-async fn expiring_kinesis(moto: String, always_expired: bool) -> (String, Arc<Mutex<Vec<Value>>>) {
+/// the call after the renewal is throttled once. With another `Fault`,
+/// every GetRecords answers that error. Returns its endpoint and the calls
+/// it saw.
+async fn expiring_kinesis(moto: String, fault: Fault) -> (String, Arc<Mutex<Vec<Value>>>) {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let seen = calls.clone();
     let (addr, _task) = serve(0, move |request| {
@@ -565,11 +575,43 @@ async fn expiring_kinesis(moto: String, always_expired: bool) -> (String, Arc<Mu
                         .to_string(),
                 )
             };
+            if matches!(fault, Fault::FailOnceEach) {
+                let iterators = seen
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|c| c["target"].as_str().unwrap().ends_with(".GetShardIterator"))
+                    .count();
+                if target.ends_with(".GetShardIterator") && iterators == 1 {
+                    return reply(
+                        400,
+                        json!({"__type": "LimitExceededException", "message": "Rate exceeded"})
+                            .to_string(),
+                    );
+                }
+                if get_records && earlier == 0 {
+                    return reply(
+                        500,
+                        json!({"__type": "InternalFailure", "message": "internal"}).to_string(),
+                    );
+                }
+                return forward(&request, &moto).await;
+            }
             if !get_records {
                 return forward(&request, &moto).await;
             }
-            if always_expired || body["ShardIterator"] == "expired" {
-                return expired();
+            let throttled = || {
+                reply(
+                    400,
+                    json!({"__type": "ProvisionedThroughputExceededException", "message": "Rate exceeded"})
+                        .to_string(),
+                )
+            };
+            match fault {
+                Fault::AlwaysExpired => return expired(),
+                Fault::AlwaysThrottled => return throttled(),
+                Fault::ExpireOnce if body["ShardIterator"] == "expired" => return expired(),
+                Fault::ExpireOnce | Fault::FailOnceEach => {}
             }
             match earlier {
                 0 => {
@@ -581,11 +623,7 @@ async fn expiring_kinesis(moto: String, always_expired: bool) -> (String, Arc<Mu
                     })
                     .await
                 }
-                2 => reply(
-                    400,
-                    json!({"__type": "ProvisionedThroughputExceededException", "message": "Rate exceeded"})
-                        .to_string(),
-                ),
+                2 => throttled(),
                 _ => forward(&request, &moto).await,
             }
         }
@@ -607,7 +645,7 @@ async fn an_expired_iterator_is_renewed_after_the_last_record_read() {
         );
     }
     h.send(&h.failure(&puts[0], &puts[4], 5)).await;
-    let (endpoint, calls) = expiring_kinesis(h.moto.endpoint(), false).await;
+    let (endpoint, calls) = expiring_kinesis(h.moto.endpoint(), Fault::ExpireOnce).await;
     let (code, out) = h.run(
         &["failures", "--queue-url", &h.queue_url],
         &[("AWS_ENDPOINT_URL_KINESIS", &endpoint)],
@@ -636,7 +674,7 @@ async fn iterators_that_keep_expiring_are_no_loss_and_the_message_stays_even_wit
     let first = h.put_json("a", json!({"id": "a"})).await;
     let last = h.put_json("b", json!({"id": "b"})).await;
     h.send(&h.failure(&first, &last, 2)).await;
-    let (endpoint, _calls) = expiring_kinesis(h.moto.endpoint(), true).await;
+    let (endpoint, _calls) = expiring_kinesis(h.moto.endpoint(), Fault::AlwaysExpired).await;
     // The records are still in the stream: only the reads keep failing.
     let (code, out) = h.run(
         &["failures", "--queue-url", &h.queue_url, "--accept-loss"],
@@ -702,4 +740,51 @@ async fn append_mode_replays_are_a_fixed_point_and_max_bounds_a_run() {
     log.sort_by_key(key);
     again.sort_by_key(key);
     assert_eq!(again, log, "the same batch again adds nothing");
+}
+
+/// The tool retries throttled reads itself (with backoff between reads), so
+/// the SDK must not retry each of them again: one call per attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_read_is_retried_once_per_attempt_not_by_the_sdk_too() {
+    let h = Harness::start().await;
+    let first = h.put_json("a", json!({"id": "a"})).await;
+    h.send(&h.failure(&first, &first, 1)).await;
+    let (endpoint, calls) = expiring_kinesis(h.moto.endpoint(), Fault::AlwaysThrottled).await;
+    let (code, out) = h.run(
+        &["failures", "--queue-url", &h.queue_url, "--accept-loss"],
+        &[("AWS_ENDPOINT_URL_KINESIS", &endpoint)],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("kept") && out.contains("ProvisionedThroughputExceededException"),
+        "{out}"
+    );
+    assert!(!out.contains("LOSS"), "{out}");
+    assert_eq!(h.visible().await, 1);
+    let reads = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c["target"].as_str().unwrap().ends_with(".GetRecords"))
+        .count();
+    // The first read and the tool's 5 retries (READ_RETRIES).
+    assert_eq!(reads, 6, "{out}");
+}
+
+/// With the SDK's retries off, the tool's own cover what the SDK's did:
+/// a throttled GetShardIterator, a 500.
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_kinesis_errors_are_retried_by_the_tool() {
+    let h = Harness::start().await;
+    let first = h.put_json("a", json!({"id": "a"})).await;
+    let last = h.put_json("b", json!({"id": "b"})).await;
+    h.send(&h.failure(&first, &last, 2)).await;
+    let (endpoint, _calls) = expiring_kinesis(h.moto.endpoint(), Fault::FailOnceEach).await;
+    let (code, out) = h.run(
+        &["failures", "--queue-url", &h.queue_url],
+        &[("AWS_ENDPOINT_URL_KINESIS", &endpoint)],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(h.items().await.len(), 2, "{out}");
+    assert_eq!(h.queued().await, 0);
 }

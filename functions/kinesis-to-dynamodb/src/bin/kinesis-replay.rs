@@ -137,14 +137,16 @@ async fn main() -> ExitCode {
                 visibility: Duration::from_secs(900),
             };
             // A GetRecords page can hold 10 MB: more than the default
-            // attempt timeout allows on a slow link.
+            // attempt timeout allows on a slow link. read_range retries
+            // throttled and expired reads itself: the SDK must not as well.
             let shards = KinesisShards(aws_sdk_kinesis::Client::new(&with_policy(
                 &sdk,
                 ClientPolicy {
                     attempt_timeout: Duration::from_secs(120),
                     operation_timeout: Duration::from_secs(300),
                     ..ClientPolicy::default()
-                },
+                }
+                .own_retries(),
             )));
             replay_failures(&queue, &shards, &table, &config, options, &mut print)
                 .await

@@ -54,6 +54,32 @@ fn gone(code: &str) -> bool {
     )
 }
 
+/// Worth another attempt: throttling, the service's own failures, and the
+/// transport's (timeouts, lost connections). The Kinesis client's SDK
+/// retries are off, so these are retried here, with backoff.
+fn transient<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        _ => matches!(
+            code(error),
+            "ProvisionedThroughputExceededException"
+                | "LimitExceededException"
+                | "KMSThrottlingException"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+        ),
+    }
+}
+
+/// The wait before retry `attempt` (1, 2, ...).
+fn backoff(attempt: u32) -> Duration {
+    BETWEEN_READS * 2u32.pow(attempt)
+}
+
+/// A Kinesis client built with `ClientPolicy::own_retries`: read_range
+/// retries what is worth it.
 pub struct KinesisShards(pub aws_sdk_kinesis::Client);
 
 impl KinesisShards {
@@ -64,21 +90,29 @@ impl KinesisShards {
         kind: ShardIteratorType,
         sequence: &str,
     ) -> Result<Result<String, String>, ReplayError> {
-        let result = self
-            .0
-            .get_shard_iterator()
-            .stream_arn(&batch.stream_arn)
-            .shard_id(&batch.shard_id)
-            .shard_iterator_type(kind)
-            .starting_sequence_number(sequence)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(output
-                .shard_iterator
-                .ok_or_else(|| "GetShardIterator returned no iterator".to_owned())),
-            Err(e) if gone(code(&e)) => Ok(Err(error_text(&e))),
-            Err(e) => Err(ReplayError::Stream(error_text(&e))),
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .0
+                .get_shard_iterator()
+                .stream_arn(&batch.stream_arn)
+                .shard_id(&batch.shard_id)
+                .shard_iterator_type(kind.clone())
+                .starting_sequence_number(sequence)
+                .send()
+                .await;
+            return match result {
+                Ok(output) => Ok(output
+                    .shard_iterator
+                    .ok_or_else(|| "GetShardIterator returned no iterator".to_owned())),
+                Err(e) if gone(code(&e)) => Ok(Err(error_text(&e))),
+                Err(e) if attempt < READ_RETRIES && transient(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => Err(ReplayError::Stream(error_text(&e))),
+            };
         }
     }
 }
@@ -120,13 +154,12 @@ impl Shards for KinesisShards {
                 .await
             {
                 Ok(output) => output,
-                Err(e) if retries < READ_RETRIES => {
+                Err(e)
+                    if retries < READ_RETRIES
+                        && (transient(&e) || code(&e) == "ExpiredIteratorException") =>
+                {
                     retries += 1;
                     match code(&e) {
-                        "ProvisionedThroughputExceededException" => {
-                            tokio::time::sleep(BETWEEN_READS * 2u32.pow(retries)).await;
-                            continue;
-                        }
                         // Iterators last 5 minutes: take a new one after the
                         // last record read.
                         "ExpiredIteratorException" => {
@@ -160,11 +193,10 @@ impl Shards for KinesisShards {
                                 }
                             }
                         }
-                        c if gone(c) => {
-                            read.gone = Some(error_text(&e));
-                            return Ok(read);
+                        _ => {
+                            tokio::time::sleep(backoff(retries)).await;
+                            continue;
                         }
-                        _ => return Err(ReplayError::Stream(error_text(&e))),
                     }
                 }
                 Err(e) if gone(code(&e)) => {
@@ -350,5 +382,41 @@ impl Rejects for DynamoRejects {
             .await
             .map_err(|e| ReplayError::Rejects(error_text(&e)))?;
         Ok(output.attributes.filter(|item| !item.is_empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_kinesis::operation::get_records::GetRecordsError;
+
+    type Error = SdkError<GetRecordsError, ()>;
+
+    fn service(code: &str) -> Error {
+        let meta = aws_sdk_kinesis::error::ErrorMetadata::builder()
+            .code(code)
+            .build();
+        SdkError::service_error(GetRecordsError::generic(meta), ())
+    }
+
+    #[test]
+    fn throttling_server_and_transport_errors_are_transient_and_the_rest_not() {
+        assert!(transient(&Error::timeout_error("attempt timed out")));
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "LimitExceededException",
+            "InternalFailure",
+            "ServiceUnavailable",
+        ] {
+            assert!(transient(&service(code)), "{code}");
+        }
+        for code in [
+            "ExpiredIteratorException",
+            "TrimmedDataAccessException",
+            "AccessDeniedException",
+            "InvalidArgumentException",
+        ] {
+            assert!(!transient(&service(code)), "{code}");
+        }
     }
 }
