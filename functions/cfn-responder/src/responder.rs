@@ -187,7 +187,7 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
         )
         .await;
         let status = response.status;
-        answer_metrics(status, &stats).emit();
+        answer_metrics(status, &stats, &outcome).emit();
         let summary = |delivery: String| Summary {
             response: Some(redacted(&response)),
             delivery,
@@ -361,15 +361,20 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
 }
 
 /// The EMF counters of one response sent (whether or not it was delivered:
-/// delivery failures have their own signals): the answer by status, and the
-/// PUT attempts beyond the first and the attempts that timed out.
-pub fn answer_metrics(status: CfnStatus, stats: &PutStats) -> Emf {
+/// delivery failures have their own signals): the answer by status, the
+/// PUT attempts beyond the first and the attempts that timed out, and
+/// whether CloudFormation refused it (a 4xx: final, the stack waits).
+pub fn answer_metrics(status: CfnStatus, stats: &PutStats, outcome: &PutOutcome) -> Emf {
     let mut emf = Emf::for_function(crate::FUNCTION_NAME);
     // Both status counters, so each alarm sees data points, zero included.
     emf.add("AnswersSuccess", u64::from(status == CfnStatus::Success));
     emf.add("AnswersFailed", u64::from(status == CfnStatus::Failed));
     emf.add("PutRetries", u64::from(stats.retries()));
     emf.add("PutTimeouts", u64::from(stats.timeouts));
+    emf.add(
+        "PutRejected",
+        u64::from(matches!(outcome, PutOutcome::Rejected { .. })),
+    );
     emf
 }
 
@@ -469,7 +474,7 @@ mod tests {
             attempts: 3,
             timeouts: 1,
         };
-        let doc = answer_metrics(CfnStatus::Failed, &stats).to_json(0);
+        let doc = answer_metrics(CfnStatus::Failed, &stats, &delivered()).to_json(0);
         assert_eq!(doc["AnswersFailed"], 1);
         assert_eq!(doc["AnswersSuccess"], 0);
         assert_eq!(doc["PutRetries"], 2);
@@ -479,10 +484,46 @@ mod tests {
             attempts: 1,
             timeouts: 0,
         };
-        let doc = answer_metrics(CfnStatus::Success, &first_time).to_json(0);
+        let doc = answer_metrics(CfnStatus::Success, &first_time, &delivered()).to_json(0);
         assert_eq!(
-            (&doc["AnswersSuccess"], &doc["PutRetries"]),
-            (&1.into(), &0.into())
+            (
+                &doc["AnswersSuccess"],
+                &doc["PutRetries"],
+                &doc["PutRejected"]
+            ),
+            (&1.into(), &0.into(), &0.into())
         );
+    }
+
+    fn delivered() -> PutOutcome {
+        PutOutcome::Delivered {
+            status: 200,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn a_response_cloudformation_refuses_counts_as_put_rejected() {
+        let once = PutStats {
+            attempts: 1,
+            timeouts: 0,
+        };
+        let refused = PutOutcome::Rejected {
+            status: 403,
+            attempts: 1,
+            body: "Request has expired".into(),
+        };
+        let doc = answer_metrics(CfnStatus::Success, &once, &refused).to_json(0);
+        assert_eq!(doc["PutRejected"], 1);
+        assert_eq!(
+            doc["AnswersSuccess"], 1,
+            "an answer sent, whatever came of it"
+        );
+        let gave_up = PutOutcome::GaveUp {
+            attempts: 1,
+            last_error: "connection refused".into(),
+        };
+        let doc = answer_metrics(CfnStatus::Success, &once, &gave_up).to_json(0);
+        assert_eq!(doc["PutRejected"], 0, "not delivered is no refusal");
     }
 }

@@ -227,6 +227,35 @@ async fn json_logs_and_metrics_fit_powertools_and_the_stack() {
     assert_eq!(total("AnswersSuccess"), 1, "{emf:?}");
     assert_eq!(total("PutRetries"), 1, "{emf:?}");
     assert_eq!(total("PutTimeouts"), 0, "{emf:?}");
+    assert_eq!(total("PutRejected"), 0, "{emf:?}");
+}
+
+/// A 4xx from the ResponseURL is final and leaves the stack waiting: it is
+/// counted as PutRejected (the alarm's metric), without retries.
+#[tokio::test]
+async fn a_response_cloudformation_refuses_is_counted_as_put_rejected() {
+    let (api, sink) = (
+        RuntimeApi::start().await.unwrap(),
+        Sink::start(0).await.unwrap(),
+    );
+    let function = FunctionProcess::spawn(
+        binary(),
+        &api.host_port(),
+        &env(&[("ALLOW_LOCAL_RESPONSE_URL", "true")]),
+    );
+    sink.script(&[403]);
+    let sent = request(
+        "Create",
+        "refused-1",
+        &sink.url("refused-1"),
+        "Custom::Nope",
+        json!({}),
+    );
+    api.invoke(sent, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(sink.received("refused-1").len(), 1, "a 4xx is not retried");
+    let emf = log_lines(&function, 1, |l| l.get("AnswersFailed").is_some()).await;
+    assert_eq!(emf[0]["PutRejected"], 1, "{}", emf[0]);
+    assert_eq!(emf[0]["PutRetries"], 0, "{}", emf[0]);
 }
 
 /// The real HTTPS/HTTP transport's attempt timeout shows as PutTimeouts, and
