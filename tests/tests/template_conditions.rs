@@ -122,7 +122,33 @@ fn with_functions(base: &Params, on: &[usize]) -> Params {
         let value = if on.contains(&i) { "true" } else { "false" };
         params.insert(param.to_string(), value.into());
     }
+    // The SES identity is wired by cfn-responder for ses-bounce-handler's
+    // topic: a set without both leaves it empty (a rule refuses it otherwise).
+    if !(on.contains(&0) && on.contains(&2)) {
+        params.insert("SesIdentity".into(), String::new());
+    }
     params
+}
+
+/// The AssertDescriptions of the template's Rules that these parameters
+/// break, as CloudFormation checks them before creating anything.
+fn broken_rules(template: &Value, params: &Params) -> Vec<String> {
+    let resolver = Resolver { template, params };
+    let mut broken = Vec::new();
+    for (name, rule) in template["Rules"].as_object().into_iter().flatten() {
+        if rule.get("RuleCondition").is_some_and(|c| !resolver.eval(c)) {
+            continue;
+        }
+        for assertion in rule["Assertions"].as_array().unwrap() {
+            if !resolver.eval(&assertion["Assert"]) {
+                broken.push(format!(
+                    "{name}: {}",
+                    assertion["AssertDescription"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    broken
 }
 
 struct Resolver<'a> {
@@ -596,6 +622,12 @@ fn each_parameter_set_creates_only_what_its_functions_need_and_lints_clean() {
             }
         }
         problems.extend(outcome.problems.iter().map(|p| format!("{name}: {p}")));
+        let params = with_functions(&full, on);
+        problems.extend(
+            broken_rules(&template, &params)
+                .iter()
+                .map(|r| format!("{name}: refused by rule {r}")),
+        );
         outcomes.push((name.clone(), outcome));
     }
     let only_responder = &outcomes[1].1.created;
@@ -615,8 +647,18 @@ fn each_parameter_set_creates_only_what_its_functions_need_and_lints_clean() {
         "AlarmTopicArn".into(),
         "arn:aws:sns:us-east-1:111122223333:ops".into(),
     );
+    own.insert(
+        "ExistingStreamKmsKeyArn".into(),
+        "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+    );
     own.insert("SesIdentity".into(), String::new());
-    own.insert("AlarmEmail".into(), String::new());
+    // Someone else's topic: its subscriptions are its owner's business.
+    own.insert("AlarmEmail".into(), "ops@example.com".into());
+    problems.extend(
+        broken_rules(&template, &own)
+            .iter()
+            .map(|r| format!("bring-your-own: refused by rule {r}")),
+    );
     let outcome = deploy(&template, &own);
     for absent in [
         "OrdersStream",
@@ -734,6 +776,10 @@ fn kinesis_mapping_role_has_the_documented_permissions() {
         .iter()
         .flat_map(|p| p["Statement"].as_array().cloned().unwrap_or_default())
     {
+        // A conditional statement counts by what it grants when present.
+        let statement = statement
+            .get("Fn::If")
+            .map_or(statement.clone(), |args| args[1].clone());
         match &statement["Action"] {
             Value::String(a) => granted.insert(a.clone()),
             Value::Array(items) => {
@@ -832,7 +878,7 @@ fn every_failure_path_has_an_alarm_that_notifies() {
     for (id, alarm) in &alarms {
         let p = &alarm["Properties"];
         let topic = json!([{"Fn::If": ["AlarmTopicGiven", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}]);
-        if p["AlarmActions"] != topic || p["OKActions"] != topic {
+        if p["AlarmActions"] != topic {
             problems.push(format!("{id} does not notify the alarm topic"));
         }
         let Owner::Function(i) = owner(id) else {
@@ -902,6 +948,7 @@ fn every_failure_path_has_an_alarm_that_notifies() {
     for (name, metric) in [
         ("kinesis-to-dynamodb", "Rejected"),
         ("cfn-responder", "AnswersFailed"),
+        ("cfn-responder", "PutRejected"),
         ("transcode-launcher", "JobsFailed"),
         ("rds-log-rotator", "TargetsFailed"),
         ("rds-log-rotator", "Warnings"),
@@ -916,6 +963,260 @@ fn every_failure_path_has_an_alarm_that_notifies() {
         });
         if !found {
             problems.push(format!("no alarm on {name}'s {metric}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Whether CloudFormation's AllowedPattern (a whole-value match) accepts it.
+fn pattern_accepts(pattern: &str, value: &str) -> bool {
+    let output = std::process::Command::new(venv_tool("python"))
+        .args([
+            "-c",
+            "import re, sys; sys.exit(0 if re.fullmatch(sys.argv[1], sys.argv[2]) else 1)",
+            pattern,
+            value,
+        ])
+        .output()
+        .expect("the .venv python runs");
+    output.status.success()
+}
+
+fn group_of<'a>(template: &'a Value, param: &str) -> &'a str {
+    template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["Parameters"].as_array().unwrap().contains(&json!(param)))
+        .and_then(|g| g["Label"]["default"].as_str())
+        .unwrap_or_else(|| panic!("{param} is in no parameter group"))
+}
+
+/// Custom metrics that count events: each one already needs action when
+/// it is counted, so the OK a period later (no new ones) would mislead.
+const EVENT_COUNTS: [&str; 10] = [
+    "AnswersFailed",
+    "PutRejected",
+    "Rejected",
+    "Failed",
+    "JobsFailed",
+    "WorkersFailed",
+    "TargetsFailed",
+    "Warnings",
+    "Errors",
+    "ReconcileErrors",
+];
+
+/// Custom metrics whose alarm is a state that clears by itself (a backlog
+/// drained), so its OK is news.
+const STATE_METRICS: [&str; 1] = ["Deferred"];
+
+#[test]
+fn alarms_say_ok_only_when_the_state_they_watch_is_over() {
+    let template = sam_template();
+    let topic =
+        json!([{"Fn::If": ["AlarmTopicGiven", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}]);
+    let mut problems = Vec::new();
+    for (id, alarm) in resources(&template)
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+    {
+        let p = &alarm["Properties"];
+        let namespace = &p["Namespace"];
+        let metric = p["MetricName"].as_str().unwrap_or_default();
+        let event_count = if namespace == &json!({"Ref": "MetricsNamespace"}) {
+            if !EVENT_COUNTS.contains(&metric) && !STATE_METRICS.contains(&metric) {
+                problems.push(format!(
+                    "{id}: {metric} is neither an event count nor a state"
+                ));
+            }
+            EVENT_COUNTS.contains(&metric)
+        } else {
+            // AWS/Lambda Errors and Throttles, IteratorAge, queue depth: the
+            // OK says the function recovered or the queue drained.
+            false
+        };
+        match (event_count, p.get("OKActions")) {
+            (true, Some(ok)) => problems.push(format!("{id} counts events but sends OK to {ok}")),
+            (false, ok) if ok != Some(&topic) => {
+                problems.push(format!("{id} watches a state but its OK goes to {ok:?}"))
+            }
+            _ => {}
+        }
+        // SQS stops sending ApproximateNumberOfMessagesVisible for a queue
+        // inactive for about six hours, while its messages still wait:
+        // missing data must keep the last state, not turn it OK.
+        if namespace == "AWS/SQS" && p["TreatMissingData"] != "ignore" {
+            problems.push(format!(
+                "{id}: queue depth with TreatMissingData {}",
+                p["TreatMissingData"]
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_alarm_topic_is_an_sns_arn_and_only_a_created_one_gets_the_email() {
+    let template = sam_template();
+    let pattern = template["Parameters"]["AlarmTopicArn"]["AllowedPattern"]
+        .as_str()
+        .expect("AlarmTopicArn has an AllowedPattern");
+    for good in [
+        "",
+        "arn:aws:sns:us-east-1:111122223333:ops",
+        "arn:aws-us-gov:sns:us-gov-west-1:111122223333:ops-alarms_1",
+    ] {
+        assert!(pattern_accepts(pattern, good), "{pattern} refuses {good:?}");
+    }
+    for bad in [
+        "ops",
+        "arn:aws:sqs:us-east-1:111122223333:ops",
+        "arn:aws:sns:us-east-1:111122223333:",
+        " arn:aws:sns:us-east-1:111122223333:ops",
+    ] {
+        assert!(!pattern_accepts(pattern, bad), "{pattern} accepts {bad:?}");
+    }
+    let mut params = full_params(&template);
+    params.insert(
+        "AlarmTopicArn".into(),
+        "arn:aws:sns:us-east-1:111122223333:ops".into(),
+    );
+    let resolver = Resolver {
+        template: &template,
+        params: &params,
+    };
+    assert!(
+        !resolver.condition("SubscribeAlarmEmail"),
+        "AlarmEmail would be subscribed to a topic the stack does not own"
+    );
+    params.insert("AlarmTopicArn".into(), String::new());
+    let resolver = Resolver {
+        template: &template,
+        params: &params,
+    };
+    assert!(resolver.condition("SubscribeAlarmEmail"));
+}
+
+#[test]
+fn an_ses_identity_needs_cfn_responder_and_ses_bounce_handler() {
+    let template = sam_template();
+    let full = full_params(&template);
+    let with = |on: &[usize], identity: &str| {
+        let mut params = full.clone();
+        for (i, (param, _, _)) in FUNCTIONS.iter().enumerate() {
+            let value = if on.contains(&i) { "true" } else { "false" };
+            params.insert(param.to_string(), value.into());
+        }
+        params.insert("SesIdentity".into(), identity.into());
+        broken_rules(&template, &params)
+    };
+    assert_eq!(with(&[0, 2], "example.com"), Vec::<String>::new());
+    assert_eq!(with(&[2], ""), Vec::<String>::new());
+    assert_eq!(with(&[0], ""), Vec::<String>::new());
+    for on in [&[2][..], &[0], &[1, 3]] {
+        let broken = with(on, "example.com");
+        assert_eq!(broken.len(), 1, "{on:?}: {broken:?}");
+        for named in [
+            "SesIdentity",
+            "DeployCfnResponder",
+            "DeploySesBounceHandler",
+        ] {
+            assert!(broken[0].contains(named), "{on:?}: {broken:?}");
+        }
+    }
+}
+
+#[test]
+fn an_existing_stream_with_a_customer_managed_key_can_be_read() {
+    let template = sam_template();
+    let param = &template["Parameters"]["ExistingStreamKmsKeyArn"];
+    assert_eq!(param["Default"], "", "{param}");
+    assert_eq!(
+        group_of(&template, "ExistingStreamKmsKeyArn"),
+        "kinesis-to-dynamodb"
+    );
+    let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let pattern = param["AllowedPattern"].as_str().unwrap_or(".*");
+    assert!(pattern_accepts(pattern, key) && pattern_accepts(pattern, ""));
+    assert!(!pattern_accepts(pattern, "alias/orders") || pattern == ".*");
+    let kms_statements = |params: &Params| -> Vec<Value> {
+        let resolver = Resolver {
+            template: &template,
+            params,
+        };
+        let function = resolver
+            .resolve(&resources(&template)["KinesisToDynamoDbFunction"]["Properties"])
+            .unwrap();
+        function["Policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["Statement"].as_array().cloned().unwrap_or_default())
+            .filter(|s| s.to_string().contains("kms:"))
+            .collect()
+    };
+    let mut params = with_functions(&full_params(&template), &[1]);
+    params.insert(
+        "ExistingStreamArn".into(),
+        "arn:aws:kinesis:us-east-1:111122223333:stream/orders".into(),
+    );
+    assert_eq!(kms_statements(&params), Vec::<Value>::new());
+    params.insert("ExistingStreamKmsKeyArn".into(), key.into());
+    let statements = kms_statements(&params);
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert_eq!(statements[0]["Action"], "kms:Decrypt");
+    assert_eq!(
+        statements[0]["Resource"],
+        json!({"Ref": "ExistingStreamKmsKeyArn"})
+    );
+    assert_eq!(broken_rules(&template, &params), Vec::<String>::new());
+    // A key without the stream it encrypts is a mistake, not a no-op.
+    params.insert("ExistingStreamArn".into(), String::new());
+    assert_eq!(broken_rules(&template, &params).len(), 1);
+}
+
+#[test]
+fn the_mapping_starts_where_the_kinesis_starting_position_says() {
+    let template = sam_template();
+    let param = &template["Parameters"]["KinesisStartingPosition"];
+    assert_eq!(param["Default"], "TRIM_HORIZON", "{param}");
+    assert_eq!(param["AllowedValues"], json!(["TRIM_HORIZON", "LATEST"]));
+    assert_eq!(
+        group_of(&template, "KinesisStartingPosition"),
+        "kinesis-to-dynamodb"
+    );
+    assert_eq!(
+        resources(&template)["KinesisToDynamoDbMapping"]["Properties"]["StartingPosition"],
+        json!({"Ref": "KinesisStartingPosition"})
+    );
+}
+
+#[test]
+fn dashboard_queue_depths_have_their_own_axis() {
+    let template = sam_template();
+    let all: Vec<usize> = (0..FUNCTIONS.len()).collect();
+    let params = with_functions(&full_params(&template), &all);
+    let outcome = deploy(&template, &params);
+    let body = &outcome.resolved["Resources"]["SuiteDashboard"]["Properties"]["DashboardBody"];
+    let dashboard: Value = serde_json::from_str(&render(body)).unwrap();
+    let mut problems = Vec::new();
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        let title = widget["properties"]["title"].as_str().unwrap_or_default();
+        let Some(metrics) = widget["properties"]["metrics"].as_array() else {
+            continue;
+        };
+        let is_queue = |m: &Value| m[0] == "AWS/SQS";
+        if !metrics.iter().any(is_queue) || metrics.iter().all(is_queue) {
+            continue;
+        }
+        // Messages waiting next to milliseconds or counts: its own axis.
+        for m in metrics {
+            let options = m.as_array().unwrap().last().filter(|o| o.is_object());
+            let right = options.is_some_and(|o| o["yAxis"] == "right");
+            if right != is_queue(m) {
+                problems.push(format!("{title}: {m} on the wrong axis"));
+            }
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
