@@ -14,9 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub enum HandlerError {
     #[error(transparent)]
     Unsupported(#[from] event::UnsupportedEvent),
-    /// Some records were not launched: Lambda retries the event (launched
-    /// records are found as duplicates), then sends it to the on-failure
-    /// destination.
+    /// Some records were neither launched nor queued: Lambda retries the
+    /// event (launched records are found as duplicates), then sends it to
+    /// the on-failure destination. A record queued for capacity is no
+    /// failure: the reconcile launches it.
     #[error("{count} record(s) failed: {first}")]
     RecordsFailed {
         count: usize,
@@ -33,7 +34,6 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
         let error_type = match &e {
             HandlerError::Unsupported(_) => "UnsupportedEvent",
             HandlerError::RecordsFailed { kind, .. } => match kind {
-                Failure::CapacityReached => "CapacityReached",
                 Failure::InvalidRecord => "InvalidRecord",
                 Failure::LaunchFailed => "LaunchFailed",
             },
@@ -83,11 +83,15 @@ pub async fn handle<F: Fleet, J: JobStore, S: StatusStore>(
         .filter(|r| r.outcome == Outcome::Failed)
         .collect();
     if let Some(first) = failed.first() {
-        // Capacity first: it is the failure a retry is most likely to cure.
-        let kind = [Failure::CapacityReached, Failure::LaunchFailed]
-            .into_iter()
-            .find(|k| failed.iter().any(|r| r.failure == Some(*k)))
-            .unwrap_or(Failure::InvalidRecord);
+        // A launch failure first: it is the one a retry may cure.
+        let kind = if failed
+            .iter()
+            .any(|r| r.failure == Some(Failure::LaunchFailed))
+        {
+            Failure::LaunchFailed
+        } else {
+            Failure::InvalidRecord
+        };
         return Err(HandlerError::RecordsFailed {
             count: failed.len(),
             kind,
@@ -113,6 +117,7 @@ fn report(results: &[RecordResult]) {
             Outcome::Launched => "Launched",
             Outcome::Duplicate => "Duplicates",
             Outcome::Skipped => "Skipped",
+            Outcome::CapacityQueued => "CapacityQueued",
             Outcome::Failed => "Failed",
         };
         emf.add(name, 1);
@@ -147,8 +152,14 @@ fn reconciled(report: ReconcileReport) -> Result<Value, HandlerError> {
     for job in &report.failed {
         tracing::error!(job = %job, "job out of attempts (its workers died or could not be launched); failure status.json written");
     }
+    for failure in &report.workers_failed {
+        tracing::error!(job = %failure.job_id, reason = %failure.reason, "transcode worker ended in failure; its status.json holds the details");
+    }
     let mut emf = Emf::for_function("transcode-launcher");
     emf.add("JobsDone", report.done as u64);
+    // The alarm's metric: workers that ran and failed (or left a garbled
+    // status); their jobs are not relaunched.
+    emf.add("WorkersFailed", report.workers_failed.len() as u64);
     emf.add("JobsRelaunched", report.relaunched.len() as u64);
     emf.add(
         "JobsLaunchedFromQueue",

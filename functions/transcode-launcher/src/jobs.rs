@@ -45,6 +45,8 @@ pub enum JobState {
     Done,
     /// Every attempt died; a failure `status.json` was written for it.
     Failed,
+    /// The worker's `status.json` reported failure, or was no status.
+    WorkerFailed,
 }
 
 impl JobState {
@@ -55,6 +57,7 @@ impl JobState {
             Self::Running => "running",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::WorkerFailed => "worker-failed",
         }
     }
 
@@ -65,6 +68,7 @@ impl JobState {
             Self::Running,
             Self::Done,
             Self::Failed,
+            Self::WorkerFailed,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)

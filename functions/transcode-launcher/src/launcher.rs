@@ -6,7 +6,7 @@ use crate::event::{ObjectCreated, Record};
 use crate::fleet::{Fleet, LaunchRequest};
 use crate::job::{self, Locations};
 use crate::jobs::{Job, JobState, JobStore, Slot, StoreError, Versioned};
-use crate::status::StatusStore;
+use crate::status::{self, StatusStore};
 use crate::worker::{self, WorkerSettings};
 use serde::Serialize;
 
@@ -27,6 +27,11 @@ pub enum Outcome {
     Launched,
     Duplicate,
     Skipped,
+    /// Every slot is leased to a live worker: the job waits in the ledger
+    /// and the reconcile launches it when a slot frees. Not a failure: a
+    /// burst beyond MAX_RUNNING_JOBS heals itself.
+    #[serde(rename = "capacityQueued")]
+    CapacityQueued,
     Failed,
 }
 
@@ -34,7 +39,6 @@ pub enum Outcome {
 /// on-failure destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Failure {
-    CapacityReached,
     InvalidRecord,
     LaunchFailed,
 }
@@ -110,7 +114,8 @@ pub enum Dispatch {
     Launched(String),
     /// Another invocation holds the job; its instance, when known.
     Taken(Option<String>),
-    /// Every slot is leased to a live worker; the job is queued.
+    /// Every slot is leased to a live worker; the job is queued in the
+    /// ledger (a failure to queue it is `Failed`).
     NoCapacity,
     Invalid(String),
     Failed(String),
@@ -122,8 +127,12 @@ pub enum Dispatch {
 pub struct ReconcileReport {
     /// Jobs whose worker is still alive.
     pub running: usize,
-    /// Jobs whose worker wrote status.json; their slots are released.
+    /// Jobs whose worker wrote a success status.json; their slots are
+    /// released.
     pub done: usize,
+    /// Jobs whose worker reported failure in status.json, or wrote one that
+    /// is no status: failed for good (not relaunched), slots released.
+    pub workers_failed: Vec<WorkerFailure>,
     /// Dead workers' jobs launched again, with the next attempt number.
     pub relaunched: Vec<String>,
     /// Queued jobs launched now that a slot was free.
@@ -139,6 +148,14 @@ pub struct ReconcileReport {
     /// died in between), freed before their lease ran out.
     pub orphan_slots_freed: usize,
     pub errors: Vec<String>,
+}
+
+/// A job whose worker ended in failure, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerFailure {
+    pub job_id: String,
+    pub reason: String,
 }
 
 pub struct Launcher<F, J, S> {
@@ -309,14 +326,13 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
             Dispatch::Taken(instance) => duplicate(instance),
             Dispatch::NoCapacity => {
                 let limit = self.settings.max_running_jobs;
-                with_job(RecordResult::failed(
-                    Some(object),
-                    Failure::CapacityReached,
-                    format!(
+                with_job(RecordResult {
+                    reason: Some(format!(
                         "MAX_RUNNING_JOBS={limit} reached (every slot is leased to a live worker); \
-                         the job is queued in the ledger, and Lambda retries this event"
-                    ),
-                ))
+                         the job is queued in the ledger and the reconcile launches it when a slot frees"
+                    )),
+                    ..RecordResult::new(Outcome::CapacityQueued, Some(object))
+                })
             }
             Dispatch::Invalid(reason) => with_job(RecordResult::failed(
                 Some(object),
@@ -654,8 +670,8 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
             // The worker is gone. It uploads status.json before it shuts
             // down, so a status written now is never missed.
             let key = self.status_key(&value.id);
-            let finished = match self.status.exists(&key).await {
-                Ok(finished) => finished,
+            let written = match self.status.get(&key).await {
+                Ok(written) => written,
                 Err(e) => {
                     report
                         .errors
@@ -665,22 +681,46 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
             };
             // Each step below first wins the job's conditional write, and
             // only then frees its slot: of two sweeps, one acts, and none
-            // frees a slot the other's relaunch just took.
-            if finished {
-                let done = Job {
-                    state: JobState::Done,
-                    updated_at: now,
-                    ..value.clone()
-                };
-                match self.store.put_job(&done, Some(version)).await {
-                    Ok(Some(_)) => {
-                        self.release_job_slot(&value).await;
+            // frees a slot the other's relaunch just took. The job's new
+            // state is what keeps a later sweep from counting it again.
+            match written.as_deref().map(status::read) {
+                Some(status::Report::Success) => {
+                    if self
+                        .settle(&value, version, JobState::Done, &mut report)
+                        .await
+                    {
                         report.done += 1;
                     }
-                    Ok(None) => {}
-                    Err(e) => report.errors.push(format!("{}: {e}", done.id)),
+                    continue;
                 }
-                continue;
+                // Failed for good: the worker ran to its end, and the same
+                // input, image and settings would fail the same way (a
+                // missing ffmpeg, an input ffmpeg rejects, a run past
+                // MAX_RUNTIME). A relaunch would also race the old report.
+                Some(status::Report::WorkerFailed(reason)) => {
+                    if self
+                        .settle(&value, version, JobState::WorkerFailed, &mut report)
+                        .await
+                    {
+                        report.workers_failed.push(WorkerFailure {
+                            job_id: value.id.clone(),
+                            reason,
+                        });
+                    }
+                    continue;
+                }
+                // A sweep wrote the job's failure status, then lost its
+                // ledger write: finish what it started.
+                Some(status::Report::LauncherFailed) => {
+                    if self
+                        .settle(&value, version, JobState::Failed, &mut report)
+                        .await
+                    {
+                        report.failed.push(value.id.clone());
+                    }
+                    continue;
+                }
+                None => {}
             }
             let lost = format!(
                 "the worker of attempt {} ({}, {}) ended without writing status.json",
@@ -734,6 +774,33 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
         report
     }
 
+    /// Moves the job to a final state and frees its slot; true when this
+    /// sweep's write won (a lost write means another sweep settled it).
+    async fn settle(
+        &self,
+        job: &Job,
+        version: u64,
+        state: JobState,
+        report: &mut ReconcileReport,
+    ) -> bool {
+        let settled = Job {
+            state,
+            updated_at: (self.clock)(),
+            ..job.clone()
+        };
+        match self.store.put_job(&settled, Some(version)).await {
+            Ok(Some(_)) => {
+                self.release_job_slot(job).await;
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                report.errors.push(format!("{}: {e}", job.id));
+                false
+            }
+        }
+    }
+
     /// Writes the job's failure status.json, then marks it failed and frees
     /// its slot. The status first: if writing it fails, the job stays
     /// active and the next sweep writes it. Two sweeps write the same text;
@@ -746,18 +813,8 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                 .push(format!("{}: writing the failure status.json: {e}", job.id));
             return;
         }
-        let failed = Job {
-            state: JobState::Failed,
-            updated_at: (self.clock)(),
-            ..job.clone()
-        };
-        match self.store.put_job(&failed, Some(version)).await {
-            Ok(Some(_)) => {
-                self.release_job_slot(&job).await;
-                report.failed.push(failed.id);
-            }
-            Ok(None) => {}
-            Err(e) => report.errors.push(format!("{}: {e}", failed.id)),
+        if self.settle(&job, version, JobState::Failed, report).await {
+            report.failed.push(job.id);
         }
     }
 }
@@ -778,7 +835,7 @@ fn failure_status(job: &Job, error: &str) -> String {
             "versionId": job.object.version_id,
             "eTag": job.object.etag,
         },
-        "writtenBy": "transcode-launcher reconcile",
+        "writtenBy": status::WRITTEN_BY_LAUNCHER,
     })
     .to_string()
 }
@@ -850,9 +907,10 @@ mod tests {
         let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
         let records = [created("a.mp4", "01"), created("b.mp4", "02")];
         let cut = launcher.process_until(&records, soon).await;
-        // a hung; b found a's slot taken: both fail, so the event is retried.
+        // a hung, so the event fails and is retried; b found a's slot
+        // taken and waits in the ledger.
         assert_eq!(cut[0].failure, Some(Failure::LaunchFailed), "{cut:?}");
-        assert_eq!(cut[1].outcome, Outcome::Failed, "{cut:?}");
+        assert_eq!(cut[1].outcome, Outcome::CapacityQueued, "{cut:?}");
         // As after a Lambda timeout: the ledger holds a's launch as under
         // way, so Lambda's retry launches nothing twice...
         launcher
@@ -876,13 +934,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn capacity_and_launch_errors_fail_the_record() {
+    async fn capacity_queues_the_record_and_launch_errors_fail_it() {
         let launcher = memory_launcher(1);
         let results = launcher
             .process(&[created("a.mp4", "01"), created("b.mp4", "02")])
             .await;
         assert_eq!(results[0].outcome, Outcome::Launched);
-        assert_eq!(results[1].failure, Some(Failure::CapacityReached));
+        assert_eq!(results[1].outcome, Outcome::CapacityQueued);
+        assert_eq!(results[1].failure, None);
         assert!(
             results[1]
                 .reason
@@ -928,29 +987,124 @@ mod tests {
         let results = launcher
             .process(&[created("a.mp4", "01"), created("b.mp4", "02")])
             .await;
-        assert_eq!(results[1].failure, Some(Failure::CapacityReached));
+        assert_eq!(results[1].outcome, Outcome::CapacityQueued);
         let queued = results[1].job_id.clone().unwrap();
         let report = launcher.reconcile(far()).await;
         assert_eq!((report.running, report.queued), (1, 1), "{report:?}");
 
         // a's worker finishes: status, then its instance terminates.
-        let a = results[0].job_id.as_deref().unwrap();
-        launcher
-            .status()
-            .put(&launcher.status_key(a), "{}")
-            .await
-            .unwrap();
-        launcher
-            .fleet()
-            .terminate(results[0].instance_id.as_deref().unwrap());
+        worker_ends(&launcher, &results[0], r#"{"status":"success"}"#).await;
         let report = launcher.reconcile(far()).await;
         assert_eq!(report.done, 1, "{report:?}");
         assert_eq!(report.launched_from_queue, vec![queued.clone()]);
         assert!(report.relaunched.is_empty());
-        // Lambda's retry of b's event now finds it launched.
+        // A redelivery of b's event now finds it launched.
         let retried = launcher.process(&[created("b.mp4", "02")]).await;
         assert_eq!(retried[0].outcome, Outcome::Duplicate);
         assert_eq!(launcher.fleet().instances.lock().unwrap().len(), 2);
+    }
+
+    /// Puts the job's status.json and ends its worker, as worker.sh does.
+    async fn worker_ends(launcher: &MemoryLauncher, result: &RecordResult, status: &str) {
+        let job = result.job_id.as_deref().unwrap();
+        launcher
+            .status()
+            .put(&launcher.status_key(job), status)
+            .await
+            .unwrap();
+        launcher
+            .fleet()
+            .terminate(result.instance_id.as_deref().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_reports_failure_is_counted_once_and_its_job_is_not_relaunched() {
+        let launcher = memory_launcher(4);
+        let results = launcher
+            .process(&[
+                created("ffmpeg.mp4", "01"),
+                created("garbled.mp4", "02"),
+                created("ok.mp4", "03"),
+                created("no-status-field.mp4", "04"),
+            ])
+            .await;
+        assert!(results.iter().all(|r| r.outcome == Outcome::Launched));
+        let failure = r#"{"jobId":"x","status":"failure","exitCode":127,"error":"ffmpeg not found: searched /usr/bin"}"#;
+        worker_ends(&launcher, &results[0], failure).await;
+        worker_ends(&launcher, &results[1], "{\"status\":\"succ").await;
+        worker_ends(
+            &launcher,
+            &results[2],
+            r#"{"status":"success","exitCode":0}"#,
+        )
+        .await;
+        worker_ends(&launcher, &results[3], r#"{"exitCode":0}"#).await;
+
+        let report = launcher.reconcile(far()).await;
+        assert_eq!(report.done, 1, "only ok.mp4 succeeded: {report:?}");
+        assert!(report.errors.is_empty(), "{report:?}");
+        let job = |i: usize| results[i].job_id.clone().unwrap();
+        let mut failed = report.workers_failed.clone();
+        failed.sort_by_key(|f| [0, 1, 3].iter().position(|i| job(*i) == f.job_id));
+        let ids: Vec<_> = failed.iter().map(|f| f.job_id.clone()).collect();
+        assert_eq!(ids, vec![job(0), job(1), job(3)], "{report:?}");
+        assert!(failed[0].reason.contains("ffmpeg not found"), "{failed:?}");
+        assert!(failed[1].reason.contains("not JSON"), "{failed:?}");
+        assert!(
+            failed[2].reason.contains("no \"status\" field"),
+            "{failed:?}"
+        );
+        assert!(report.relaunched.is_empty() && report.failed.is_empty());
+        for i in [0, 1, 3] {
+            let stored = launcher.store().job(&job(i)).await.unwrap().unwrap();
+            assert_eq!(stored.value.state, JobState::WorkerFailed);
+        }
+        // The worker's report stays as written, for the operator.
+        let kept = launcher.status().objects.lock().unwrap()[&launcher.status_key(&job(0))].clone();
+        assert_eq!(kept, failure);
+
+        // A fixed point: counted once, never relaunched, even on redelivery.
+        let again = launcher.reconcile(far()).await;
+        assert_eq!(again, ReconcileReport::default(), "{again:?}");
+        let redelivered = launcher.process(&[created("ffmpeg.mp4", "01")]).await;
+        assert_eq!(redelivered[0].outcome, Outcome::Duplicate);
+        assert_eq!(launcher.fleet().instances.lock().unwrap().len(), 4);
+        // Their slots are free.
+        let next = launcher
+            .process(&[
+                created("d.mp4", "05"),
+                created("e.mp4", "06"),
+                created("f.mp4", "07"),
+                created("g.mp4", "08"),
+            ])
+            .await;
+        assert!(
+            next.iter().all(|r| r.outcome == Outcome::Launched),
+            "{next:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_status_the_sweep_wrote_before_losing_its_ledger_write_counts_as_jobs_failed()
+    {
+        let launcher = memory_launcher(1);
+        let first = launcher.process(&[created("a.mp4", "01")]).await;
+        let read = launcher
+            .store()
+            .job(first[0].job_id.as_deref().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        // What fail_job left: its status written, the job still active.
+        let body = failure_status(&read.value, "no worker wrote a status");
+        worker_ends(&launcher, &first[0], &body).await;
+        let report = launcher.reconcile(far()).await;
+        assert_eq!(report.failed, vec![read.value.id.clone()], "{report:?}");
+        assert!(
+            report.workers_failed.is_empty() && report.done == 0,
+            "{report:?}"
+        );
+        assert_eq!(launcher.reconcile(far()).await, ReconcileReport::default());
     }
 
     #[tokio::test]
@@ -979,8 +1133,8 @@ mod tests {
         launcher.release_job_slot(&read.value).await;
         let other = launcher.process(&[created("b.mp4", "02")]).await;
         assert_eq!(
-            other[0].failure,
-            Some(Failure::CapacityReached),
+            other[0].outcome,
+            Outcome::CapacityQueued,
             "one slot, one live worker: {other:?}"
         );
     }
@@ -1078,7 +1232,7 @@ mod tests {
         let first = launcher.process(&[created("a.mp4", "01")]).await;
         assert_eq!(first[0].outcome, Outcome::Launched);
         let refused = launcher.process(&[created("b.mp4", "02")]).await;
-        assert_eq!(refused[0].failure, Some(Failure::CapacityReached));
+        assert_eq!(refused[0].outcome, Outcome::CapacityQueued);
         let lease = launcher.lease_secs();
         NOW.fetch_add(lease, std::sync::atomic::Ordering::SeqCst);
         let later = launcher.process(&[created("b.mp4", "02")]).await;

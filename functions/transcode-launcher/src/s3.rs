@@ -23,20 +23,26 @@ fn error<E: std::error::Error>(call: &str, e: E) -> StatusError {
 }
 
 impl StatusStore for S3Status {
-    async fn exists(&self, key: &str) -> Result<bool, StatusError> {
-        match self
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StatusError> {
+        let object = match self
             .client
-            .head_object()
+            .get_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
         {
-            Ok(_) => Ok(true),
-            // 404 needs s3:ListBucket; without it S3 answers 403, an error.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
-            Err(e) => Err(error("HeadObject", e)),
-        }
+            Ok(object) => object,
+            // NoSuchKey needs s3:ListBucket; without it S3 answers 403, an error.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(error("GetObject", e)),
+        };
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StatusError(format!("GetObject: reading the body: {e}")))?;
+        Ok(Some(body.into_bytes().to_vec()))
     }
 
     async fn put(&self, key: &str, body: &str) -> Result<(), StatusError> {

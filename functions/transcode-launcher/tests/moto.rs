@@ -1,5 +1,5 @@
 //! The launcher binary against moto EC2: one instance per object, duplicates
-//! skipped, tags, the launch template, the capacity limit.
+//! skipped, tags, the launch template, the capacity limit, the reconcile.
 
 mod common;
 
@@ -125,23 +125,22 @@ async fn the_sample_events_launch_once_per_object_and_skip_the_rest() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_capacity_limit_fails_the_record_until_a_worker_ends() {
+async fn the_capacity_limit_queues_the_record_until_the_reconcile_launches_it() {
     let launcher = start(&[("MAX_RUNNING_JOBS", "2"), ("INSTANCE_TYPE", "t3.small")]).await;
+    let mut first = Vec::new();
     for (i, key) in ["a.mp4", "b.mp4"].iter().enumerate() {
         let answer = launcher
             .invoke(notification("uploads", key, 10, &format!("0{i}")))
             .await
             .unwrap();
         assert_eq!(outcome(&answer), "launched", "{answer}");
+        first.push(answer);
     }
     let third = notification("uploads", "c.mp4", 10, "03");
-    let refused = launcher.invoke(third.clone()).await.unwrap_err();
-    assert_eq!(refused["errorType"], "CapacityReached", "{refused}");
-    let message = refused["errorMessage"].as_str().unwrap();
-    assert!(
-        message.contains("MAX_RUNNING_JOBS=2") && message.contains("c.mp4"),
-        "{message}"
-    );
+    let queued = launcher.invoke(third.clone()).await.unwrap();
+    assert_eq!(outcome(&queued), "capacityQueued", "{queued}");
+    let reason = queued["results"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("MAX_RUNNING_JOBS=2"), "{reason}");
     let instances = launcher.instances().await;
     assert_eq!(instances.len(), 2);
     assert_eq!(
@@ -149,16 +148,21 @@ async fn the_capacity_limit_fails_the_record_until_a_worker_ends() {
         Some("t3.small")
     );
 
-    // A worker terminates itself; Lambda's retry of the event now launches.
+    // A worker ends; the next sweep launches the queued job.
+    let ended = &first[0]["results"][0];
     launcher
-        .ec2
-        .terminate_instances()
-        .instance_ids(instances[0].instance_id().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let retried = launcher.invoke(third).await.unwrap();
-    assert_eq!(outcome(&retried), "launched", "{retried}");
+        .put_status(ended["jobId"].as_str().unwrap(), r#"{"status":"success"}"#)
+        .await;
+    terminate(&launcher, ended["instanceId"].as_str().unwrap()).await;
+    let swept = launcher.invoke(tick()).await.unwrap();
+    assert_eq!(
+        swept["reconciled"]["launchedFromQueue"],
+        json!([queued["results"][0]["jobId"]]),
+        "{swept}"
+    );
+    let redelivered = launcher.invoke(third).await.unwrap();
+    assert_eq!(outcome(&redelivered), "duplicate", "{redelivered}");
+    assert_eq!(launcher.instances().await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -247,7 +251,7 @@ async fn a_burst_of_50_uploads_launches_at_most_max_running_jobs() {
     let events: Vec<Value> = (0..50)
         .map(|i| notification("uploads", &format!("burst/{i}.mp4"), 10, &format!("{i:03}")))
         .collect();
-    let (launched, refused) = burst(&launcher, &events).await;
+    let (answers, errors) = burst(&launcher, &events).await;
     let live = live_instances(&launcher).await;
     assert_eq!(
         live.len(),
@@ -255,45 +259,63 @@ async fn a_burst_of_50_uploads_launches_at_most_max_running_jobs() {
         "workers launched by the burst: {}",
         live.len()
     );
-    assert_eq!(launched.len(), 5, "{launched:?}");
-    assert!(
-        launched.iter().all(|a| outcome(a) == "launched"),
-        "{launched:?}"
-    );
-    assert_eq!(refused.len(), 45);
-    assert!(
-        refused.iter().all(|e| e["errorType"] == "CapacityReached"),
-        "{refused:?}"
-    );
-
-    // The workers end; Lambda's retries of the 45 arrive at once: five more
-    // launch, the rest are refused again, none is lost.
-    launcher
-        .ec2
-        .terminate_instances()
-        .set_instance_ids(Some(live))
-        .send()
-        .await
-        .unwrap();
-    let refused_keys: Vec<Value> = events
-        .iter()
-        .filter(|e| {
-            !launched
-                .iter()
-                .any(|a| a["results"][0]["key"] == e["Records"][0]["s3"]["object"]["key"])
-        })
-        .cloned()
-        .collect();
-    assert_eq!(refused_keys.len(), 45);
-    let (relaunched, refused_again) = burst(&launcher, &refused_keys).await;
-    assert_eq!(live_instances(&launcher).await.len(), 5);
-    assert_eq!(relaunched.len(), 5, "{relaunched:?}");
-    assert_eq!(refused_again.len(), 40);
-    assert!(
-        refused_again
+    // Beyond capacity is expected and heals itself: no invocation fails.
+    assert!(errors.is_empty(), "{errors:?}");
+    let with_outcome = |wanted: &str| -> Vec<String> {
+        answers
             .iter()
-            .all(|e| e["errorType"] == "CapacityReached")
-    );
+            .filter(|a| outcome(a) == wanted)
+            .map(|a| a["results"][0]["jobId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(with_outcome("launched").len(), 5, "{answers:?}");
+    let mut queued = with_outcome("capacityQueued");
+    assert_eq!(queued.len(), 45, "{answers:?}");
+    let logs = launcher.logs();
+    let metric = |name: &str| logs.iter().filter(|l| l.contains(name)).count();
+    assert_eq!(metric("\"CapacityQueued\":1"), 45);
+    assert_eq!(metric("\"Failed\":1"), 0);
+
+    // Workers end round after round; each sweep launches queued jobs into
+    // the freed slots, never more than five at once, each job once.
+    let mut from_queue: Vec<String> = Vec::new();
+    for _round in 0..20 {
+        let live = live_instances(&launcher).await;
+        assert!(live.len() <= 5, "{} live workers", live.len());
+        for instance in launcher.instances().await {
+            let id = instance.instance_id().unwrap();
+            if live.iter().any(|l| l == id) {
+                let job = tag(&instance, TAG_JOB_ID).unwrap();
+                launcher
+                    .put_status(job, r#"{"status":"success","exitCode":0}"#)
+                    .await;
+                terminate(&launcher, id).await;
+            }
+        }
+        let swept = launcher.invoke(tick()).await.unwrap();
+        let launched = swept["reconciled"]["launchedFromQueue"].as_array().unwrap();
+        assert!(launched.len() <= 5, "{swept}");
+        from_queue.extend(launched.iter().map(|j| j.as_str().unwrap().to_owned()));
+        if from_queue.len() >= queued.len() {
+            break;
+        }
+    }
+    queued.sort();
+    from_queue.sort();
+    assert_eq!(from_queue, queued, "every queued job launched, once");
+    let instances = launcher.instances().await;
+    assert_eq!(instances.len(), 50, "one worker per upload");
+    for job in &queued {
+        let workers: Vec<_> = instances
+            .iter()
+            .filter(|i| tag(i, TAG_JOB_ID) == Some(job.as_str()))
+            .collect();
+        assert_eq!(workers.len(), 1, "{job}");
+        assert_eq!(tag(workers[0], TAG_ATTEMPT), Some("1"), "{job}");
+    }
+    // A redelivered event of a queued upload finds it launched.
+    let again = launcher.invoke(events[49].clone()).await.unwrap();
+    assert_eq!(outcome(&again), "duplicate", "{again}");
 }
 
 fn tick() -> Value {
@@ -434,6 +456,56 @@ async fn a_dead_worker_is_relaunched_then_failed_and_a_finished_job_is_left_alon
     assert_eq!(launcher.instances().await.len(), before);
     let finished_status = status_object(&launcher, &finished_job).unwrap();
     assert_eq!(finished_status["status"], "success", "never overwritten");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_reports_failure_raises_workers_failed_once_and_is_not_relaunched() {
+    let launcher = start(&[]).await;
+    let answer = launcher
+        .invoke(notification("uploads", "broken.mp4", 10, "01"))
+        .await
+        .unwrap();
+    let job = answer["results"][0]["jobId"].as_str().unwrap().to_owned();
+    // As worker.sh writes it when ffmpeg fails.
+    let report = json!({"jobId": job, "status": "failure", "exitCode": 2,
+        "error": "ffmpeg exited with status 1", "ffmpegExitCode": 1, "timedOut": false});
+    launcher.put_status(&job, &report.to_string()).await;
+    terminate(
+        &launcher,
+        answer["results"][0]["instanceId"].as_str().unwrap(),
+    )
+    .await;
+
+    let first = launcher.invoke(tick()).await.unwrap();
+    let failed = &first["reconciled"]["workersFailed"];
+    assert_eq!(failed[0]["jobId"], job.as_str(), "{first}");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ffmpeg exited with status 1"),
+        "{first}"
+    );
+    assert_eq!(first["reconciled"]["done"], 0, "{first}");
+    let raised = |logs: &[String]| {
+        logs.iter()
+            .filter(|l| l.contains("\"WorkersFailed\":1"))
+            .count()
+    };
+    assert_eq!(raised(&launcher.logs()), 1, "the WorkersFailed metric");
+
+    // A fixed point: later sweeps and redeliveries count and launch nothing.
+    let second = launcher.invoke(tick()).await.unwrap();
+    assert_eq!(second["reconciled"]["workersFailed"], json!([]), "{second}");
+    assert_eq!(raised(&launcher.logs()), 1);
+    let redelivered = launcher
+        .invoke(notification("uploads", "broken.mp4", 10, "01"))
+        .await
+        .unwrap();
+    assert_eq!(outcome(&redelivered), "duplicate", "{redelivered}");
+    assert_eq!(launcher.instances().await.len(), 1, "no second worker");
+    let kept = status_object(&launcher, &job).unwrap();
+    assert_eq!(kept, report, "the worker's report is kept as written");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -122,6 +122,29 @@ impl Launcher {
             .collect()
     }
 
+    /// An S3 client on moto (path-style: moto's buckets are not DNS names).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.moto.sdk_config().await)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Writes the job's status.json where worker.sh uploads it (OUTPUT_BUCKET
+    /// "outputs", OUTPUT_PREFIX "transcoded"), creating the bucket if needed.
+    pub async fn put_status(&self, job_id: &str, body: &str) {
+        let s3 = self.s3().await;
+        // Already created is fine; any other error shows in the put below.
+        let _ = s3.create_bucket().bucket("outputs").send().await;
+        s3.put_object()
+            .bucket("outputs")
+            .key(format!("transcoded/{job_id}/status.json"))
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("moto stores the status");
+    }
+
     /// The venv's aws CLI against moto.
     pub fn aws(&self, args: &[&str]) -> Output {
         let output = Command::new(venv_tool("aws"))
