@@ -18,7 +18,7 @@ use crate::writer::Table;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -103,14 +103,21 @@ pub struct QueueMessage {
 }
 
 pub trait Queue {
-    /// At most `max` messages, hidden from others while the run lasts.
+    /// One message (None: the queue looks empty), hidden from others for
+    /// `hide`. One at a time: a message waiting its turn in our hands would
+    /// become visible to others while the ones before it are replayed.
     fn receive(
         &self,
-        max: i32,
-    ) -> impl Future<Output = Result<Vec<QueueMessage>, ReplayError>> + Send;
+        hide: Duration,
+    ) -> impl Future<Output = Result<Option<QueueMessage>, ReplayError>> + Send;
     fn delete(&self, receipt: &str) -> impl Future<Output = Result<(), ReplayError>> + Send;
-    /// Makes a kept message visible again at once.
-    fn release(&self, receipt: &str) -> impl Future<Output = Result<(), ReplayError>> + Send;
+    /// Hides the message for `hide` from now on; zero makes it visible
+    /// again at once.
+    fn hide(
+        &self,
+        receipt: &str,
+        hide: Duration,
+    ) -> impl Future<Output = Result<(), ReplayError>> + Send;
 }
 
 /// The rejects table, keyed by `shardId` + `position`.
@@ -182,6 +189,47 @@ pub struct FailureOptions {
     pub dry_run: bool,
     pub max: Option<u64>,
     pub accept_loss: bool,
+    pub hold: Hold,
+}
+
+/// How a message is kept from others while it is replayed: hidden for
+/// `hide` when received, and again every `extend_every` until done (a batch
+/// can take BATCH_TIME plus long reads, more than any fixed timeout).
+#[derive(Debug, Clone, Copy)]
+pub struct Hold {
+    pub hide: Duration,
+    pub extend_every: Duration,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Self {
+            hide: Duration::from_secs(300),
+            extend_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs `work` while keeping the message hidden; returns its output and
+/// the last failure to extend, if any.
+async fn while_hidden<Q: Queue, F: Future>(
+    queue: &Q,
+    receipt: &str,
+    hold: Hold,
+    work: F,
+) -> (F::Output, Option<ReplayError>) {
+    let mut work = std::pin::pin!(work);
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            output = &mut work => return (output, failure),
+            () = tokio::time::sleep(hold.extend_every) => {
+                if let Err(e) = queue.hide(receipt, hold.hide).await {
+                    failure = Some(e);
+                }
+            }
+        }
+    }
 }
 
 /// Replays the failure queue's messages; `out` gets one line per message.
@@ -200,57 +248,62 @@ where
 {
     let mut summary = Summary::default();
     let mut seen = HashSet::new();
-    let mut kept = Vec::new();
+    // The newest receipt of each message kept, to make it visible again.
+    let mut kept = HashMap::new();
     let result = async {
         loop {
-            let room = options
-                .max
-                .map_or(10, |max| max.saturating_sub(summary.seen));
-            if room == 0 {
+            if options.max.is_some_and(|max| summary.seen >= max) {
                 break;
             }
-            let messages = queue.receive(room.min(10) as i32).await?;
-            if messages.is_empty() {
+            let Some(message) = queue.receive(options.hold.hide).await? else {
                 break;
+            };
+            // Kept earlier in this run, visible again: once is enough.
+            if !seen.insert(message.id.clone()) {
+                kept.insert(message.id, message.receipt);
+                continue;
             }
-            for message in messages {
-                // Seen again (its visibility ran out during the run): once is enough.
-                if !seen.insert(message.id.clone()) {
-                    kept.push(message.receipt);
-                    continue;
-                }
-                summary.seen += 1;
-                let delete =
-                    replay_message(shards, table, config, options, &message, &mut summary, out)
-                        .await;
-                let deleted = if delete && !options.dry_run {
-                    match queue.delete(&message.receipt).await {
-                        Ok(()) => true,
-                        Err(e) => {
-                            out(format!("kept    {}: could not delete it: {e}", message.id));
-                            false
-                        }
+            summary.seen += 1;
+            let (delete, hide_failure) = while_hidden(
+                queue,
+                &message.receipt,
+                options.hold,
+                replay_message(shards, table, config, options, &message, &mut summary, out),
+            )
+            .await;
+            if let Some(e) = hide_failure {
+                out(format!(
+                    "warning: {} may have been visible to others while replayed (another run may replay it too): {e}",
+                    message.id
+                ));
+            }
+            let deleted = if delete && !options.dry_run {
+                match queue.delete(&message.receipt).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        out(format!("kept    {}: could not delete it: {e}", message.id));
+                        false
                     }
-                } else {
-                    false
-                };
-                // A dry run counts what it would delete as done.
-                if deleted || (delete && options.dry_run) {
-                    summary.done += 1;
-                } else {
-                    summary.left += 1;
                 }
-                if !deleted {
-                    kept.push(message.receipt);
-                }
+            } else {
+                false
+            };
+            // A dry run counts what it would delete as done.
+            if deleted || (delete && options.dry_run) {
+                summary.done += 1;
+            } else {
+                summary.left += 1;
+            }
+            if !deleted {
+                kept.insert(message.id, message.receipt);
             }
         }
         Ok::<(), ReplayError>(())
     }
     .await;
     // Kept messages are visible again at once, for the next run.
-    for receipt in kept {
-        if let Err(e) = queue.release(&receipt).await {
+    for receipt in kept.into_values() {
+        if let Err(e) = queue.hide(&receipt, Duration::ZERO).await {
             out(format!(
                 "warning: a kept message stays hidden until its visibility timeout: {e}"
             ));
@@ -971,13 +1024,13 @@ mod tests {
     struct Undeletable(std::sync::Mutex<Vec<QueueMessage>>);
 
     impl Queue for Undeletable {
-        async fn receive(&self, _: i32) -> Result<Vec<QueueMessage>, ReplayError> {
-            Ok(std::mem::take(&mut *self.0.lock().unwrap()))
+        async fn receive(&self, _: Duration) -> Result<Option<QueueMessage>, ReplayError> {
+            Ok(self.0.lock().unwrap().pop())
         }
         async fn delete(&self, _: &str) -> Result<(), ReplayError> {
             Err(ReplayError::Queue("AccessDenied".into()))
         }
-        async fn release(&self, _: &str) -> Result<(), ReplayError> {
+        async fn hide(&self, _: &str, _: Duration) -> Result<(), ReplayError> {
             Ok(())
         }
     }
@@ -1020,6 +1073,171 @@ mod tests {
         .unwrap();
         assert_eq!((summary.done, summary.left), (0, 1), "{lines:?}");
         assert!(lines.iter().any(|l| l.contains("could not delete it")));
+    }
+
+    /// A queue that keeps SQS's visibility rules on a real clock: a
+    /// message received is hidden for its visibility timeout, then visible
+    /// again; a receipt is good only until the message is received again.
+    struct Clocked {
+        state: std::sync::Mutex<ClockedState>,
+    }
+
+    #[derive(Default)]
+    struct ClockedState {
+        messages: Vec<Held>,
+        receipts: u32,
+        /// What a second run (or SQS) could have seen go wrong.
+        violations: Vec<String>,
+    }
+
+    struct Held {
+        id: String,
+        body: String,
+        visible_at: std::time::Instant,
+        receipt: String,
+        received: u32,
+        deleted: bool,
+    }
+
+    impl Clocked {
+        fn new(bodies: &[String]) -> Self {
+            let now = std::time::Instant::now();
+            let messages = bodies
+                .iter()
+                .enumerate()
+                .map(|(i, body)| Held {
+                    id: format!("m{i}"),
+                    body: body.clone(),
+                    visible_at: now,
+                    receipt: String::new(),
+                    received: 0,
+                    deleted: false,
+                })
+                .collect();
+            Self {
+                state: std::sync::Mutex::new(ClockedState {
+                    messages,
+                    ..ClockedState::default()
+                }),
+            }
+        }
+
+        /// The message `receipt` stands for, if it is still its receipt and
+        /// the message is still hidden.
+        fn held<'a>(
+            state: &'a mut ClockedState,
+            receipt: &str,
+            what: &str,
+        ) -> Option<&'a mut Held> {
+            let now = std::time::Instant::now();
+            let Some(i) = state.messages.iter().position(|m| m.receipt == receipt) else {
+                state
+                    .violations
+                    .push(format!("{what} with an old receipt {receipt}"));
+                return None;
+            };
+            if state.messages[i].visible_at <= now {
+                let id = state.messages[i].id.clone();
+                state
+                    .violations
+                    .push(format!("{id} was visible again before the {what}"));
+            }
+            Some(&mut state.messages[i])
+        }
+
+        fn receive_up_to(&self, max: usize, hide: Duration) -> Vec<QueueMessage> {
+            let now = std::time::Instant::now();
+            let mut state = self.state.lock().unwrap();
+            let mut out = Vec::new();
+            for i in 0..state.messages.len() {
+                if out.len() == max {
+                    break;
+                }
+                if state.messages[i].deleted || state.messages[i].visible_at > now {
+                    continue;
+                }
+                state.receipts += 1;
+                let receipt = format!("r{}", state.receipts);
+                let message = &mut state.messages[i];
+                message.received += 1;
+                message.visible_at = now + hide;
+                message.receipt = receipt.clone();
+                out.push(QueueMessage {
+                    id: message.id.clone(),
+                    receipt,
+                    body: message.body.clone(),
+                });
+            }
+            out
+        }
+    }
+
+    impl Queue for Clocked {
+        async fn receive(&self, hide: Duration) -> Result<Option<QueueMessage>, ReplayError> {
+            Ok(self.receive_up_to(1, hide).pop())
+        }
+        async fn delete(&self, receipt: &str) -> Result<(), ReplayError> {
+            let mut state = self.state.lock().unwrap();
+            match Self::held(&mut state, receipt, "delete") {
+                Some(message) => {
+                    message.deleted = true;
+                    Ok(())
+                }
+                None => Err(ReplayError::Queue("ReceiptHandleIsInvalid".into())),
+            }
+        }
+        async fn hide(&self, receipt: &str, hide: Duration) -> Result<(), ReplayError> {
+            let mut state = self.state.lock().unwrap();
+            if let Some(message) = Self::held(&mut state, receipt, "visibility change") {
+                message.visible_at = std::time::Instant::now() + hide;
+            }
+            Ok(())
+        }
+    }
+
+    /// Reads that take longer than a message's visibility timeout.
+    struct Slow(Duration);
+
+    impl Shards for Slow {
+        async fn read_range(&self, _: &BatchInfo) -> Result<ReadRange, ReplayError> {
+            tokio::time::sleep(self.0).await;
+            Ok(read(&["100"]))
+        }
+    }
+
+    /// Every message stays hidden from the moment it is received until it
+    /// is deleted, however long each one (or the ones before it) takes: a
+    /// second run at the same time never replays it as well.
+    #[tokio::test]
+    async fn a_message_stays_hidden_while_it_and_the_ones_before_it_are_replayed() {
+        let body = serde_json::json!({"KinesisBatchInfo": {"shardId": "shardId-000000000000",
+            "startSequenceNumber": "100", "endSequenceNumber": "100", "batchSize": 1,
+            "streamArn": "arn:aws:kinesis:us-east-1:123456789012:stream/s"}})
+        .to_string();
+        let visibility = Duration::from_millis(1000);
+        let queue = Clocked::new(&vec![body; 3]);
+        let fixed = config(crate::config::KeySource::PartitionKey);
+        let mut lines = Vec::new();
+        let summary = replay_failures(
+            &queue,
+            &Slow(visibility * 13 / 10),
+            &Accepting,
+            &fixed,
+            FailureOptions {
+                hold: Hold {
+                    hide: visibility,
+                    extend_every: visibility / 10,
+                },
+                ..FailureOptions::default()
+            },
+            &mut |l| lines.push(l),
+        )
+        .await
+        .unwrap();
+        let state = queue.state.lock().unwrap();
+        assert_eq!(state.violations, Vec::<String>::new(), "{lines:?}");
+        assert_eq!((summary.seen, summary.done), (3, 3), "{lines:?}");
+        assert!(state.messages.iter().all(|m| m.deleted && m.received == 1));
     }
 
     #[test]

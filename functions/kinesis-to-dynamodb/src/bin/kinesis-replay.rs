@@ -91,6 +91,7 @@ fn parse(args: &[String]) -> Result<Command, ReplayError> {
                 dry_run,
                 max,
                 accept_loss,
+                ..FailureOptions::default()
             },
         },
         "list" => Command::List { limit },
@@ -134,7 +135,6 @@ async fn main() -> ExitCode {
             let queue = SqsQueue {
                 client: aws_sdk_sqs::Client::new(&sdk),
                 url: queue_url,
-                visibility: Duration::from_secs(900),
             };
             // A GetRecords page can hold 10 MB: more than the default
             // attempt timeout allows on a slow link. read_range retries

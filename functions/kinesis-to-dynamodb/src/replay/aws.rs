@@ -247,18 +247,16 @@ impl Shards for KinesisShards {
 pub struct SqsQueue {
     pub client: aws_sdk_sqs::Client,
     pub url: String,
-    /// How long a received message stays hidden while it is replayed.
-    pub visibility: Duration,
 }
 
 impl Queue for SqsQueue {
-    async fn receive(&self, max: i32) -> Result<Vec<QueueMessage>, ReplayError> {
+    async fn receive(&self, hide: Duration) -> Result<Option<QueueMessage>, ReplayError> {
         let output = self
             .client
             .receive_message()
             .queue_url(&self.url)
-            .max_number_of_messages(max.clamp(1, 10))
-            .visibility_timeout(self.visibility.as_secs() as i32)
+            .max_number_of_messages(1)
+            .visibility_timeout(hide.as_secs() as i32)
             // Long polling asks every SQS server: a short poll may answer
             // empty while messages wait.
             .wait_time_seconds(1)
@@ -274,7 +272,7 @@ impl Queue for SqsQueue {
                 receipt: m.receipt_handle.unwrap_or_default(),
                 body: m.body.unwrap_or_default(),
             })
-            .collect())
+            .next())
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), ReplayError> {
@@ -288,12 +286,12 @@ impl Queue for SqsQueue {
             .map_err(|e| ReplayError::Queue(error_text(&e)))
     }
 
-    async fn release(&self, receipt: &str) -> Result<(), ReplayError> {
+    async fn hide(&self, receipt: &str, hide: Duration) -> Result<(), ReplayError> {
         self.client
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt)
-            .visibility_timeout(0)
+            .visibility_timeout(hide.as_secs() as i32)
             .send()
             .await
             .map(|_| ())
