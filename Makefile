@@ -61,13 +61,20 @@ lint: venv checkov-venv
 sam-build: venv
 	sam build --parameter-overrides Architecture=x86_64
 
-# Deploy with samconfig.toml (it pins Architecture for build and deploy
-# alike); ARGS go to sam deploy, e.g. make deploy ARGS=--guided. An
-# ARGS=--parameter-overrides replaces samconfig's: repeat Architecture in it.
+# Deploy with samconfig.toml. The Architecture is read once (its global
+# parameter_overrides, or ARCH=x86_64) and given to sam build and sam deploy
+# alike: deploy gets samconfig's own overrides for it (--guided saves every
+# parameter there) with PARAMS="Key=Value ..." and Architecture merged in,
+# and the built template allows only that Architecture, so a --guided answer
+# naming the other one is refused. ARGS go to sam deploy (ARGS=--guided);
+# give parameters in PARAMS, not in ARGS.
 .PHONY: deploy
 deploy: venv
-	sam build
-	sam deploy $(ARGS)
+	arch="$(ARCH)"; arch="$${arch:-$$(python scripts/sam_deploy_parameters.py architecture)}"; \
+	sam build --parameter-overrides "Architecture=$$arch"; \
+	python scripts/sam_deploy_parameters.py pin .aws-sam/build/template.yaml "$$arch"; \
+	python scripts/sam_deploy_parameters.py overrides "$$arch" .aws-sam/deploy-parameters.yaml $(PARAMS); \
+	sam deploy --parameter-overrides file://.aws-sam/deploy-parameters.yaml $(ARGS)
 
 bench: venv system-deps
 	scripts/bench.sh
