@@ -327,7 +327,9 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
             }
         }
 
-        let task = tokio::spawn(resource.run(action, ctx.clone()));
+        // A task of its own (a panic is contained), logging under this
+        // request's and invocation's ids.
+        let task = tokio::spawn(resource.run(action, ctx.clone()).in_current_span());
         let abort = task.abort_handle();
         let answer = match tokio::time::timeout_at(work_deadline, task).await {
             Ok(Ok(Ok(done))) => {

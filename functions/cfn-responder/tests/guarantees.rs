@@ -49,6 +49,7 @@ impl Probe {
         ctx: &RequestContext,
         props: &ProbeProps,
     ) -> Result<Outcome, ResourceError> {
+        tracing::info!(op, "probe acting");
         self.calls
             .lock()
             .unwrap()
@@ -176,6 +177,70 @@ async fn create_probe(props: Value) -> (Value, Summary) {
         .await
         .unwrap();
     (the_one_response(&sink, "r1", &sent), summary)
+}
+
+/// Log lines written through `shared::logging::subscriber`.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A resource handler runs in a task of its own: its lines still carry the
+/// invocation's and the request's ids.
+#[tokio::test]
+async fn resource_logs_carry_the_invocation_and_request_ids() {
+    use tracing::Instrument;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = shared::logging::subscriber(
+        "cfn-responder",
+        true,
+        tracing::level_filters::LevelFilter::INFO,
+        move || writer.clone(),
+    );
+    // This thread's subscriber; the test runtime runs spawned tasks here.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let (sink, probe) = (sink().await, Probe::default());
+    let sent = request(
+        "Create",
+        "logs-1",
+        &sink.url("logs-1"),
+        PROBE,
+        json!({"Name": "a"}),
+    );
+    let invocations = shared::runtime::Invocations::new("cfn-responder");
+    let (span, _) = invocations.begin("fn-req-1", Some("Root=1-abc"));
+    responder(&probe)
+        .handle(sent.clone(), in_secs(30))
+        .instrument(span)
+        .await
+        .unwrap();
+    assert_eq!(
+        the_one_response(&sink, "logs-1", &sent)["Status"],
+        "SUCCESS"
+    );
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "probe acting")
+        .unwrap_or_else(|| panic!("no probe line in {text}"));
+    assert_eq!(line["function_request_id"], "fn-req-1", "{line}");
+    assert_eq!(line["xray_trace_id"], "1-abc", "{line}");
+    assert_eq!(line["cold_start"], true, "{line}");
+    assert_eq!(line["stack_id"], STACK_ID, "{line}");
+    assert_eq!(line["request_id"], "logs-1", "{line}");
+    assert_eq!(line["logical_resource_id"], "Thing", "{line}");
+    assert_eq!(line["resource_type"], PROBE, "{line}");
 }
 
 #[tokio::test]

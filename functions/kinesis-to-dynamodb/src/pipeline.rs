@@ -494,7 +494,8 @@ async fn spawned(
     sequences: Vec<String>,
     stop_by: Instant,
 ) -> Written {
-    let mut task = tokio::spawn(request);
+    // Whatever the request logs keeps the invocation's ids.
+    let mut task = tokio::spawn(tracing::Instrument::in_current_span(request));
     let failed = match tokio::time::timeout_at(stop_by, &mut task).await {
         Ok(Ok(written)) => return written,
         Ok(Err(e)) => {
