@@ -950,6 +950,7 @@ fn every_failure_path_has_an_alarm_that_notifies() {
         ("cfn-responder", "AnswersFailed"),
         ("cfn-responder", "PutRejected"),
         ("transcode-launcher", "JobsFailed"),
+        ("transcode-launcher", "WorkersFailed"),
         ("rds-log-rotator", "TargetsFailed"),
         ("rds-log-rotator", "Warnings"),
         ("snapshot-copier", "Errors"),
