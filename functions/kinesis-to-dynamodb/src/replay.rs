@@ -396,6 +396,38 @@ async fn replay_message<S: Shards, T: Table + Clone + 'static>(
     delete
 }
 
+/// The configuration a run writes with, as one line for the operator.
+pub fn describe_config(c: &Config) -> String {
+    use crate::config::{KeySource, Mode};
+    let source = |s: &KeySource| match s {
+        KeySource::Pointer {
+            pointer,
+            or_partition_key: false,
+        } => pointer.clone(),
+        KeySource::Pointer {
+            pointer,
+            or_partition_key: true,
+        } => format!("{pointer} (else the Kinesis partition key)"),
+        KeySource::PartitionKey => "the Kinesis partition key".into(),
+        KeySource::Position => "the record's position".into(),
+    };
+    let sort = match &c.sort_key {
+        Some((name, s)) => format!("sort key {name} from {}", source(s)),
+        None => "no sort key".into(),
+    };
+    let mode = match c.mode {
+        Mode::Latest => "latest",
+        Mode::Append => "append",
+    };
+    format!(
+        "configuration: table {}, partition key {} from {}, {sort}, mode {mode}, rejects table {}",
+        c.table,
+        c.partition_key,
+        source(&c.partition_key_source),
+        c.rejects_table
+    )
+}
+
 /// Why the records read are not the whole batch, if they are not.
 pub fn missing(batch: &BatchInfo, read: &ReadRange) -> Option<String> {
     let first = read.records.first().map(|r| r.sequence.as_str());

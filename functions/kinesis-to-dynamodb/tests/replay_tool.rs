@@ -10,6 +10,18 @@ use std::sync::{Arc, Mutex};
 use suite_tests::http::{forward, forward_rewriting, reply, serve};
 use suite_tests::moto::{Moto, Row, create_table, scan};
 
+/// The function's environment as the template sets it with its defaults
+/// (the runbook exports it for the tool): empty means the function's default.
+const FUNCTION_ENV: [(&str, &str); 7] = [
+    ("TABLE_NAME", "orders"),
+    ("PARTITION_KEY", "pk"),
+    ("REJECTS_TABLE_NAME", "rejects"),
+    ("PARTITION_KEY_SOURCE", ""),
+    ("SORT_KEY", ""),
+    ("SORT_KEY_SOURCE", ""),
+    ("MODE", "latest"),
+];
+
 struct Harness {
     moto: Moto,
     db: aws_sdk_dynamodb::Client,
@@ -165,24 +177,34 @@ impl Harness {
 
     /// Runs the binary with the function's configuration plus `extra`.
     fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> (i32, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_kinesis-replay"))
+        let (code, stdout, _) = self.run_without(args, extra, &[]);
+        (code, stdout)
+    }
+
+    /// Runs the binary with the function's configuration plus `extra`, less
+    /// `unset`; returns its exit code, stdout and stderr.
+    fn run_without(
+        &self,
+        args: &[&str],
+        extra: &[(&str, &str)],
+        unset: &[&str],
+    ) -> (i32, String, String) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kinesis-replay"));
+        command
             .args(args)
             .env_clear()
             .envs(self.moto.env())
-            .envs([
-                ("TABLE_NAME", "orders"),
-                ("PARTITION_KEY", "pk"),
-                ("REJECTS_TABLE_NAME", "rejects"),
-                ("RETRY_BASE_DELAY_MS", "1"),
-                ("RETRY_MAX_DELAY_MS", "10"),
-            ])
-            .envs(extra.iter().copied())
-            .output()
-            .unwrap();
+            .envs(FUNCTION_ENV)
+            .envs([("RETRY_BASE_DELAY_MS", "1"), ("RETRY_MAX_DELAY_MS", "10")])
+            .envs(extra.iter().copied());
+        for name in unset {
+            command.env_remove(name);
+        }
+        let output = command.output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         println!("$ kinesis-replay {}\n{stdout}{stderr}", args.join(" "));
-        (output.status.code().unwrap_or(-1), stdout)
+        (output.status.code().unwrap_or(-1), stdout, stderr)
     }
 
     fn failures(&self, extra_args: &[&str]) -> (i32, String) {
@@ -289,6 +311,44 @@ async fn a_failed_batch_is_replayed_from_the_stream_then_its_message_deleted_and
     assert!(out.contains("failures: 0 messages"), "{out}");
     assert_eq!(h.items().await, items);
     assert!(h.rejects().await.is_empty());
+}
+
+/// The tool writes items keyed as the function does only if it knows how
+/// the function keys them: a key-shaping variable the operator did not
+/// export is refused before anything is read, written or deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_the_operator_did_not_export_is_refused_before_anything_changes() {
+    let h = Harness::start().await;
+    let stack = [("PARTITION_KEY_SOURCE", "/customer")];
+    let only = h.put_json("p", json!({"customer": "c1", "id": "x"})).await;
+    h.send(&h.failure(&only, &only, 1)).await;
+    for args in [
+        vec!["failures", "--queue-url", &h.queue_url],
+        vec!["rejects", "replay"],
+    ] {
+        for unset in [
+            "PARTITION_KEY_SOURCE",
+            "MODE",
+            "SORT_KEY",
+            "SORT_KEY_SOURCE",
+        ] {
+            let (code, stdout, stderr) = h.run_without(&args, &[], &[unset]);
+            assert_eq!(code, 2, "{args:?} without {unset}: {stdout}{stderr}");
+            assert!(stderr.contains(unset), "{stderr}");
+        }
+    }
+    assert!(h.items().await.is_empty(), "nothing written");
+    assert_eq!(h.visible().await, 1, "the message was not touched");
+
+    // Exported: the effective configuration comes first, then the replay.
+    let (code, stdout, stderr) =
+        h.run_without(&["failures", "--queue-url", &h.queue_url], &stack, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("partition key pk from /customer") && stderr.contains("mode latest"),
+        "{stderr}"
+    );
+    assert_eq!(h.items().await.keys().collect::<Vec<_>>(), ["c1"]);
 }
 
 /// The destination is an SNS topic whose SQS subscription has no raw
@@ -513,11 +573,7 @@ async fn two_reject_replays_at_once_write_each_record_and_delete_each_reject() {
             .args(["rejects", "replay"])
             .env_clear()
             .envs(h.moto.env())
-            .envs([
-                ("TABLE_NAME", "orders"),
-                ("PARTITION_KEY", "pk"),
-                ("REJECTS_TABLE_NAME", "rejects"),
-            ])
+            .envs(FUNCTION_ENV)
             .output()
     };
     let (one, two) = std::thread::scope(|s| {

@@ -7,15 +7,17 @@
 //!
 //! It reads the function's own configuration (TABLE_NAME, PARTITION_KEY,
 //! REJECTS_TABLE_NAME, MODE, ...) from the environment and writes through
-//! the function's pipeline. Exit code 0: nothing left; 1: something stays
+//! the function's pipeline; the variables that decide how items are keyed
+//! must all be set (empty: the function's default), and the configuration
+//! is printed (stderr) before anything else. Exit code 0: nothing left; 1: something stays
 //! (listed); 2: bad usage or configuration; 3: an AWS call failed.
 
 use kinesis_to_dynamodb::config::Config;
 use kinesis_to_dynamodb::dynamo::DynamoTable;
 use kinesis_to_dynamodb::replay::aws::{DynamoRejects, KinesisShards, SqsQueue};
 use kinesis_to_dynamodb::replay::{
-    FailureOptions, RejectId, ReplayError, Summary, delete_rejects, list_rejects, replay_failures,
-    replay_rejects,
+    FailureOptions, RejectId, ReplayError, Summary, delete_rejects, describe_config, list_rejects,
+    replay_failures, replay_rejects,
 };
 use shared::aws::{ClientPolicy, load_sdk_config, with_policy};
 use shared::config::EnvReader;
@@ -27,8 +29,21 @@ const USAGE: &str = "usage:
   kinesis-replay rejects list [--limit N]
   kinesis-replay rejects replay [--dry-run]
   kinesis-replay rejects delete --id SHARD/SEQUENCE/SUB [--id ...]
-Configuration: the function's environment variables (TABLE_NAME, PARTITION_KEY,
-REJECTS_TABLE_NAME, MODE, SORT_KEY, ...); AWS credentials and region as usual.";
+Configuration: the deployed function's environment variables (TABLE_NAME, PARTITION_KEY,
+REJECTS_TABLE_NAME, ...); failures and rejects replay also need PARTITION_KEY_SOURCE,
+SORT_KEY, SORT_KEY_SOURCE and MODE set (empty: the function's default), as the function
+has them. AWS credentials and region as usual.";
+
+/// How the function keys items. A replay must write as the function does,
+/// so these come from the function's environment (its template always sets
+/// them), never from a default of the tool's: a forgotten export would
+/// write items under other keys, then delete the messages and rejects.
+const KEYING: [&str; 4] = [
+    "PARTITION_KEY_SOURCE",
+    "SORT_KEY",
+    "SORT_KEY_SOURCE",
+    "MODE",
+];
 
 enum Command {
     Failures {
@@ -115,6 +130,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(command, Command::Failures { .. } | Command::Replay { .. }) {
+        let unset: Vec<&str> = KEYING
+            .into_iter()
+            .filter(|name| std::env::var_os(name).is_none())
+            .collect();
+        if !unset.is_empty() {
+            eprintln!(
+                "kinesis-replay: {} not set: export the deployed function's environment (docs/runbook.md, \
+                 The replay tools) so items are keyed as the function keys them; empty means the function's default",
+                unset.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    }
     let config = match Config::from_env(EnvReader::from_env()) {
         Ok(config) => config,
         Err(e) => {
@@ -122,6 +151,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    eprintln!("{}", describe_config(&config));
     let sdk = load_sdk_config().await;
     // The function's own writer client (the pipeline retries its writes).
     let table = DynamoTable::from_sdk(&sdk);
