@@ -1,7 +1,7 @@
 //! Environment configuration.
 
+use crate::cfn::{ResponseUrlPolicy, RetryPolicy};
 use crate::responder::Settings;
-use shared::cfn::{ResponseUrlPolicy, RetryPolicy};
 use shared::config::{ConfigError, EnvReader};
 use std::time::Duration;
 

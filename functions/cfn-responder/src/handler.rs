@@ -1,10 +1,10 @@
 //! Maps a Lambda invocation to the responder.
 
+use crate::cfn::PutTransport;
 use crate::idempotency::IdempotencyStore;
 use crate::responder::{Responder, ResponderError, Summary};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use shared::cfn::PutTransport;
 use shared::runtime::deadline_instant;
 use std::time::SystemTime;
 

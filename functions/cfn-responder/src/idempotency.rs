@@ -7,9 +7,9 @@
 //! still running leaves the answer to the running one; one that finds a claim
 //! whose holder died answers FAILED rather than risk doing the work twice.
 
+use crate::cfn::CfnResponse;
 use aws_sdk_dynamodb::Client as DynamoDb;
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::cfn::CfnResponse;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
@@ -234,7 +234,7 @@ impl IdempotencyStore for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::cfn::CfnStatus;
+    use crate::cfn::CfnStatus;
 
     fn response() -> CfnResponse {
         CfnResponse {

@@ -4,6 +4,7 @@
 /// The function's name in metrics (the `Function` dimension) and logs.
 pub const FUNCTION_NAME: &str = "cfn-responder";
 
+pub mod cfn;
 pub mod config;
 pub mod handler;
 pub mod idempotency;

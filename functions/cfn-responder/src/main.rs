@@ -1,3 +1,4 @@
+use cfn_responder::cfn::HttpsPut;
 use cfn_responder::config::{Config, url_policy};
 use cfn_responder::handler;
 use cfn_responder::idempotency::{DynamoStore, MemoryStore, Store};
@@ -7,7 +8,6 @@ use cfn_responder::resources::ses_identity_notifications::{SesIdentityNotificati
 use cfn_responder::resources::topic_owners::{DynamoOwners, MemoryOwners, Owners};
 use cfn_responder::responder::{Responder, Settings};
 use lambda_runtime::service_fn;
-use shared::cfn::HttpsPut;
 use shared::config::EnvReader;
 
 #[tokio::main]

@@ -1,9 +1,9 @@
 //! The extension point: one Rust type per custom resource type.
 
+use crate::cfn::physical_id;
+use crate::cfn::props::{PropertyError, parse_properties};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use shared::cfn::physical_id;
-use shared::cfn::props::{PropertyError, parse_properties};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -61,7 +61,7 @@ pub trait CustomResource: Send + Sync + 'static {
     const RESOURCE_TYPE: &'static str;
     /// Whether create, update and delete may safely run twice.
     const IDEMPOTENT: bool = false;
-    /// The typed `Properties`; parse scalars with `shared::cfn::props::lenient`.
+    /// The typed `Properties`; parse scalars with `crate::cfn::props::lenient`.
     type Properties: DeserializeOwned + Send + Sync + 'static;
 
     fn create(

@@ -1,16 +1,16 @@
 //! Answers every CloudFormation request exactly once, whatever the resource
 //! type does: errors, panics and timeouts all become FAILED responses.
 
+use crate::cfn::{
+    CfnResponse, CfnStatus, Envelope, EnvelopeError, PutOutcome, PutStats, PutTransport,
+    ResponseUrlError, ResponseUrlPolicy, RetryPolicy, fit_response, physical_id,
+    put_with_retries_counted,
+};
 use crate::idempotency::{Claim, IdempotencyStore};
 use crate::resource::{Action, Done, Registry, RequestContext};
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
 use serde::Serialize;
 use serde_json::Value;
-use shared::cfn::{
-    CfnResponse, CfnStatus, Envelope, EnvelopeError, PutOutcome, PutStats, PutTransport,
-    ResponseUrlError, ResponseUrlPolicy, RetryPolicy, fit_response, physical_id,
-    put_with_retries_counted,
-};
 use shared::metrics::Emf;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;

@@ -3,6 +3,8 @@
 
 mod common;
 
+use cfn_responder::cfn::props::lenient;
+use cfn_responder::cfn::{HttpsPut, ResponseUrlPolicy, RetryPolicy};
 use cfn_responder::idempotency::{Claim, DynamoStore, IdempotencyStore, MemoryStore};
 use cfn_responder::resource::{CustomResource, Outcome, Registry, RequestContext, ResourceError};
 use cfn_responder::resources::ami_lookup::{AmiLookup, Ec2Images};
@@ -10,8 +12,6 @@ use cfn_responder::responder::{Responder, ResponderError, Settings, Summary};
 use common::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::cfn::props::lenient;
-use shared::cfn::{HttpsPut, ResponseUrlPolicy, RetryPolicy};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use suite_tests::moto::Moto;

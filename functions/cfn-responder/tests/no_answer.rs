@@ -5,12 +5,12 @@
 
 mod common;
 
+use cfn_responder::cfn::{CfnResponse, HttpsPut, ResponseUrlPolicy};
 use cfn_responder::idempotency::{Claim, DynamoStore, IdempotencyStore};
 use cfn_responder::resource::{CustomResource, Outcome, Registry, RequestContext, ResourceError};
 use cfn_responder::responder::{Responder, Settings};
 use common::*;
 use serde_json::json;
-use shared::cfn::{CfnResponse, HttpsPut, ResponseUrlPolicy};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use suite_tests::function::FunctionProcess;

@@ -9,6 +9,7 @@
 
 mod common;
 
+use cfn_responder::cfn::{HttpsPut, ResponseUrlPolicy};
 use cfn_responder::idempotency::MemoryStore;
 use cfn_responder::resource::Registry;
 use cfn_responder::resources::ses_identity_notifications::{SesIdentityNotifications, SesV1};
@@ -16,7 +17,6 @@ use cfn_responder::resources::topic_owners::DynamoOwners;
 use cfn_responder::responder::{Responder, Settings};
 use common::{STACK_ID, delete, request, the_one_response, update};
 use serde_json::{Value, json};
-use shared::cfn::{HttpsPut, ResponseUrlPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,10 +2,10 @@
 //! architecture and optional tags. Read-only, so it is idempotent and Delete
 //! has nothing to do.
 
+use crate::cfn::props::lenient;
 use crate::resource::{CustomResource, Outcome, RequestContext, ResourceError};
 use serde::Deserialize;
 use serde_json::Value;
-use shared::cfn::props::lenient;
 use std::collections::BTreeMap;
 use std::future::Future;
 
@@ -155,8 +155,8 @@ impl ImageCatalog for Ec2Images {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cfn::props::parse_properties;
     use serde_json::json;
-    use shared::cfn::props::parse_properties;
 
     struct Fixed(Vec<ImageSummary>);
 

@@ -23,11 +23,11 @@
 //! the Identity replaces the resource; the old identity is then handled by
 //! the Delete that follows.
 
+use crate::cfn::props::lenient;
 use crate::resource::{CustomResource, Outcome, RequestContext, ResourceError};
 use crate::resources::topic_owners::{MemoryOwners, TopicOwners, owner_key};
 use serde::Deserialize;
 use serde_json::Value;
-use shared::cfn::props::lenient;
 use std::future::Future;
 use tracing::{info, warn};
 

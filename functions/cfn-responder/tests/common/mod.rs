@@ -1,8 +1,8 @@
 //! Playing CloudFormation: requests as it sends them, checks on what it gets.
 #![allow(dead_code)]
 
+use cfn_responder::cfn::MAX_RESPONSE_BYTES;
 use serde_json::{Value, json};
-use shared::cfn::MAX_RESPONSE_BYTES;
 use suite_tests::sink::Sink;
 
 pub const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/demo-app/8f1e2c40-7c1b-11ee-b962-0242ac120002";

@@ -1,0 +1,409 @@
+//! Delivering the response to the pre-signed ResponseURL.
+//!
+//! Connection errors and 5xx are retried with capped, jittered backoff while
+//! time remains; 4xx is final (an expired or mis-signed URL will not get
+//! better). Attempts are bounded both in number and by the deadline.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Uri;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// TCP connection setup of one PUT attempt (the attempt's own timeout
+/// bounds the rest: TLS, sending, the reply).
+const PUT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Bound on the one attempt made when the deadline has already passed.
+const FIRST_ATTEMPT_PAST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How the PUT is retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub attempt_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What became of the PUT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// A 2xx reply.
+    Delivered { status: u16, attempts: u32 },
+    /// A 4xx reply: final, the URL will not accept this body.
+    Rejected {
+        status: u16,
+        attempts: u32,
+        body: String,
+    },
+    /// Attempts or time ran out on connection errors or 5xx replies.
+    GaveUp { attempts: u32, last_error: String },
+}
+
+/// What the attempts of one delivery cost, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutStats {
+    pub attempts: u32,
+    /// Attempts that got no reply within their attempt timeout.
+    pub timeouts: u32,
+}
+
+impl PutStats {
+    /// Attempts beyond the first.
+    pub fn retries(&self) -> u32 {
+        self.attempts.saturating_sub(1)
+    }
+}
+
+/// One PUT attempt: `Ok((status, body))` for any HTTP reply.
+pub trait PutTransport: Send + Sync {
+    fn put_once(
+        &self,
+        url: &Uri,
+        body: Bytes,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(u16, String), String>> + Send;
+}
+
+/// PUTs `body` to `url`, retrying transient failures until `deadline`.
+pub async fn put_with_retries<T: PutTransport>(
+    transport: &T,
+    url: &Uri,
+    body: &[u8],
+    deadline: Instant,
+    policy: &RetryPolicy,
+) -> PutOutcome {
+    put_with_retries_counted(transport, url, body, deadline, policy)
+        .await
+        .0
+}
+
+/// [`put_with_retries`], also telling how many attempts were made and how
+/// many of them timed out.
+pub async fn put_with_retries_counted<T: PutTransport>(
+    transport: &T,
+    url: &Uri,
+    body: &[u8],
+    deadline: Instant,
+    policy: &RetryPolicy,
+) -> (PutOutcome, PutStats) {
+    let mut stats = PutStats::default();
+    let outcome = put_counting(transport, url, body, deadline, policy, &mut stats).await;
+    (outcome, stats)
+}
+
+async fn put_counting<T: PutTransport>(
+    transport: &T,
+    url: &Uri,
+    body: &[u8],
+    deadline: Instant,
+    policy: &RetryPolicy,
+    stats: &mut PutStats,
+) -> PutOutcome {
+    let body = Bytes::copy_from_slice(body);
+    let mut attempts = 0;
+    let mut last_error = String::from("no attempt was made");
+    while attempts < policy.max_attempts {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        // The first attempt is made even past the deadline: an answer that
+        // may be late beats a certain silence. Later ones stay within it.
+        let timeout = match (attempts, remaining.is_zero()) {
+            (0, true) => FIRST_ATTEMPT_PAST_DEADLINE,
+            (_, true) => break,
+            _ => policy.attempt_timeout.min(remaining),
+        };
+        attempts += 1;
+        stats.attempts = attempts;
+        let started = Instant::now();
+        // Bounded here too, so a transport that overruns its timeout cannot
+        // take the deadline with it.
+        let result =
+            match tokio::time::timeout(timeout, transport.put_once(url, body.clone(), timeout))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(format!("no reply within {} ms", timeout.as_millis())),
+            };
+        // Whichever timer fired, an error after the whole attempt time is a timeout.
+        if result.is_err() && started.elapsed() >= timeout {
+            stats.timeouts += 1;
+        }
+        match result {
+            Ok((status, _)) if (200..300).contains(&status) => {
+                return PutOutcome::Delivered { status, attempts };
+            }
+            Ok((status, reply)) if (400..500).contains(&status) => {
+                return PutOutcome::Rejected {
+                    status,
+                    attempts,
+                    body: reply,
+                };
+            }
+            Ok((status, reply)) => last_error = format!("HTTP {status}: {reply}"),
+            Err(e) => last_error = e,
+        }
+        if attempts < policy.max_attempts {
+            let wait = shared::retry::backoff(attempts, policy.base_delay, policy.max_delay);
+            if Instant::now() + wait >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+    PutOutcome::GaveUp {
+        attempts,
+        last_error,
+    }
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The real transport: HTTP/1.1 over rustls with the system's roots, built on
+/// first use so init does not pay for loading certificates.
+#[derive(Default)]
+pub struct HttpsPut {
+    client: OnceLock<Result<HttpsClient, String>>,
+}
+
+impl HttpsPut {
+    fn client(&self) -> Result<&HttpsClient, String> {
+        self.client
+            .get_or_init(|| {
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+                    .map_err(|e| format!("cannot load TLS root certificates: {e}"))?
+                    // Plain http only ever reaches here for the loopback URL
+                    // that ResponseUrlPolicy admits for local runs.
+                    .https_or_http()
+                    .enable_http1();
+                // Within each attempt's timeout, a dead address fails fast
+                // enough to leave time for another attempt.
+                let mut http = HttpConnector::new();
+                http.enforce_http(false);
+                http.set_connect_timeout(Some(PUT_CONNECT_TIMEOUT));
+                let connector = connector.wrap_connector(http);
+                Ok(Client::builder(TokioExecutor::new()).build(connector))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl PutTransport for HttpsPut {
+    async fn put_once(
+        &self,
+        url: &Uri,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(u16, String), String> {
+        let client = self.client()?;
+        // The pre-signed URL was signed without a content type: any value
+        // other than empty makes S3 answer 403 SignatureDoesNotMatch.
+        let request = hyper::Request::put(url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static(""))
+            .body(Full::new(body))
+            .map_err(|e| format!("cannot build the request: {e}"))?;
+        let exchange = async {
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| format!("connection error: {e}"))?;
+            let status = response.status().as_u16();
+            let reply = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let mut text = String::from_utf8_lossy(&reply).into_owned();
+            text.truncate(text.floor_char_boundary(512));
+            Ok((status, text))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("no reply within {} ms", timeout.as_millis())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Replies from a script, then 200 forever.
+    struct Scripted(Mutex<Vec<Result<(u16, String), String>>>);
+
+    impl PutTransport for Scripted {
+        async fn put_once(&self, _: &Uri, _: Bytes, _: Duration) -> Result<(u16, String), String> {
+            let mut script = self.0.lock().unwrap();
+            if script.is_empty() {
+                Ok((200, String::new()))
+            } else {
+                script.remove(0)
+            }
+        }
+    }
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            attempt_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn url() -> Uri {
+        "http://127.0.0.1:1/x".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn retries_connection_errors_and_5xx_then_delivers() {
+        let t = Scripted(Mutex::new(vec![
+            Err("refused".into()),
+            Ok((503, "slow down".into())),
+        ]));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let outcome = put_with_retries(&t, &url(), b"{}", deadline, &fast()).await;
+        assert_eq!(
+            outcome,
+            PutOutcome::Delivered {
+                status: 200,
+                attempts: 3
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_final() {
+        let t = Scripted(Mutex::new(vec![Ok((403, "SignatureDoesNotMatch".into()))]));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let outcome = put_with_retries(&t, &url(), b"{}", deadline, &fast()).await;
+        assert_eq!(
+            outcome,
+            PutOutcome::Rejected {
+                status: 403,
+                attempts: 1,
+                body: "SignatureDoesNotMatch".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn attempts_are_bounded() {
+        let t = Scripted(Mutex::new(
+            (0..100).map(|_| Ok((500, "boom".into()))).collect(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let outcome = put_with_retries(&t, &url(), b"{}", deadline, &fast()).await;
+        assert_eq!(
+            outcome,
+            PutOutcome::GaveUp {
+                attempts: 5,
+                last_error: "HTTP 500: boom".into()
+            }
+        );
+    }
+
+    /// Hangs past its timeout (first), answers its own timeout error when the
+    /// timeout is up (second), is refused at once (third), then delivers.
+    struct Slow(std::sync::atomic::AtomicU32);
+
+    impl PutTransport for Slow {
+        async fn put_once(
+            &self,
+            _: &Uri,
+            _: Bytes,
+            timeout: Duration,
+        ) -> Result<(u16, String), String> {
+            match self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok((200, String::new()))
+                }
+                1 => {
+                    tokio::time::sleep(timeout).await;
+                    Err("no reply".into())
+                }
+                2 => Err("connection refused".into()),
+                _ => Ok((200, String::new())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_retries_and_timed_out_attempts() {
+        let policy = RetryPolicy {
+            attempt_timeout: Duration::from_millis(50),
+            ..fast()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (outcome, stats) =
+            put_with_retries_counted(&Slow(0.into()), &url(), b"{}", deadline, &policy).await;
+        assert_eq!(
+            outcome,
+            PutOutcome::Delivered {
+                status: 200,
+                attempts: 4
+            }
+        );
+        assert_eq!(
+            stats,
+            PutStats {
+                attempts: 4,
+                timeouts: 2
+            }
+        );
+        assert_eq!(stats.retries(), 3);
+        let (_, first_time) = put_with_retries_counted(
+            &Scripted(Mutex::new(vec![])),
+            &url(),
+            b"{}",
+            deadline,
+            &policy,
+        )
+        .await;
+        assert_eq!(first_time.retries(), 0);
+    }
+
+    #[tokio::test]
+    async fn past_the_deadline_only_one_attempt_is_made() {
+        let t = Scripted(Mutex::new(vec![]));
+        let outcome = put_with_retries(&t, &url(), b"{}", Instant::now(), &fast()).await;
+        assert_eq!(
+            outcome,
+            PutOutcome::Delivered {
+                status: 200,
+                attempts: 1
+            }
+        );
+        let failing = Scripted(Mutex::new(vec![Ok((500, "boom".into())); 10]));
+        let outcome = put_with_retries(&failing, &url(), b"{}", Instant::now(), &fast()).await;
+        assert_eq!(
+            outcome,
+            PutOutcome::GaveUp {
+                attempts: 1,
+                last_error: "HTTP 500: boom".into()
+            }
+        );
+    }
+}
