@@ -3,6 +3,7 @@
 
 pub mod dynamodb;
 pub mod emulator;
+pub mod events;
 pub mod function;
 pub mod http;
 pub mod lambda_env;
@@ -10,5 +11,6 @@ pub mod lambda_invoke;
 pub mod mariadb;
 pub mod moto;
 pub mod process;
+pub mod running;
 pub mod runtime_api;
 pub mod sink;
