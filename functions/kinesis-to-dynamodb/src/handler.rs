@@ -45,7 +45,7 @@ pub async fn handle<T: Table + Clone + 'static>(
     let records = event.payload.0?.records.ok_or(HandlerError::NotKinesis)?;
     let (response, counts) = process(table, config, &records, deadline).await;
     drop(records);
-    crate::memory::release_freed_memory();
+    crate::malloc::release_freed_memory();
     emit(&counts);
     tracing::info!(
         ?counts,
@@ -56,7 +56,7 @@ pub async fn handle<T: Table + Clone + 'static>(
 }
 
 fn emit(counts: &Counts) {
-    let mut emf = Emf::for_function("kinesis-to-dynamodb");
+    let mut emf = Emf::for_function(crate::FUNCTION_NAME);
     for (name, value) in [
         ("RecordsIn", counts.records_in),
         ("UserRecords", counts.user_records),

@@ -1,16 +1,14 @@
+use kinesis_to_dynamodb::FUNCTION_NAME;
 use kinesis_to_dynamodb::config::Config;
 use kinesis_to_dynamodb::dynamo::DynamoTable;
 use kinesis_to_dynamodb::handler;
 use lambda_runtime::service_fn;
 use shared::config::EnvReader;
 
-/// The function's name in logs (`service`) and metrics (`Function`).
-const FUNCTION_NAME: &str = "kinesis-to-dynamodb";
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init_for(FUNCTION_NAME);
-    kinesis_to_dynamodb::memory::keep_large_buffers_out_of_the_heap();
+    kinesis_to_dynamodb::malloc::keep_large_buffers_out_of_the_heap();
     let config = match Config::from_env(EnvReader::from_env()) {
         Ok(config) => config,
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,

@@ -1,4 +1,5 @@
-//! `make bench`: CPU cost per record, no I/O. Parses a 10,000-record event,
+//! `make bench` (`cargo bench --bench record_cost`; it takes no arguments,
+//! so the `--bench` cargo passes is ignored): CPU cost per record, no I/O. Parses a 10,000-record event,
 //! decodes each record (base64, JSON, key, metadata) and serializes its item
 //! as DynamoDB JSON, the wire form the SDK sends.
 
