@@ -12,3 +12,4 @@ pub mod redrive;
 pub mod retry;
 pub mod runtime;
 pub mod s3_key;
+pub mod time;
