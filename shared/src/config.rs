@@ -3,7 +3,7 @@
 //! Every variable is read before anything fails, so one error names every
 //! missing or invalid variable at once instead of one per deploy.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -119,6 +119,63 @@ impl EnvReader {
             .unwrap_or(default)
     }
 
+    /// A comma-separated list: items trimmed, empty items dropped; unset or
+    /// blank is empty.
+    pub fn list(&mut self, name: &str) -> Vec<String> {
+        self.raw(name).map(split_list).unwrap_or_default()
+    }
+
+    /// [`EnvReader::list`], reading `default` when the variable is unset or
+    /// blank.
+    pub fn list_or(&mut self, name: &str, default: &str) -> Vec<String> {
+        split_list(self.raw(name).unwrap_or(default))
+    }
+
+    /// A `k=v,k=v` list, keys and values trimmed (a later key wins). An item
+    /// without `=`, or whose trimmed key and value fail `valid`, is reported
+    /// as `{name}: {item:?} is not {shape}` and left out.
+    pub fn pairs(
+        &mut self,
+        name: &str,
+        shape: &str,
+        valid: impl Fn(&str, &str) -> bool,
+    ) -> BTreeMap<String, String> {
+        let mut pairs = BTreeMap::new();
+        for item in self.list(name) {
+            match item.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                Some((key, value)) if valid(key, value) => {
+                    pairs.insert(key.to_owned(), value.to_owned());
+                }
+                _ => self.problem(format!("{name}: {item:?} is not {shape}")),
+            }
+        }
+        pairs
+    }
+
+    /// A count with a default that must not be 0, reported as
+    /// `{name}=0 is invalid: it must be at least 1`.
+    pub fn at_least_one<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: FromStr + PartialEq + From<u8>,
+        T::Err: fmt::Display,
+    {
+        self.at_least_one_because(name, default, "it must be at least 1")
+    }
+
+    /// [`EnvReader::at_least_one`] where 0 deserves its own explanation:
+    /// reported as `{name}=0 is invalid: {reason}`.
+    pub fn at_least_one_because<T>(&mut self, name: &str, default: T, reason: &str) -> T
+    where
+        T: FromStr + PartialEq + From<u8>,
+        T::Err: fmt::Display,
+    {
+        let value = self.or_default(name, default);
+        if value == T::from(0) {
+            self.problem(format!("{name}=0 is invalid: {reason}"));
+        }
+        value
+    }
+
     /// Records a problem found by the caller's own cross-field checks.
     pub fn problem(&mut self, message: impl Into<String>) {
         self.problems.push(message.into());
@@ -134,6 +191,15 @@ impl EnvReader {
             })
         }
     }
+}
+
+/// Splits a comma-separated list: items trimmed, empty items dropped.
+pub fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Parses the boolean spellings accepted everywhere in the suite.
@@ -178,5 +244,58 @@ mod tests {
             Duration::from_secs(1)
         );
         assert!(env.finish().is_ok());
+    }
+
+    #[test]
+    fn lists_trim_drop_empty_items_and_fall_back_to_the_default() {
+        let mut env = EnvReader::from_map([("A", " x , ,y,, z "), ("B", "  "), ("C", "solo")]);
+        assert_eq!(env.list("A"), ["x", "y", "z"]);
+        assert!(env.list("B").is_empty());
+        assert!(env.list("UNSET").is_empty());
+        assert_eq!(env.list_or("B", "slow,general"), ["slow", "general"]);
+        assert_eq!(env.list_or("UNSET", ""), Vec::<String>::new());
+        assert_eq!(env.list_or("C", "other"), ["solo"]);
+        assert_eq!(split_list(",a,"), ["a"]);
+        assert!(env.finish().is_ok());
+    }
+
+    #[test]
+    fn pairs_keep_valid_items_and_name_each_bad_one() {
+        let mut env = EnvReader::from_map([(
+            "KEYS",
+            " us-west-2 = alias/dr ,nonsense, eu-west-1=,us-west-2=alias/later",
+        )]);
+        let keys = env.pairs("KEYS", "region=key", |k, v| {
+            k.contains('-') && !v.is_empty()
+        });
+        assert_eq!(
+            keys.into_iter().collect::<Vec<_>>(),
+            [("us-west-2".to_owned(), "alias/later".to_owned())]
+        );
+        let err = env.finish().unwrap_err();
+        assert_eq!(
+            err.problems,
+            [
+                "KEYS: \"nonsense\" is not region=key",
+                "KEYS: \"eu-west-1=\" is not region=key",
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_counts_are_reported_with_their_reason() {
+        let mut env = EnvReader::from_map([("A", "0"), ("B", "0"), ("C", "5")]);
+        assert_eq!(env.at_least_one("A", 3usize), 0);
+        assert_eq!(env.at_least_one_because("B", 3u64, "it is a watchdog"), 0);
+        assert_eq!(env.at_least_one("C", 3u32), 5);
+        assert_eq!(env.at_least_one("UNSET", 7u32), 7);
+        let err = env.finish().unwrap_err();
+        assert_eq!(
+            err.problems,
+            [
+                "A=0 is invalid: it must be at least 1",
+                "B=0 is invalid: it is a watchdog",
+            ]
+        );
     }
 }
