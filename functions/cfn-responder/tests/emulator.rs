@@ -2,16 +2,10 @@
 //! against moto and a CloudFormation stand-in: what `make demo` shows.
 
 use serde_json::Value;
-use std::path::PathBuf;
 use suite_tests::emulator::Emulator;
+use suite_tests::events::{sample, samples};
 use suite_tests::moto::Moto;
-use suite_tests::process::workspace_root;
 use suite_tests::sink::Sink;
-
-fn sample(name: &str) -> Value {
-    let path: PathBuf = workspace_root().join("events/cfn-responder").join(name);
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sample_events_play_a_stack_lifecycle_through_the_emulator() {
@@ -23,13 +17,10 @@ async fn sample_events_play_a_stack_lifecycle_through_the_emulator() {
     let emulator = Emulator::start(&env);
 
     let mut answers = Vec::new();
-    let mut names: Vec<String> = std::fs::read_dir(workspace_root().join("events/cfn-responder"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    for name in &names {
-        let mut event = sample(name);
+    let events = samples("cfn-responder");
+    let names: Vec<String> = events.iter().map(|(name, _)| name.clone()).collect();
+    for (name, mut event) in events {
+        let name = &name;
         assert!(
             event["ResponseURL"]
                 .as_str()
@@ -63,7 +54,7 @@ async fn sample_events_play_a_stack_lifecycle_through_the_emulator() {
     // The samples' Update and Delete carry the id the Create issues.
     assert_eq!(
         create["PhysicalResourceId"],
-        sample(&names[1])["PhysicalResourceId"]
+        sample("cfn-responder", &names[1])["PhysicalResourceId"]
     );
     assert_eq!(status(1), "SUCCESS", "{update}");
     assert_eq!(
