@@ -1,4 +1,5 @@
-//! Settings from the environment, every problem reported at once.
+//! The function's configuration from the environment, every problem
+//! reported at once.
 
 use crate::copier::Settings;
 use crate::destinations::is_region;
@@ -6,14 +7,94 @@ use crate::retention::Retention;
 use shared::config::{ConfigError, EnvReader};
 use std::collections::BTreeMap;
 
-/// Reads AWS_REGION (the source), COPY_TAG_KEY (dr:copy-to),
-/// DEFAULT_DESTINATIONS, DEST_KMS_KEYS (`region=key,...`),
-/// MAX_CONCURRENT_COPIES (20), KEEP_COPIES (7; 0 keeps any number),
-/// RETENTION_DAYS, DRY_RUN (false), COMPLETION_DURATION_MINUTES and
-/// SWEEP_CONCURRENCY (8) and CLAIM_TABLE.
-pub fn from_env(mut env: EnvReader) -> Result<Settings, ConfigError> {
-    let source_region: Option<String> = env.required("AWS_REGION");
-    let copy_tag_key = env.or_default("COPY_TAG_KEY", "dr:copy-to".to_owned());
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub copier: Settings,
+    /// DynamoDB table of copy claims; without it, claims hold within one
+    /// process only.
+    pub claim_table: Option<String>,
+}
+
+/// Every default, once. The source region has none: AWS_REGION is required.
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            copier: Settings {
+                source_region: String::new(),
+                copy_tag_key: "dr:copy-to".to_owned(),
+                default_destinations: Vec::new(),
+                kms_keys: BTreeMap::new(),
+                max_concurrent_copies: 20,
+                retention: Retention {
+                    keep: Some(7),
+                    max_age_secs: None,
+                },
+                dry_run: false,
+                completion_duration_minutes: None,
+                concurrency: 8,
+            },
+            claim_table: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads AWS_REGION (the source), COPY_TAG_KEY (dr:copy-to),
+    /// DEFAULT_DESTINATIONS, DEST_KMS_KEYS (`region=key,...`),
+    /// MAX_CONCURRENT_COPIES (20), KEEP_COPIES (7; 0 keeps any number),
+    /// RETENTION_DAYS, DRY_RUN (false), COMPLETION_DURATION_MINUTES and
+    /// SWEEP_CONCURRENCY (8) and CLAIM_TABLE.
+    pub fn from_env(mut env: EnvReader) -> Result<Config, ConfigError> {
+        let defaults = Config::default().copier;
+        let source_region: Option<String> = env.required("AWS_REGION");
+        let copy_tag_key = env.or_default("COPY_TAG_KEY", defaults.copy_tag_key);
+        let default_destinations = destinations(&mut env);
+        let kms_keys = kms_keys(&mut env);
+        let max_concurrent_copies: usize =
+            env.or_default("MAX_CONCURRENT_COPIES", defaults.max_concurrent_copies);
+        if max_concurrent_copies == 0 {
+            env.problem("MAX_CONCURRENT_COPIES=0 is invalid: it must be at least 1");
+        }
+        let keep: usize = env.or_default("KEEP_COPIES", defaults.retention.keep.unwrap_or(0));
+        let retention_days: Option<i64> = env.optional("RETENTION_DAYS");
+        if retention_days.is_some_and(|d| d < 1) {
+            env.problem("RETENTION_DAYS must be at least 1");
+        }
+        let completion_duration_minutes: Option<i32> = env.optional("COMPLETION_DURATION_MINUTES");
+        if completion_duration_minutes.is_some_and(|m| !(15..=2880).contains(&m) || m % 15 != 0) {
+            env.problem("COMPLETION_DURATION_MINUTES must be a multiple of 15 from 15 to 2880");
+        }
+        let concurrency: usize = env.or_default("SWEEP_CONCURRENCY", defaults.concurrency);
+        if concurrency == 0 {
+            env.problem("SWEEP_CONCURRENCY=0 is invalid: it must be at least 1");
+        }
+        let dry_run = env.flag("DRY_RUN", defaults.dry_run);
+        let claim_table: Option<String> = env
+            .optional::<String>("CLAIM_TABLE")
+            .filter(|t| !t.trim().is_empty());
+        env.finish()?;
+        Ok(Config {
+            copier: Settings {
+                source_region: source_region.expect("checked by finish"),
+                copy_tag_key,
+                default_destinations,
+                kms_keys,
+                max_concurrent_copies,
+                retention: Retention {
+                    keep: (keep > 0).then_some(keep),
+                    max_age_secs: retention_days.map(|d| d * 86_400),
+                },
+                dry_run,
+                completion_duration_minutes,
+                concurrency,
+            },
+            claim_table,
+        })
+    }
+}
+
+/// DEFAULT_DESTINATIONS: comma-separated region names.
+fn destinations(env: &mut EnvReader) -> Vec<String> {
     let default_destinations: Vec<String> = env
         .optional::<String>("DEFAULT_DESTINATIONS")
         .unwrap_or_default()
@@ -28,6 +109,11 @@ pub fn from_env(mut env: EnvReader) -> Result<Settings, ConfigError> {
             ));
         }
     }
+    default_destinations
+}
+
+/// DEST_KMS_KEYS: `region=key,...`.
+fn kms_keys(env: &mut EnvReader) -> BTreeMap<String, String> {
     let mut kms_keys = BTreeMap::new();
     for pair in env
         .optional::<String>("DEST_KMS_KEYS")
@@ -45,43 +131,7 @@ pub fn from_env(mut env: EnvReader) -> Result<Settings, ConfigError> {
             )),
         }
     }
-    let max_concurrent_copies: usize = env.or_default("MAX_CONCURRENT_COPIES", 20);
-    if max_concurrent_copies == 0 {
-        env.problem("MAX_CONCURRENT_COPIES=0 is invalid: it must be at least 1");
-    }
-    let keep: usize = env.or_default("KEEP_COPIES", 7);
-    let retention_days: Option<i64> = env.optional("RETENTION_DAYS");
-    if retention_days.is_some_and(|d| d < 1) {
-        env.problem("RETENTION_DAYS must be at least 1");
-    }
-    let completion_duration_minutes: Option<i32> = env.optional("COMPLETION_DURATION_MINUTES");
-    if completion_duration_minutes.is_some_and(|m| !(15..=2880).contains(&m) || m % 15 != 0) {
-        env.problem("COMPLETION_DURATION_MINUTES must be a multiple of 15 from 15 to 2880");
-    }
-    let concurrency: usize = env.or_default("SWEEP_CONCURRENCY", 8);
-    if concurrency == 0 {
-        env.problem("SWEEP_CONCURRENCY=0 is invalid: it must be at least 1");
-    }
-    let dry_run = env.flag("DRY_RUN", false);
-    let claim_table: Option<String> = env
-        .optional::<String>("CLAIM_TABLE")
-        .filter(|t| !t.trim().is_empty());
-    env.finish()?;
-    Ok(Settings {
-        source_region: source_region.expect("checked by finish"),
-        copy_tag_key,
-        default_destinations,
-        kms_keys,
-        max_concurrent_copies,
-        retention: Retention {
-            keep: (keep > 0).then_some(keep),
-            max_age_secs: retention_days.map(|d| d * 86_400),
-        },
-        dry_run,
-        completion_duration_minutes,
-        claim_table,
-        concurrency,
-    })
+    kms_keys
 }
 
 #[cfg(test)]
@@ -90,7 +140,7 @@ mod tests {
 
     #[test]
     fn defaults_and_problems() {
-        let settings = from_env(EnvReader::from_map([
+        let config = Config::from_env(EnvReader::from_map([
             ("AWS_REGION", "us-east-1"),
             (
                 "DEST_KMS_KEYS",
@@ -99,12 +149,12 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(
-            settings.kms_keys["eu-west-1"],
+            config.copier.kms_keys["eu-west-1"],
             "arn:aws:kms:eu-west-1:1:key/k"
         );
-        assert_eq!(settings.retention.keep, Some(7));
-        assert_eq!(settings.max_concurrent_copies, 20);
-        let problems = from_env(EnvReader::from_map([
+        assert_eq!(config.copier.retention.keep, Some(7));
+        assert_eq!(config.copier.max_concurrent_copies, 20);
+        let problems = Config::from_env(EnvReader::from_map([
             ("DEFAULT_DESTINATIONS", "us-west-2,moon"),
             ("DEST_KMS_KEYS", "alias/dr"),
             ("COMPLETION_DURATION_MINUTES", "20"),

@@ -1,9 +1,11 @@
 //! Copying tagged snapshots to their destination regions, once each, and
 //! pruning old copies.
 
-use crate::api::{CopyRequest, Ec2Error, Regions, SnapshotApi};
-use crate::claims::{Claim, ClaimError, ClaimStore, Claims, Condition, EXPIRY_SECS, LEASE_SECS};
 use crate::destinations;
+use crate::fallback::ClaimStore;
+use crate::ports::{
+    Claim, ClaimError, Claims, Condition, CopyRequest, Ec2Error, Regions, SnapshotApi,
+};
 use crate::retention::{self, Plan, Retention};
 use crate::snapshot::{
     MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_START_TIME_TAG,
@@ -27,9 +29,6 @@ pub struct Settings {
     pub retention: Retention,
     pub dry_run: bool,
     pub completion_duration_minutes: Option<i32>,
-    /// DynamoDB table of copy claims; without it, claims hold within one
-    /// process only.
-    pub claim_table: Option<String>,
     /// EC2 calls in flight during a sweep.
     pub concurrency: usize,
 }
@@ -80,6 +79,23 @@ impl Summary {
         self.errors.extend(other.errors);
     }
 }
+
+/// One claim per (source snapshot, destination), taken with a conditional
+/// write before CopySnapshot: CopySnapshot has no client token, and
+/// DescribeSnapshots is eventually consistent, so "look, then copy" lets two
+/// invocations at once both copy. Whoever writes the claim copies; the
+/// others skip.
+///
+/// A claim records its holder, the copy's id once made, a lease (how long a
+/// claim without a copy id is trusted) and an expiry. A claim is only
+/// needed until its copy shows up in listings, so it expires after a day
+/// (DynamoDB's TTL removes it; an expired claim counts as absent even before).
+///
+/// A holder without a copy id after this long has died: Lambda stops every
+/// invocation within 15 minutes.
+pub const LEASE_SECS: i64 = 15 * 60;
+/// Far beyond the time a new copy takes to show up in DescribeSnapshots.
+pub const EXPIRY_SECS: i64 = 24 * 3600;
 
 /// Who copies a source to a destination.
 enum Claimed {
@@ -720,8 +736,8 @@ fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::MemoryClaims;
-    use crate::fake::{CopyFault, FakeRegions};
+    use crate::fallback::LocalClaims;
+    use crate::testing::{CopyFault, InMemoryRegions};
 
     fn settings() -> Settings {
         Settings {
@@ -736,14 +752,13 @@ mod tests {
             },
             dry_run: false,
             completion_duration_minutes: None,
-            claim_table: None,
             concurrency: 4,
         }
     }
 
     #[tokio::test]
     async fn copies_once_with_the_tags_and_never_twice() {
-        let fake = FakeRegions::default();
+        let fake = InMemoryRegions::default();
         let id = fake.source(
             "us-east-1",
             "vol-1",
@@ -779,7 +794,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_for_a_source_retention_drops_copies_nothing() {
-        let fake = FakeRegions::default();
+        let fake = InMemoryRegions::default();
         // Equal start times: ranked by id, so the last made ranks last.
         let ids: Vec<String> = (0..3)
             .map(|_| fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]))
@@ -800,10 +815,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_live_claim_is_respected_and_a_dead_holders_claim_is_taken_over() {
-        let fake = FakeRegions::default();
+        let fake = InMemoryRegions::default();
         let busy = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
         let dead = fake.source("us-east-1", "vol-2", &[("dr:copy-to", "us-west-2")]);
-        let claims = MemoryClaims::default();
+        let claims = LocalClaims::default();
         let now = now();
         for (source, holder, lease_until) in [
             (&busy, "running", now + LEASE_SECS),
@@ -823,7 +838,7 @@ mod tests {
                     .unwrap()
             );
         }
-        let copier = Copier::new(fake.clone(), settings()).with_claims(ClaimStore::Memory(claims));
+        let copier = Copier::new(fake.clone(), settings()).with_claims(ClaimStore::Local(claims));
         let summary = copier.sweep().await;
         assert!(fake.copies_of(&busy).is_empty(), "{summary:?}");
         assert_eq!(summary.skipped_existing[0].source, busy);
@@ -837,7 +852,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_errored_copy_is_replaced() {
-        let fake = FakeRegions::default();
+        let fake = InMemoryRegions::default();
         let id = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
         let copier = Copier::new(fake.clone(), settings());
         copier.copy_snapshot(&id).await;
@@ -852,7 +867,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_limit_defers_and_a_later_sweep_completes() {
-        let fake = FakeRegions::default();
+        let fake = InMemoryRegions::default();
         let ids: Vec<String> = (0..5)
             .map(|i| {
                 fake.source(
@@ -888,7 +903,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_copy_outcome_keeps_the_claim_and_a_refusal_frees_it() {
-        let fake = FakeRegions::default();
+        let fake = InMemoryRegions::default();
         let lost = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
         let copier = Copier::new(fake.clone(), settings());
         fake.fail_next_copy("us-west-2", CopyFault::MadeThenLost);
@@ -916,7 +931,7 @@ mod tests {
 
     #[tokio::test]
     async fn retention_and_dry_run() {
-        let fake = FakeRegions::default();
+        let fake = InMemoryRegions::default();
         let id = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
         for day in 1..=4 {
             fake.managed_copy("us-west-2", "vol-1", "us-east-1", day, State::Completed);

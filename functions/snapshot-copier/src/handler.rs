@@ -5,9 +5,11 @@
 //! destination regions, are recorded (a failed copy is replaced); a
 //! "Scheduled Event" sweeps.
 
-use crate::api::Regions;
 use crate::copier::{Copier, Summary};
+use crate::ports::Regions;
 use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::metrics::Emf;
 use std::future::Future;
@@ -44,61 +46,101 @@ pub enum Request {
         succeeded: bool,
     },
     Sweep,
-    /// A failed createSnapshot: nothing to copy.
-    Nothing(String),
+    /// A failed createSnapshot(s): nothing to copy; says which and how.
+    SnapshotFailed(String),
+}
+
+/// An EventBridge event; `detail`'s shape depends on `detail-type`, so it is
+/// read once that is known (a sweep's detail is never looked at).
+#[derive(Debug, Deserialize)]
+struct Event {
+    #[serde(rename = "detail-type", default)]
+    detail_type: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    detail: Value,
+}
+
+/// An "EBS Snapshot Notification"'s detail.
+#[derive(Debug, Default, Deserialize)]
+struct SnapshotDetail {
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    result: String,
+    snapshot_id: Option<String>,
+    /// createSnapshots: one entry per volume.
+    snapshots: Option<Vec<SnapshotEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotEntry {
+    snapshot_id: Option<String>,
+}
+
+/// `value` read as `T`; an error names the field (under `prefix`) and why.
+fn read<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, HandlerError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = match (prefix, path.as_str()) {
+            (_, ".") => prefix.trim_end_matches('.').to_owned(),
+            ("", path) => path.to_owned(),
+            (prefix, path) => format!("{prefix}{path}"),
+        };
+        let field = if field.is_empty() { "event" } else { &field };
+        HandlerError::Unsupported(format!("{field}: {}", e.inner()))
+    })
 }
 
 /// `arn:aws:ec2::us-east-1:snapshot/snap-0123` -> `snap-0123`.
-fn snapshot_id(arn: &str) -> Option<String> {
-    arn.rsplit_once("snapshot/")
+fn snapshot_id(arn: Option<&str>) -> Option<String> {
+    arn?.rsplit_once("snapshot/")
         .map(|(_, id)| id.to_owned())
         .filter(|id| id.starts_with("snap-"))
 }
 
 pub fn parse(event: &Value) -> Result<Request, HandlerError> {
-    let text = |v: &Value, field: &str| {
-        v.get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let detail_type = text(event, "detail-type");
-    if detail_type == "Scheduled Event" {
+    let event: Event = read(event.clone(), "")?;
+    if event.detail_type == "Scheduled Event" {
         return Ok(Request::Sweep);
     }
-    if detail_type != "EBS Snapshot Notification" {
+    if event.detail_type != "EBS Snapshot Notification" {
         return Err(HandlerError::Unsupported(format!(
-            "detail-type {detail_type:?}: expected \"EBS Snapshot Notification\" or \"Scheduled Event\""
+            "detail-type {:?}: expected \"EBS Snapshot Notification\" or \"Scheduled Event\"",
+            event.detail_type
         )));
     }
-    let detail = event.get("detail").cloned().unwrap_or_default();
-    let (kind, result) = (text(&detail, "event"), text(&detail, "result"));
+    let detail: SnapshotDetail = match event.detail {
+        Value::Null => SnapshotDetail::default(),
+        detail => read(detail, "detail.")?,
+    };
     let missing = |field: &str| {
         HandlerError::Unsupported(format!("detail.{field} is missing or not a snapshot ARN"))
     };
-    match kind.as_str() {
+    let (kind, result) = (detail.event.as_str(), detail.result.as_str());
+    match kind {
         "createSnapshot" | "createSnapshots" if result != "succeeded" => {
-            Ok(Request::Nothing(format!("{kind} {result}")))
+            Ok(Request::SnapshotFailed(format!("{kind} {result}")))
         }
         "createSnapshot" => Ok(Request::Copy(vec![
-            snapshot_id(&text(&detail, "snapshot_id")).ok_or_else(|| missing("snapshot_id"))?,
+            snapshot_id(detail.snapshot_id.as_deref()).ok_or_else(|| missing("snapshot_id"))?,
         ])),
         "createSnapshots" => {
             let ids = detail
-                .get("snapshots")
-                .and_then(Value::as_array)
+                .snapshots
                 .ok_or_else(|| missing("snapshots"))?
                 .iter()
                 .map(|s| {
-                    snapshot_id(&text(s, "snapshot_id"))
+                    snapshot_id(s.snapshot_id.as_deref())
                         .ok_or_else(|| missing("snapshots[].snapshot_id"))
                 })
                 .collect::<Result<_, _>>()?;
             Ok(Request::Copy(ids))
         }
         "copySnapshot" => Ok(Request::CopyFinished {
-            region: text(event, "region"),
-            copy: snapshot_id(&text(&detail, "snapshot_id"))
+            region: event.region,
+            copy: snapshot_id(detail.snapshot_id.as_deref())
                 .ok_or_else(|| missing("snapshot_id"))?,
             succeeded: result == "succeeded",
         }),
@@ -109,7 +151,7 @@ pub fn parse(event: &Value) -> Result<Request, HandlerError> {
 pub async fn handle<R: Regions>(
     copier: &Copier<R>,
     event: LambdaEvent<Value>,
-) -> Result<Value, HandlerError> {
+) -> Result<Summary, HandlerError> {
     let stop_by = work_deadline(event.context.deadline);
     let summary = match parse(&event.payload)? {
         Request::Copy(ids) => {
@@ -128,7 +170,7 @@ pub async fn handle<R: Regions>(
             bounded(stop_by, &copy, work).await
         }
         Request::Sweep => bounded(stop_by, "sweep", copier.sweep()).await,
-        Request::Nothing(why) => Summary {
+        Request::SnapshotFailed(why) => Summary {
             ignored: vec![why],
             ..Summary::default()
         },
@@ -140,7 +182,7 @@ pub async fn handle<R: Regions>(
             count: summary.errors.len(),
             first: first.clone(),
         }),
-        None => Ok(serde_json::to_value(&summary).unwrap_or_default()),
+        None => Ok(summary),
     }
 }
 
@@ -173,7 +215,7 @@ async fn bounded(
 }
 
 fn emit(summary: &Summary) {
-    let mut emf = Emf::for_function("snapshot-copier");
+    let mut emf = Emf::for_function(crate::FUNCTION_NAME);
     for (name, count) in [
         ("Copied", summary.copied.len()),
         ("SkippedExisting", summary.skipped_existing.len()),
@@ -210,7 +252,7 @@ mod tests {
         );
         assert!(matches!(
             parse(&ebs(json!({"event": "createSnapshot", "result": "failed"}))).unwrap(),
-            Request::Nothing(_)
+            Request::SnapshotFailed(_)
         ));
         assert_eq!(
             parse(&ebs(
@@ -241,5 +283,18 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("detail.snapshot_id"));
         assert!(parse(&json!({"detail-type": "Object Created"})).is_err());
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named() {
+        let err = parse(&ebs(
+            json!({"event": "createSnapshots", "result": "succeeded",
+                                    "snapshots": [{"snapshot_id": 3}]}),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("detail.snapshots[0].snapshot_id"), "{err}");
+        let err = parse(&json!({"detail-type": 3})).unwrap_err().to_string();
+        assert!(err.starts_with("unsupported event: detail-type: "), "{err}");
     }
 }

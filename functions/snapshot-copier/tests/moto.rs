@@ -4,8 +4,8 @@
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use snapshot_copier::aws::ec2::Ec2Regions;
 use snapshot_copier::copier::{Copier, Settings};
-use snapshot_copier::ec2::Ec2Regions;
 use snapshot_copier::retention::Retention;
 use snapshot_copier::snapshot::{
     MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_START_TIME_TAG,
@@ -29,7 +29,6 @@ fn settings() -> Settings {
         },
         dry_run: false,
         completion_duration_minutes: None,
-        claim_table: None,
         concurrency: 4,
     }
 }
@@ -777,7 +776,7 @@ async fn three_sweeps_keep_the_newest_restore_points_and_reach_a_fixed_point() {
 /// the concurrent test relies on, so the two evaluators are held to agree.
 #[tokio::test(flavor = "multi_thread")]
 async fn claims_in_dynamodb_follow_their_conditions() {
-    use snapshot_copier::claims::DynamoClaims;
+    use snapshot_copier::aws::dynamodb::DynamoClaims;
     let moto = Moto::start();
     let client = moto.dynamodb().await;
     suite_tests::moto::create_table(&client, "copy-claims", &["claim"]).await;
@@ -803,8 +802,8 @@ async fn claims_in_dynamodb_follow_their_conditions() {
     .await;
 }
 
-async fn follow_conditions(claims: snapshot_copier::claims::DynamoClaims) {
-    use snapshot_copier::claims::{Claim, Claims, Condition};
+async fn follow_conditions(claims: snapshot_copier::aws::dynamodb::DynamoClaims) {
+    use snapshot_copier::ports::{Claim, Claims, Condition};
     let now = 1_000_000;
     let claim = |holder: &str, copy: Option<&str>, expires_at: i64| Claim {
         holder: holder.into(),

@@ -1,6 +1,6 @@
 //! The EC2 API through the SDK: one client per region, made on first use.
 
-use crate::api::{CopyRequest, Ec2Error, Regions, SnapshotApi};
+use crate::ports::{CopyRequest, Ec2Error, Regions, SnapshotApi};
 use crate::snapshot::{Snapshot, State};
 use aws_config::SdkConfig;
 use aws_sdk_ec2::Client;

@@ -1,9 +1,11 @@
+//! Test doubles (feature `testing`, on in this crate's tests and benches).
+//!
 //! An in-memory EC2 across regions, for tests and the sweep benchmark:
 //! counts calls, can add latency, can refuse copies past a limit, and can
 //! fail a copy after making it (an unknown outcome) with the copy not yet
 //! listed (EC2's listings are eventually consistent).
 
-use crate::api::{CopyRequest, Ec2Error, Regions, SnapshotApi};
+use crate::ports::{CopyRequest, Ec2Error, Regions, SnapshotApi};
 use crate::snapshot::{
     MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_VOLUME_TAG,
     Snapshot, State,
@@ -37,16 +39,16 @@ pub enum CopyFault {
 }
 
 #[derive(Clone, Default)]
-pub struct FakeRegions {
+pub struct InMemoryRegions {
     inner: Arc<Inner>,
 }
 
-pub struct FakeRegion {
+pub struct InMemoryRegion {
     region: String,
     inner: Arc<Inner>,
 }
 
-impl FakeRegions {
+impl InMemoryRegions {
     pub fn with_latency(self, latency: Duration) -> Self {
         *self.inner.latency.lock().expect("not poisoned") = latency;
         self
@@ -206,17 +208,17 @@ impl FakeRegions {
     }
 }
 
-impl Regions for FakeRegions {
-    type Api = FakeRegion;
-    fn region(&self, name: &str) -> FakeRegion {
-        FakeRegion {
+impl Regions for InMemoryRegions {
+    type Api = InMemoryRegion;
+    fn region(&self, name: &str) -> InMemoryRegion {
+        InMemoryRegion {
             region: name.to_owned(),
             inner: self.inner.clone(),
         }
     }
 }
 
-impl FakeRegion {
+impl InMemoryRegion {
     async fn call(&self) {
         self.inner.calls.fetch_add(1, Ordering::SeqCst);
         let latency = *self.inner.latency.lock().expect("not poisoned");
@@ -256,7 +258,7 @@ impl FakeRegion {
     }
 }
 
-impl SnapshotApi for FakeRegion {
+impl SnapshotApi for InMemoryRegion {
     async fn describe(&self, id: &str) -> Result<Option<Snapshot>, Ec2Error> {
         self.call().await;
         Ok(self.select(|s| s.id == id).pop())
@@ -296,7 +298,7 @@ impl SnapshotApi for FakeRegion {
                 "too many snapshot copies in progress".into(),
             ));
         }
-        let regions = FakeRegions {
+        let regions = InMemoryRegions {
             inner: self.inner.clone(),
         };
         let fault = self

@@ -1,10 +1,10 @@
 //! `make bench`: a sweep over 1,000 tagged source snapshots, one
 //! destination, against an in-memory EC2 answering each call after 10 ms.
+//! Takes no arguments (the `--bench` that `cargo bench` passes is ignored).
 
+use snapshot_copier::config::Config;
 use snapshot_copier::copier::{Copier, Settings};
-use snapshot_copier::fake::FakeRegions;
-use snapshot_copier::retention::Retention;
-use std::collections::BTreeMap;
+use snapshot_copier::testing::InMemoryRegions;
 use std::time::{Duration, Instant};
 
 const SOURCES: usize = 1000;
@@ -13,32 +13,23 @@ const LATENCY: Duration = Duration::from_millis(10);
 
 #[tokio::main]
 async fn main() {
-    let fake = FakeRegions::default();
+    let ec2 = InMemoryRegions::default();
     for i in 0..SOURCES {
-        fake.source(
+        ec2.source(
             "us-east-1",
             &format!("vol-{i:017x}"),
             &[("dr:copy-to", "us-west-2")],
         );
     }
-    let fake = fake.with_latency(LATENCY);
+    let ec2 = ec2.with_latency(LATENCY);
     let copier = Copier::new(
-        fake.clone(),
+        ec2.clone(),
         Settings {
             source_region: "us-east-1".into(),
-            copy_tag_key: "dr:copy-to".into(),
-            default_destinations: Vec::new(),
-            kms_keys: BTreeMap::new(),
             // The limit is not what this measures.
             max_concurrent_copies: SOURCES,
-            retention: Retention {
-                keep: Some(7),
-                max_age_secs: None,
-            },
-            dry_run: false,
-            completion_duration_minutes: None,
-            claim_table: None,
             concurrency: CONCURRENCY,
+            ..Config::default().copier
         },
     );
     let start = Instant::now();
@@ -54,7 +45,7 @@ async fn main() {
         "| sweep of {SOURCES} sources to one region, {} ms per call, {CONCURRENCY} in flight | {ms:.0} ms |",
         LATENCY.as_millis()
     );
-    println!("| EC2 calls made (minimum {minimum}) | {} |", fake.calls());
+    println!("| EC2 calls made (minimum {minimum}) | {} |", ec2.calls());
     println!(
         "| floor: minimum calls x latency / concurrency | {floor:.0} ms ({:.2}x; target within 2x) |",
         ms / floor
