@@ -61,12 +61,17 @@ impl MariaDb {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let data = dir.join("data");
+        // Its own temp dir: the bootstrap's temporary tables once vanished from
+        // a shared /tmp under parallel tests ("Unknown table mysql.tmp_user_*").
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let install = Command::new(program(&[
             "/usr/bin/mariadb-install-db",
             "/usr/bin/mysql_install_db",
         ]))
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--tmpdir={}", tmp.display()))
         .args([
             "--auth-root-authentication-method=normal",
             "--user=root",
@@ -84,6 +89,7 @@ impl MariaDb {
         server
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={}", dir.join("sock").display()))
             .arg(format!("--pid-file={}", dir.join("pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
