@@ -105,15 +105,9 @@ impl FunctionProcess {
 /// Starts `binary` with `env` and checks that its init fails, reported as
 /// InvalidConfiguration naming each of `names`, and that the process exits 1.
 pub async fn assert_init_fails_naming(binary: &Path, env: &[(&str, &str)], names: &[&str]) {
-    let api = crate::runtime_api::RuntimeApi::start()
-        .await
-        .expect("the Runtime API stand-in starts");
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let mut process = FunctionProcess::spawn(binary, &api.host_port(), &env);
-    let report = api
+    let mut running = crate::running::Running::start(binary, &env.into()).await;
+    let report = running
+        .api
         .init_error(std::time::Duration::from_secs(10))
         .await
         .expect("an init error is reported");
@@ -124,7 +118,7 @@ pub async fn assert_init_fails_naming(binary: &Path, env: &[(&str, &str)], names
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
-        process.exit_code(),
+        running.process_mut().exit_code(),
         Some(1),
         "the process exits after reporting"
     );

@@ -208,17 +208,41 @@ except OSError:
     sys.exit(1)  # the test ended and took the API with it
 "#;
 
-    /// Written once per test binary, so no test execs it while another
-    /// rewrites it ("text file busy").
-    fn echo_function() -> &'static std::path::Path {
-        static ECHO_PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-        ECHO_PATH.get_or_init(|| {
+    /// A stand-in function whose init fails: it reports the problem named
+    /// by its environment, then exits 1, as `fail_init` does.
+    const FAILING_INIT: &str = r#"#!/usr/bin/python3
+import json, os, sys, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/init/error"
+report = {"errorType": "InvalidConfiguration", "errorMessage": os.environ["PROBLEM"]}
+urllib.request.urlopen(urllib.request.Request(
+    api, data=json.dumps(report).encode(), method="POST")).read()
+sys.exit(1)
+"#;
+
+    /// Writes `script` as an executable once per test binary, so no test
+    /// execs a file while another rewrites it ("text file busy").
+    fn fixture(
+        once: &'static std::sync::OnceLock<std::path::PathBuf>,
+        name: &str,
+        script: &str,
+    ) -> &'static std::path::Path {
+        once.get_or_init(|| {
             let path =
-                std::env::temp_dir().join(format!("suite-tests-echo-{}", std::process::id()));
-            std::fs::write(&path, ECHO).unwrap();
+                std::env::temp_dir().join(format!("suite-tests-{name}-{}", std::process::id()));
+            std::fs::write(&path, script).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
             path
         })
+    }
+
+    fn echo_function() -> &'static std::path::Path {
+        static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        fixture(&PATH, "echo", ECHO)
+    }
+
+    fn failing_init() -> &'static std::path::Path {
+        static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        fixture(&PATH, "failing-init", FAILING_INIT)
     }
 
     fn is_ready(line: &Value) -> bool {
@@ -258,5 +282,26 @@ except OSError:
         );
         let pid = |i: &Invocation| i.result.as_ref().unwrap()["pid"].clone();
         assert_ne!(pid(&first), pid(&second), "each ran in its own process");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_init_is_reported_naming_the_variables() {
+        crate::function::assert_init_fails_naming(
+            failing_init(),
+            &[("PROBLEM", "TABLE is missing; MODE=\"x\" is invalid")],
+            &["TABLE", "MODE"],
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[should_panic(expected = "RETRIES: ")]
+    async fn a_failed_init_that_does_not_name_a_variable_fails_the_check() {
+        crate::function::assert_init_fails_naming(
+            failing_init(),
+            &[("PROBLEM", "TABLE is missing")],
+            &["TABLE", "RETRIES"],
+        )
+        .await;
     }
 }
