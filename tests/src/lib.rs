@@ -20,8 +20,12 @@
 //! - [`mariadb`]: a throwaway MariaDB logging to tables as RDS does.
 //! - [`process`]: child processes that die with the test; workspace paths; the template.
 //!
-//! Tools (for the scripts, with binaries in `src/bin`):
-//! - [`lambda_env`]: each function's local environment from its Cargo.toml.
+//! Readers (of the project's own files):
+//! - [`lambda_env`]: each function's local environment from its Cargo.toml (binary: `lambda-env`).
+//! - [`template`]: template.yaml's parameter defaults as CloudFormation passes them.
+//!
+//! Binaries in `src/bin` are the scripts' tools: `cfn-response-sink`, `local-mariadb`,
+//! `lambda-bench`, `lambda-env`.
 
 pub mod dynamodb;
 pub mod emulator;
@@ -36,3 +40,4 @@ pub mod process;
 pub mod running;
 pub mod runtime_api;
 pub mod sink;
+pub mod template;

@@ -9,6 +9,7 @@
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use suite_tests::process::{sam_template, venv_tool, workspace_root};
+use suite_tests::template::parameter_defaults;
 
 /// (parameter, function name, logical-id prefixes of its resources).
 const FUNCTIONS: [(&str, &str, &[&str]); 6] = [
@@ -93,22 +94,11 @@ type Params = BTreeMap<String, String>;
 /// Every parameter at its default, plus everything optional switched on so
 /// that each resource the template can create is created.
 fn full_params(template: &Value) -> Params {
-    let mut params: Params = template["Parameters"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(name, p)| {
-            let default = match &p["Default"] {
-                Value::String(s) => s.clone(),
-                Value::Null => panic!("parameter {name} has no default"),
-                Value::Array(items) => items
-                    .iter()
-                    .map(|v| v.as_str().unwrap().to_owned())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => other.to_string(),
-            };
-            (name.clone(), default)
+    let mut params: Params = parameter_defaults(template)
+        .into_iter()
+        .map(|(name, default)| {
+            let default = default.unwrap_or_else(|| panic!("parameter {name} has no default"));
+            (name, default)
         })
         .collect();
     params.insert("SesIdentity".into(), "example.com".into());
