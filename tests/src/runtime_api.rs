@@ -139,48 +139,9 @@ async fn route(
     inner: &Inner,
     request: Received,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
-    let path = request.path_and_query.clone();
+    let path = request.path_and_query.as_str();
     if request.method == "GET" && path == NEXT {
-        inner
-            .first_poll
-            .lock()
-            .unwrap()
-            .get_or_insert_with(Instant::now);
-        let pending = loop {
-            if let Some(p) = inner.queue.lock().unwrap().pop_front() {
-                break p;
-            }
-            inner.queued.notified().await;
-        };
-        inner
-            .handed_out
-            .lock()
-            .unwrap()
-            .insert(pending.id.clone(), Instant::now());
-        let mut response = reply(200, pending.payload);
-        let headers = response.headers_mut();
-        let set = |h: &mut hyper::HeaderMap, k: &'static str, v: String| {
-            if let Ok(v) = v.parse() {
-                h.insert(k, v);
-            }
-        };
-        set(headers, "lambda-runtime-aws-request-id", pending.id);
-        set(
-            headers,
-            "lambda-runtime-deadline-ms",
-            pending.deadline_ms.to_string(),
-        );
-        set(
-            headers,
-            "lambda-runtime-invoked-function-arn",
-            "arn:aws:lambda:us-east-1:123456789012:function:local".into(),
-        );
-        set(
-            headers,
-            "lambda-runtime-trace-id",
-            "Root=1-00000000-000000000000000000000000".into(),
-        );
-        return response;
+        return hand_out(inner).await;
     }
     if request.method == "POST" && path == INIT_ERROR {
         *inner.init_error.lock().unwrap() =
@@ -194,25 +155,70 @@ async fn route(
     {
         let finished = Instant::now();
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let result = if kind == "response" {
-            Ok(body)
-        } else {
-            Err(body)
-        };
-        let handed_out = inner
-            .handed_out
-            .lock()
-            .unwrap()
-            .remove(id)
-            .unwrap_or(finished);
-        if let Some((_, tx)) = inner.waiting.lock().unwrap().remove(id) {
-            let _ = tx.send(Invocation {
-                result,
-                handed_out,
-                finished,
-            });
-        }
+        finish(inner, id, finished, kind == "response", body);
         return reply(202, "");
     }
     reply(404, "unknown Runtime API path")
+}
+
+/// `/next`: waits for a queued event and hands it out with Lambda's headers.
+async fn hand_out(inner: &Inner) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    inner
+        .first_poll
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
+    let pending = loop {
+        if let Some(p) = inner.queue.lock().unwrap().pop_front() {
+            break p;
+        }
+        inner.queued.notified().await;
+    };
+    inner
+        .handed_out
+        .lock()
+        .unwrap()
+        .insert(pending.id.clone(), Instant::now());
+    let mut response = reply(200, pending.payload);
+    let headers = response.headers_mut();
+    let set = |h: &mut hyper::HeaderMap, k: &'static str, v: String| {
+        if let Ok(v) = v.parse() {
+            h.insert(k, v);
+        }
+    };
+    set(headers, "lambda-runtime-aws-request-id", pending.id);
+    set(
+        headers,
+        "lambda-runtime-deadline-ms",
+        pending.deadline_ms.to_string(),
+    );
+    set(
+        headers,
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:us-east-1:123456789012:function:local".into(),
+    );
+    set(
+        headers,
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000".into(),
+    );
+    response
+}
+
+/// A posted response or error: completes the waiting `invoke`.
+fn finish(inner: &Inner, id: &str, finished: Instant, succeeded: bool, body: Value) {
+    let result = if succeeded { Ok(body) } else { Err(body) };
+    let handed_out = inner
+        .handed_out
+        .lock()
+        .unwrap()
+        .remove(id)
+        .unwrap_or(finished);
+    if let Some((_, tx)) = inner.waiting.lock().unwrap().remove(id) {
+        let _ = tx.send(Invocation {
+            result,
+            handed_out,
+            finished,
+        });
+    }
 }
