@@ -1,22 +1,25 @@
 //! Copying tagged snapshots to their destination regions, once each, and
 //! pruning old copies.
+//!
+//! - this file: the copier, its settings and answer, and the two event paths
+//!   (a snapshot just created, a copy finished);
+//! - [`claim`]: who copies a source to a destination;
+//! - `copy`: one copy under the limit and a claim;
+//! - `sweep`: every destination brought to its retention plan.
+
+pub mod claim;
+mod copy;
+mod sweep;
 
 use crate::destinations;
 use crate::fallback::ClaimStore;
-use crate::ports::{
-    Claim, ClaimError, Claims, Condition, CopyRequest, Ec2Error, Regions, SnapshotApi,
-};
+use crate::ports::{Regions, SnapshotApi};
 use crate::retention::{self, Plan, Retention};
-use crate::snapshot::{
-    MANAGED_BY_TAG, MANAGED_BY_VALUE, SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_START_TIME_TAG,
-    SOURCE_VOLUME_TAG, Snapshot, State,
-};
-use crate::tags;
-use futures_util::{StreamExt, stream};
+use crate::snapshot::{SOURCE_ID_TAG, SOURCE_REGION_TAG, SOURCE_VOLUME_TAG, Snapshot, State};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -42,6 +45,17 @@ pub struct Pair {
     pub copy: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+impl Pair {
+    fn of(source: &Snapshot, region: &str, copy: Option<String>, note: Option<String>) -> Pair {
+        Pair {
+            source: source.id.clone(),
+            region: region.to_owned(),
+            copy,
+            note,
+        }
+    }
 }
 
 /// What an invocation did; the function's answer.
@@ -80,31 +94,6 @@ impl Summary {
     }
 }
 
-/// One claim per (source snapshot, destination), taken with a conditional
-/// write before CopySnapshot: CopySnapshot has no client token, and
-/// DescribeSnapshots is eventually consistent, so "look, then copy" lets two
-/// invocations at once both copy. Whoever writes the claim copies; the
-/// others skip.
-///
-/// A claim records its holder, the copy's id once made, a lease (how long a
-/// claim without a copy id is trusted) and an expiry. A claim is only
-/// needed until its copy shows up in listings, so it expires after a day
-/// (DynamoDB's TTL removes it; an expired claim counts as absent even before).
-///
-/// A holder without a copy id after this long has died: Lambda stops every
-/// invocation within 15 minutes.
-pub const LEASE_SECS: i64 = 15 * 60;
-/// Far beyond the time a new copy takes to show up in DescribeSnapshots.
-pub const EXPIRY_SECS: i64 = 24 * 3600;
-
-/// Who copies a source to a destination.
-enum Claimed {
-    /// This invocation: copy, then record the copy id.
-    Held { key: String, holder: String },
-    /// Another invocation, which made `copy` or is making it.
-    Taken { copy: Option<String>, note: String },
-}
-
 pub struct Copier<R: Regions> {
     pub regions: R,
     pub settings: Settings,
@@ -137,144 +126,6 @@ impl<R: Regions> Copier<R> {
         Self { claims, ..self }
     }
 
-    fn new_holder(&self) -> String {
-        let n = self.holders.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", self.holder_prefix)
-    }
-
-    /// Claims the copy of `source` to `region` for this invocation, or says
-    /// who has it. `errored` are the copies in error the caller saw (a claim
-    /// recording one of them may be taken over); copies in error found while
-    /// recovering a dead holder's claim are added to it.
-    async fn claim(
-        &self,
-        api: &R::Api,
-        source: &Snapshot,
-        region: &str,
-        errored: &mut Vec<String>,
-    ) -> Result<Claimed, String> {
-        let key = format!("{}/{}/{region}", self.settings.source_region, source.id);
-        let now = now();
-        let holder = self.new_holder();
-        let mine = Claim {
-            holder: holder.clone(),
-            copy_id: None,
-            lease_until: now + LEASE_SECS,
-            expires_at: now + EXPIRY_SECS,
-        };
-        let held = || Claimed::Held {
-            key: key.clone(),
-            holder: holder.clone(),
-        };
-        let taken = |copy: Option<String>, why: &str| Claimed::Taken {
-            copy,
-            note: why.to_owned(),
-        };
-        let fail = |e: ClaimError| format!("{}: claiming the copy to {region}: {e}", source.id);
-        if self
-            .claims
-            .put_if(&key, &mine, &Condition::Free { now })
-            .await
-            .map_err(fail)?
-        {
-            return Ok(held());
-        }
-        let Some(current) = self.claims.get(&key).await.map_err(fail)? else {
-            // Released (or expired and removed) in between: one more try.
-            let free = Condition::Free { now };
-            return Ok(
-                if self.claims.put_if(&key, &mine, &free).await.map_err(fail)? {
-                    held()
-                } else {
-                    taken(None, "claimed by another invocation")
-                },
-            );
-        };
-        match current.copy_id {
-            Some(copy) if errored.contains(&copy) => {
-                let condition = Condition::CopyIs(copy);
-                Ok(
-                    if self
-                        .claims
-                        .put_if(&key, &mine, &condition)
-                        .await
-                        .map_err(fail)?
-                    {
-                        held()
-                    } else {
-                        taken(None, "replaced by another invocation")
-                    },
-                )
-            }
-            // Made by another invocation; the listing had not shown it yet.
-            Some(copy) => Ok(taken(Some(copy), "made by another invocation")),
-            None if current.lease_until >= now => {
-                Ok(taken(None, "being copied by another invocation"))
-            }
-            None => {
-                // The holder died before recording a copy id: it may have
-                // made the copy. Long after, the copy shows up by its tag.
-                let found = api
-                    .with_tag(SOURCE_ID_TAG, &source.id)
-                    .await
-                    .map_err(|e| format!("{}: looking for copies in {region}: {e}", source.id))?;
-                let found = self.own_copies(found);
-                let dead = Condition::HeldWithoutCopy(current.holder.clone());
-                if let Some(live) = found.iter().find(|c| c.state != State::Error) {
-                    let recorded = Claim {
-                        copy_id: Some(live.id.clone()),
-                        ..current
-                    };
-                    self.claims
-                        .put_if(&key, &recorded, &dead)
-                        .await
-                        .map_err(fail)?;
-                    return Ok(taken(
-                        Some(live.id.clone()),
-                        "made by an invocation that stopped before recording it",
-                    ));
-                }
-                for copy in found {
-                    if !errored.contains(&copy.id) {
-                        errored.push(copy.id);
-                    }
-                }
-                Ok(
-                    if self.claims.put_if(&key, &mine, &dead).await.map_err(fail)? {
-                        held()
-                    } else {
-                        taken(None, "claimed by another invocation")
-                    },
-                )
-            }
-        }
-    }
-
-    /// Records the copy made under a claim; if that fails, the claim's lease
-    /// runs out and the copy is found by its tag.
-    async fn record(&self, key: &str, holder: &str, copy: &str) {
-        let now = now();
-        let done = Claim {
-            holder: holder.to_owned(),
-            copy_id: Some(copy.to_owned()),
-            lease_until: now,
-            expires_at: now + EXPIRY_SECS,
-        };
-        let condition = Condition::HeldWithoutCopy(holder.to_owned());
-        match self.claims.put_if(key, &done, &condition).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(key, copy, "the claim was lost before recording the copy"),
-            Err(e) => tracing::warn!(key, copy, error = %e, "recording the copy in its claim"),
-        }
-    }
-
-    /// Gives a claim back when no copy was made, so the next run may copy.
-    async fn release_claim(&self, key: &str, holder: &str) {
-        if let Err(e) = self.claims.release(key, holder).await {
-            tracing::warn!(key, error = %e, "releasing a claim; its lease runs out instead");
-        }
-    }
-
     fn source(&self) -> R::Api {
         self.regions.region(&self.settings.source_region)
     }
@@ -298,188 +149,8 @@ impl<R: Regions> Copier<R> {
         .map_err(|e| format!("{}: tag {}: {e}", snapshot.id, self.settings.copy_tag_key))
     }
 
-    /// The CopySnapshot request, and a warning naming source tags the copy
-    /// could not carry as they were.
-    fn request(&self, source: &Snapshot, region: &str) -> (CopyRequest, Option<String>) {
-        let ours = vec![
-            (SOURCE_ID_TAG.to_owned(), source.id.clone()),
-            (
-                SOURCE_REGION_TAG.to_owned(),
-                self.settings.source_region.clone(),
-            ),
-            (SOURCE_VOLUME_TAG.to_owned(), source.volume_id.clone()),
-            (
-                SOURCE_START_TIME_TAG.to_owned(),
-                source.start_time.to_string(),
-            ),
-            (MANAGED_BY_TAG.to_owned(), MANAGED_BY_VALUE.to_owned()),
-        ];
-        let tags = tags::for_copy(&source.tags, &self.settings.copy_tag_key, ours);
-        let warning = tags.warning();
-        if let Some(warning) = &warning {
-            tracing::warn!(source = %source.id, region, "{warning}");
-        }
-        let tags = tags.tags;
-        let kms_key_id = self.settings.kms_keys.get(region).cloned();
-        let request = CopyRequest {
-            source_region: self.settings.source_region.clone(),
-            source_snapshot_id: source.id.clone(),
-            description: format!(
-                "Disaster-recovery copy of {} ({}) from {}",
-                source.id, source.volume_id, self.settings.source_region
-            ),
-            tags,
-            // An encrypted source stays encrypted; a mapped key encrypts
-            // (it requires Encrypted=true). Without one, EC2 uses the
-            // destination's default key.
-            encrypted: source.encrypted || kms_key_id.is_some(),
-            kms_key_id,
-            completion_duration_minutes: self.settings.completion_duration_minutes,
-        };
-        (request, warning)
-    }
-
-    /// Takes a copy slot in `region`, counting its pending copies on first use.
-    async fn reserve(&self, api: &R::Api, region: &str) -> Result<bool, Ec2Error> {
-        let counted = self
-            .in_flight
-            .lock()
-            .expect("not poisoned")
-            .contains_key(region);
-        if !counted {
-            let pending = api.pending_count().await?;
-            self.in_flight
-                .lock()
-                .expect("not poisoned")
-                .entry(region.to_owned())
-                .or_insert(pending);
-        }
-        let mut in_flight = self.in_flight.lock().expect("not poisoned");
-        let slot = in_flight.entry(region.to_owned()).or_default();
-        if *slot >= self.settings.max_concurrent_copies {
-            return Ok(false);
-        }
-        *slot += 1;
-        Ok(true)
-    }
-
-    /// Counts start afresh with each invocation: a warm container's old
-    /// counts are stale.
-    fn start(&self) {
-        self.in_flight.lock().expect("not poisoned").clear();
-    }
-
-    fn release(&self, region: &str) {
-        if let Some(slot) = self.in_flight.lock().expect("not poisoned").get_mut(region) {
-            *slot = slot.saturating_sub(1);
-        }
-    }
-
-    /// Copies `source` to `region` under a claim, replacing its `errored`
-    /// copies there.
-    async fn copy_to(&self, source: &Snapshot, region: &str, mut errored: Vec<String>) -> Summary {
-        let mut summary = Summary::default();
-        let pair = |copy: Option<String>, note: Option<String>| Pair {
-            source: source.id.clone(),
-            region: region.to_owned(),
-            copy,
-            note,
-        };
-        if self.settings.dry_run {
-            summary
-                .dry_run_plan
-                .push(format!("copy {} to {region}", source.id));
-            return summary;
-        }
-        let api = self.regions.region(region);
-        match self.reserve(&api, region).await {
-            Ok(true) => {}
-            Ok(false) => {
-                let note = format!("{} copies in progress", self.settings.max_concurrent_copies);
-                summary.deferred.push(pair(None, Some(note)));
-                return summary;
-            }
-            Err(e) => {
-                summary
-                    .errors
-                    .push(format!("{}: counting copies in {region}: {e}", source.id));
-                return summary;
-            }
-        }
-        let (key, holder) = match self.claim(&api, source, region, &mut errored).await {
-            Ok(Claimed::Held { key, holder }) => (key, holder),
-            Ok(Claimed::Taken { copy, note }) => {
-                self.release(region);
-                summary.skipped_existing.push(pair(copy, Some(note)));
-                return summary;
-            }
-            Err(e) => {
-                self.release(region);
-                summary.errors.push(e);
-                return summary;
-            }
-        };
-        for errored in &errored {
-            if let Err(e) = api.delete(errored).await {
-                self.release(region);
-                self.release_claim(&key, &holder).await;
-                summary.errors.push(format!(
-                    "{}: deleting failed copy {errored} in {region}: {e}",
-                    source.id
-                ));
-                return summary;
-            }
-        }
-        let (request, warning) = self.request(source, region);
-        match api.copy(&request).await {
-            Ok(copy) => {
-                self.record(&key, &holder, &copy).await;
-                if errored.is_empty() {
-                    summary.copied.push(pair(Some(copy), warning));
-                } else {
-                    let replaces = format!("replaces {}", errored.join(", "));
-                    let note = match warning {
-                        Some(warning) => format!("{replaces}; {warning}"),
-                        None => replaces,
-                    };
-                    summary
-                        .retried_after_error
-                        .push(pair(Some(copy), Some(note)));
-                }
-            }
-            Err(Ec2Error::LimitExceeded(e)) => {
-                self.release_claim(&key, &holder).await;
-                // EC2's own count is the truth: stop starting copies here.
-                self.in_flight
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(region.to_owned(), self.settings.max_concurrent_copies);
-                summary
-                    .deferred
-                    .push(pair(None, Some(format!("ResourceLimitExceeded: {e}"))));
-            }
-            Err(Ec2Error::Refused(e)) => {
-                self.release_claim(&key, &holder).await;
-                self.release(region);
-                summary
-                    .errors
-                    .push(format!("{}: CopySnapshot in {region}: {e}", source.id));
-            }
-            Err(Ec2Error::Other(e)) => {
-                // EC2 may have made the copy: the claim stays (and so does the
-                // copy slot) until its lease runs out, then the copy is looked
-                // for by its source-id tag.
-                summary.errors.push(format!(
-                    "{}: CopySnapshot in {region}, outcome unknown (claim kept): {e}",
-                    source.id
-                ));
-            }
-        }
-        summary
-    }
-
     /// This copier's copies in `region` made from this source region.
-    fn own_copies(&self, copies: Vec<Snapshot>) -> Vec<Snapshot> {
+    pub(super) fn own_copies(&self, copies: Vec<Snapshot>) -> Vec<Snapshot> {
         copies
             .into_iter()
             .filter(|c| {
@@ -614,117 +285,6 @@ impl<R: Regions> Copier<R> {
         }
         summary
     }
-
-    /// Every destination brought to its retention plan: kept sources copied,
-    /// dropped restore points' copies deleted.
-    pub async fn sweep(&self) -> Summary {
-        self.start();
-        let mut summary = Summary::default();
-        let sources = match self
-            .source()
-            .tagged(&self.settings.copy_tag_key, None)
-            .await
-        {
-            Ok(sources) => sources,
-            Err(e) => {
-                summary
-                    .errors
-                    .push(format!("listing tagged snapshots: {e}"));
-                return summary;
-            }
-        };
-        let mut wanted: BTreeMap<String, Vec<Snapshot>> = self
-            .settings
-            .default_destinations
-            .iter()
-            .map(|r| (r.clone(), Vec::new()))
-            .collect();
-        for source in &sources {
-            match self.destinations(source) {
-                Ok(dests) => {
-                    for region in dests {
-                        wanted.entry(region).or_default().push(source.clone());
-                    }
-                }
-                Err(why) => summary.ignored.push(why),
-            }
-        }
-        wanted.remove(&self.settings.source_region);
-        // One listing per destination serves the plan; its copies in
-        // progress are counted once, up front.
-        let listings: Vec<(String, Result<Vec<Snapshot>, Ec2Error>)> =
-            stream::iter(wanted.keys().cloned())
-                .map(|region| async move {
-                    let api = self.regions.region(&region);
-                    let copies = api.with_tag(MANAGED_BY_TAG, MANAGED_BY_VALUE).await;
-                    if let Ok(pending) = api.pending_count().await {
-                        self.in_flight
-                            .lock()
-                            .expect("not poisoned")
-                            .insert(region.clone(), pending);
-                    }
-                    (region, copies)
-                })
-                .buffer_unordered(self.settings.concurrency)
-                .collect()
-                .await;
-        let now = now();
-        let mut plans: Vec<(String, Plan)> = Vec::new();
-        for (region, listing) in listings {
-            match listing {
-                Ok(copies) => {
-                    let copies = self.own_copies(copies);
-                    let plan =
-                        retention::plan(&wanted[&region], &copies, self.settings.retention, now);
-                    plans.push((region, plan));
-                }
-                Err(e) => summary
-                    .errors
-                    .push(format!("listing copies in {region}: {e}")),
-            }
-        }
-        let mut work = Vec::new();
-        for (region, plan) in &plans {
-            for (source, errored) in self.report(region, plan, &wanted[region], None, &mut summary)
-            {
-                work.push((source, region.as_str(), errored));
-            }
-        }
-        let results: Vec<Summary> =
-            stream::iter(work)
-                .map(|(source, region, errored)| async move {
-                    self.copy_to(source, region, errored).await
-                })
-                .buffer_unordered(self.settings.concurrency)
-                .collect()
-                .await;
-        for result in results {
-            summary.merge(result);
-        }
-        summary.merge(self.prune(&plans).await);
-        summary
-    }
-
-    /// Deletes the copies the plans drop.
-    async fn prune(&self, plans: &[(String, Plan)]) -> Summary {
-        let mut summary = Summary::default();
-        for (region, plan) in plans {
-            if self.settings.dry_run {
-                summary
-                    .dry_run_plan
-                    .extend(plan.delete.iter().map(|id| format!("delete {region}/{id}")));
-                continue;
-            }
-            let api = self.regions.region(region);
-            for id in &plan.delete {
-                match api.delete(id).await {
-                    Ok(()) => summary.pruned.push(format!("{region}/{id}")),
-                    Err(e) => summary.errors.push(format!("deleting {region}/{id}: {e}")),
-                }
-            }
-        }
-        summary
-    }
 }
 
 fn now() -> i64 {
@@ -734,234 +294,4 @@ fn now() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fallback::LocalClaims;
-    use crate::testing::{CopyFault, InMemoryRegions};
-
-    fn settings() -> Settings {
-        Settings {
-            source_region: "us-east-1".into(),
-            copy_tag_key: "dr:copy-to".into(),
-            default_destinations: vec!["eu-west-1".into()],
-            kms_keys: BTreeMap::from([("us-west-2".into(), "alias/dr".into())]),
-            max_concurrent_copies: 20,
-            retention: Retention {
-                keep: Some(2),
-                max_age_secs: None,
-            },
-            dry_run: false,
-            completion_duration_minutes: None,
-            concurrency: 4,
-        }
-    }
-
-    #[tokio::test]
-    async fn copies_once_with_the_tags_and_never_twice() {
-        let fake = InMemoryRegions::default();
-        let id = fake.source(
-            "us-east-1",
-            "vol-1",
-            &[
-                ("dr:copy-to", "us-west-2,eu-west-1"),
-                ("team", "db"),
-                ("aws:backup", "x"),
-            ],
-        );
-        let untagged = fake.source("us-east-1", "vol-2", &[("team", "web")]);
-        let copier = Copier::new(fake.clone(), settings());
-        let first = copier.sweep().await;
-        assert_eq!(first.copied.len(), 2, "{first:?}");
-        assert!(fake.copies_of(&untagged).is_empty());
-        let ignored = copier.copy_snapshot(&untagged).await.ignored;
-        assert!(ignored[0].contains("no dr:copy-to tag"), "{ignored:?}");
-        let copy = fake.copies_of(&id);
-        assert_eq!(copy.len(), 2);
-        let west = copy.iter().find(|(r, _)| r == "us-west-2").unwrap();
-        let tags: BTreeMap<_, _> = west.1.tags.iter().cloned().collect();
-        assert_eq!(tags["team"], "db");
-        assert!(!tags.contains_key("aws:backup") && !tags.contains_key("dr:copy-to"));
-        assert_eq!(tags[SOURCE_ID_TAG], id);
-        assert_eq!(tags[SOURCE_VOLUME_TAG], "vol-1");
-        assert_eq!(tags[MANAGED_BY_TAG], MANAGED_BY_VALUE);
-        assert!(west.1.encrypted, "a mapped key encrypts");
-        let again = copier.sweep().await;
-        assert!(again.copied.is_empty());
-        assert_eq!(again.skipped_existing.len(), 2);
-        assert_eq!(copier.copy_snapshot(&id).await.skipped_existing.len(), 2);
-        assert_eq!(fake.copies_of(&id).len(), 2, "no duplicate copies");
-    }
-
-    #[tokio::test]
-    async fn an_event_for_a_source_retention_drops_copies_nothing() {
-        let fake = InMemoryRegions::default();
-        // Equal start times: ranked by id, so the last made ranks last.
-        let ids: Vec<String> = (0..3)
-            .map(|_| fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]))
-            .collect();
-        let copier = Copier::new(fake.clone(), settings());
-        let dropped = copier.copy_snapshot(&ids[2]).await;
-        assert_eq!(dropped.not_retained.len(), 1, "{dropped:?}");
-        assert!(dropped.copied.is_empty() && fake.copies_of(&ids[2]).is_empty());
-        assert_eq!(copier.copy_snapshot(&ids[0]).await.copied.len(), 1);
-        let sweep = copier.sweep().await;
-        assert_eq!(
-            (sweep.copied.len(), sweep.pruned.len()),
-            (1, 0),
-            "{sweep:?}"
-        );
-        assert!(fake.copies_of(&ids[2]).is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_live_claim_is_respected_and_a_dead_holders_claim_is_taken_over() {
-        let fake = InMemoryRegions::default();
-        let busy = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
-        let dead = fake.source("us-east-1", "vol-2", &[("dr:copy-to", "us-west-2")]);
-        let claims = LocalClaims::default();
-        let now = now();
-        for (source, holder, lease_until) in [
-            (&busy, "running", now + LEASE_SECS),
-            (&dead, "crashed", now - 1),
-        ] {
-            let claim = Claim {
-                holder: holder.into(),
-                copy_id: None,
-                lease_until,
-                expires_at: now + EXPIRY_SECS,
-            };
-            let key = format!("us-east-1/{source}/us-west-2");
-            assert!(
-                claims
-                    .put_if(&key, &claim, &Condition::Free { now })
-                    .await
-                    .unwrap()
-            );
-        }
-        let copier = Copier::new(fake.clone(), settings()).with_claims(ClaimStore::Local(claims));
-        let summary = copier.sweep().await;
-        assert!(fake.copies_of(&busy).is_empty(), "{summary:?}");
-        assert_eq!(summary.skipped_existing[0].source, busy);
-        assert_eq!(summary.copied.len(), 1, "{summary:?}");
-        assert_eq!(
-            fake.copies_of(&dead).len(),
-            1,
-            "the dead holder made no copy"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_errored_copy_is_replaced() {
-        let fake = InMemoryRegions::default();
-        let id = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
-        let copier = Copier::new(fake.clone(), settings());
-        copier.copy_snapshot(&id).await;
-        let (_, broken) = fake.copies_of(&id).pop().unwrap();
-        fake.set_state("us-west-2", &broken.id, State::Error);
-        let summary = copier.copy_finished("us-west-2", &broken.id, false).await;
-        assert_eq!(summary.retried_after_error.len(), 1, "{summary:?}");
-        let copies = fake.copies_of(&id);
-        assert_eq!(copies.len(), 1);
-        assert_ne!(copies[0].1.id, broken.id);
-    }
-
-    #[tokio::test]
-    async fn the_limit_defers_and_a_later_sweep_completes() {
-        let fake = InMemoryRegions::default();
-        let ids: Vec<String> = (0..5)
-            .map(|i| {
-                fake.source(
-                    "us-east-1",
-                    &format!("vol-{i}"),
-                    &[("dr:copy-to", "us-west-2")],
-                )
-            })
-            .collect();
-        fake.limit_after("us-west-2", 2);
-        let copier = Copier::new(
-            fake.clone(),
-            Settings {
-                concurrency: 1,
-                ..settings()
-            },
-        );
-        let first = copier.sweep().await;
-        assert_eq!(
-            (first.copied.len(), first.deferred.len()),
-            (2, 3),
-            "{first:?}"
-        );
-        assert!(first.errors.is_empty());
-        fake.complete_all();
-        fake.limit_after("us-west-2", usize::MAX);
-        let second = copier.sweep().await;
-        assert_eq!((second.copied.len(), second.skipped_existing.len()), (3, 2));
-        for id in ids {
-            assert_eq!(fake.copies_of(&id).len(), 1, "{id}: exactly one copy");
-        }
-    }
-
-    #[tokio::test]
-    async fn an_unknown_copy_outcome_keeps_the_claim_and_a_refusal_frees_it() {
-        let fake = InMemoryRegions::default();
-        let lost = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
-        let copier = Copier::new(fake.clone(), settings());
-        fake.fail_next_copy("us-west-2", CopyFault::MadeThenLost);
-        let first = copier.copy_snapshot(&lost).await;
-        assert_eq!(first.errors.len(), 1, "{first:?}");
-        // Lambda retries the event and sweeps run while listings lag.
-        let retried = copier.copy_snapshot(&lost).await;
-        let sweep = copier.sweep().await;
-        assert_eq!(fake.copies_of(&lost).len(), 1, "{retried:?} {sweep:?}");
-        assert!(retried.copied.is_empty() && sweep.copied.is_empty());
-        assert_eq!(sweep.skipped_existing.len(), 1, "{sweep:?}");
-        fake.list_all();
-        assert!(copier.sweep().await.copied.is_empty());
-        assert_eq!(fake.copies_of(&lost).len(), 1, "exactly one copy");
-
-        let refused = fake.source("us-east-1", "vol-2", &[("dr:copy-to", "us-west-2")]);
-        fake.fail_next_copy("us-west-2", CopyFault::Refused);
-        let first = copier.copy_snapshot(&refused).await;
-        assert_eq!(first.errors.len(), 1, "{first:?}");
-        assert!(fake.copies_of(&refused).is_empty());
-        let next = copier.sweep().await;
-        assert_eq!(next.copied.len(), 1, "a refusal frees the claim: {next:?}");
-        assert_eq!(fake.copies_of(&refused).len(), 1);
-    }
-
-    #[tokio::test]
-    async fn retention_and_dry_run() {
-        let fake = InMemoryRegions::default();
-        let id = fake.source("us-east-1", "vol-1", &[("dr:copy-to", "us-west-2")]);
-        for day in 1..=4 {
-            fake.managed_copy("us-west-2", "vol-1", "us-east-1", day, State::Completed);
-        }
-        let unmanaged = fake.unmanaged("us-west-2", "vol-1", 0);
-        let dry = Copier::new(
-            fake.clone(),
-            Settings {
-                dry_run: true,
-                ..settings()
-            },
-        );
-        let plan = dry.sweep().await;
-        // The source is the newest restore point: it and the newest copy stay.
-        assert_eq!(
-            plan.dry_run_plan.len(),
-            1 + 3,
-            "one copy, three deletions: {plan:?}"
-        );
-        assert!(plan.pruned.is_empty() && plan.copied.is_empty());
-        assert_eq!(fake.count("us-west-2"), 5, "a dry run changes nothing");
-        let real = Copier::new(fake.clone(), settings());
-        let done = real.sweep().await;
-        assert_eq!(done.copied.len(), 1);
-        assert_eq!(done.pruned.len(), 3, "{done:?}");
-        assert_eq!(fake.count("us-west-2"), 3);
-        assert!(
-            fake.exists("us-west-2", &unmanaged),
-            "unmanaged snapshots survive"
-        );
-        let _ = id;
-    }
-}
+mod tests;

@@ -77,12 +77,43 @@ fn point_of<'a>(copy: &'a Snapshot, sources: &HashMap<&str, &'a Snapshot>) -> Po
     }
 }
 
+/// Per restore point id, this copier's copies of it.
+type CopiesOf<'a> = HashMap<&'a str, Vec<&'a Snapshot>>;
+
 /// The plan for one destination at `now` (epoch seconds). `sources` are the
 /// completed sources asking for it, `copies` this copier's copies there
 /// (made from this source region).
 pub fn plan(sources: &[Snapshot], copies: &[Snapshot], retention: Retention, now: i64) -> Plan {
+    let (points, copies_of) = points_of(sources, copies);
+    let ranking = rank(&points, &copies_of, retention, now);
+    let mut plan = Plan::default();
+    for source in sources {
+        let id = source.id.as_str();
+        if !ranking.kept.contains(id) {
+            plan.dropped.push(source.id.clone());
+            continue;
+        }
+        let theirs = copies_of.get(id).map(Vec::as_slice).unwrap_or_default();
+        match theirs.iter().find(|c| c.state != State::Error) {
+            Some(copy) => plan.existing.push((source.id.clone(), copy.id.clone())),
+            None => plan.copy.push((
+                source.id.clone(),
+                theirs.iter().map(|c| c.id.clone()).collect(),
+            )),
+        }
+    }
+    plan.delete = deletions(&plan, &points, &copies_of, ranking);
+    plan
+}
+
+/// The restore points (live sources, and the sources of copies not in
+/// error), and the copies of each.
+fn points_of<'a>(
+    sources: &'a [Snapshot],
+    copies: &'a [Snapshot],
+) -> (BTreeMap<&'a str, Point<'a>>, CopiesOf<'a>) {
     let live: HashMap<&str, &Snapshot> = sources.iter().map(|s| (s.id.as_str(), s)).collect();
-    let mut copies_of: HashMap<&str, Vec<&Snapshot>> = HashMap::new();
+    let mut copies_of: CopiesOf = HashMap::new();
     let mut points: BTreeMap<&str, Point> = sources
         .iter()
         .map(|s| {
@@ -114,15 +145,36 @@ pub fn plan(sources: &[Snapshot], copies: &[Snapshot], retention: Retention, now
             Some(_) => {}
         }
     }
+    (points, copies_of)
+}
+
+/// What retention decides for the ranked restore points.
+struct Ranking<'a> {
+    kept: BTreeSet<&'a str>,
+    /// The newest restore point of each volume with a completed copy: its
+    /// completed copies are never deleted, whatever the settings.
+    spared: BTreeSet<&'a str>,
+    /// Every ranked point, oldest first within each volume, for the deletions.
+    oldest_first: Vec<&'a str>,
+}
+
+/// Ranks each volume's points, newest first (ties by id), and applies
+/// `retention` to the ranks.
+fn rank<'a>(
+    points: &BTreeMap<&'a str, Point<'a>>,
+    copies_of: &CopiesOf<'a>,
+    retention: Retention,
+    now: i64,
+) -> Ranking<'a> {
     let mut by_volume: BTreeMap<&str, Vec<&Point>> = BTreeMap::new();
     for point in points.values() {
         by_volume.entry(point.volume).or_default().push(point);
     }
-    let mut kept: BTreeSet<&str> = BTreeSet::new();
-    // The newest restore point of each volume with a completed copy: its
-    // completed copies are never deleted, whatever the settings.
-    let mut spared: BTreeSet<&str> = BTreeSet::new();
-    let mut ranked_ids: Vec<&str> = Vec::new();
+    let mut ranking = Ranking {
+        kept: BTreeSet::new(),
+        spared: BTreeSet::new(),
+        oldest_first: Vec::new(),
+    };
     for ranked in by_volume.values_mut() {
         ranked.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(b.id)));
         for (rank, point) in ranked.iter().enumerate() {
@@ -131,7 +183,7 @@ pub fn plan(sources: &[Snapshot], copies: &[Snapshot], retention: Retention, now
                 .max_age_secs
                 .is_none_or(|age| now - point.time <= age);
             if within_count && within_age {
-                kept.insert(point.id);
+                ranking.kept.insert(point.id);
             }
         }
         if let Some(newest) = ranked.iter().find(|p| {
@@ -139,35 +191,32 @@ pub fn plan(sources: &[Snapshot], copies: &[Snapshot], retention: Retention, now
                 .get(p.id)
                 .is_some_and(|c| c.iter().any(|c| c.state == State::Completed))
         }) {
-            spared.insert(newest.id);
+            ranking.spared.insert(newest.id);
         }
-        // Oldest first, for the deletions.
-        ranked_ids.extend(ranked.iter().rev().map(|p| p.id));
+        ranking
+            .oldest_first
+            .extend(ranked.iter().rev().map(|p| p.id));
     }
-    let mut plan = Plan::default();
-    for source in sources {
-        let id = source.id.as_str();
-        if !kept.contains(id) {
-            plan.dropped.push(source.id.clone());
-            continue;
-        }
-        let theirs = copies_of.get(id).map(Vec::as_slice).unwrap_or_default();
-        match theirs.iter().find(|c| c.state != State::Error) {
-            Some(copy) => plan.existing.push((source.id.clone(), copy.id.clone())),
-            None => plan.copy.push((
-                source.id.clone(),
-                theirs.iter().map(|c| c.id.clone()).collect(),
-            )),
-        }
-    }
+    ranking
+}
+
+/// The copies to delete: errored ones not being replaced, and the settled
+/// copies of dropped points that are not spared.
+fn deletions(
+    plan: &Plan,
+    points: &BTreeMap<&str, Point>,
+    copies_of: &CopiesOf,
+    ranking: Ranking,
+) -> Vec<String> {
     let replaced: BTreeSet<&str> = plan
         .copy
         .iter()
         .flat_map(|(_, errored)| errored.iter().map(String::as_str))
         .collect();
+    let mut delete = Vec::new();
     // Error-only restore points are not ranked: their copies go last.
     let unranked = copies_of.keys().filter(|id| !points.contains_key(*id));
-    for id in ranked_ids.into_iter().chain(unranked.copied()) {
+    for id in ranking.oldest_first.into_iter().chain(unranked.copied()) {
         let theirs = copies_of.get(id).map(Vec::as_slice).unwrap_or_default();
         // A dropped point's copies go together, once none is in progress:
         // deleting some would leave the rest to define its rank.
@@ -177,15 +226,17 @@ pub fn plan(sources: &[Snapshot], copies: &[Snapshot], retention: Retention, now
         for copy in theirs {
             let doomed = match copy.state {
                 State::Error => !replaced.contains(copy.id.as_str()),
-                State::Completed => settled && !kept.contains(id) && !spared.contains(id),
+                State::Completed => {
+                    settled && !ranking.kept.contains(id) && !ranking.spared.contains(id)
+                }
                 State::Pending | State::Other => false,
             };
             if doomed {
-                plan.delete.push(copy.id.clone());
+                delete.push(copy.id.clone());
             }
         }
     }
-    plan
+    delete
 }
 
 #[cfg(test)]
