@@ -16,6 +16,10 @@ pub use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use std::fmt::Debug;
 use std::time::Duration;
 
 /// Connect and per-call bounds for a set of SDK clients.
@@ -106,9 +110,65 @@ pub fn config_for_region(base: &SdkConfig, region: &str) -> SdkConfig {
         .build()
 }
 
+/// An SDK error as one line with every cause in its chain (the SDK's own
+/// `Display` says only "service error" or "dispatch failure").
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    DisplayErrorContext(error).to_string()
+}
+
+/// A service error as `Code: message`, the way the service wrote it; any
+/// other failure (transport, timeout) as [`error_text`], whose causes say
+/// what went wrong.
+pub fn service_error_text<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug,
+{
+    match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("UnknownError"),
+            service.message().unwrap_or("no message")
+        ),
+        None => DisplayErrorContext(error).to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection refused")]
+    struct Refused;
+
+    #[test]
+    fn error_text_names_every_cause() {
+        let error: SdkError<ErrorMetadata, ()> = SdkError::timeout_error(Refused);
+        let text = error_text(&error);
+        assert_eq!(text, DisplayErrorContext(&error).to_string());
+        assert!(text.contains("connection refused"), "{text}");
+        assert!(!error.to_string().contains("connection refused"));
+    }
+
+    #[test]
+    fn service_errors_read_as_code_and_message() {
+        let throttled = ErrorMetadata::builder()
+            .code("ThrottlingException")
+            .message("Rate exceeded")
+            .build();
+        let error: SdkError<ErrorMetadata, ()> = SdkError::service_error(throttled, ());
+        assert_eq!(
+            service_error_text(&error),
+            "ThrottlingException: Rate exceeded"
+        );
+        let bare: SdkError<ErrorMetadata, ()> =
+            SdkError::service_error(ErrorMetadata::builder().build(), ());
+        assert_eq!(service_error_text(&bare), "UnknownError: no message");
+        let dispatch: SdkError<ErrorMetadata, ()> = SdkError::timeout_error(Refused);
+        assert_eq!(service_error_text(&dispatch), error_text(&dispatch));
+    }
 
     #[test]
     fn region_override_keeps_the_rest() {
