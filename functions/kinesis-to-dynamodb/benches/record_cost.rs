@@ -4,10 +4,10 @@
 //! as DynamoDB JSON, the wire form the SDK sends.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use kinesis_to_dynamodb::batch_write::Backoff;
 use kinesis_to_dynamodb::config::{Config, KeySource, Mode};
 use kinesis_to_dynamodb::handler::KinesisBatch;
 use kinesis_to_dynamodb::record::decode;
-use kinesis_to_dynamodb::writer::Backoff;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! Environment configuration.
 
-use crate::writer::Backoff;
+use crate::batch_write::Backoff;
 use shared::config::{ConfigError, EnvReader};
 use std::time::Duration;
 

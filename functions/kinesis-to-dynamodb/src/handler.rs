@@ -2,8 +2,8 @@
 
 use crate::config::Config;
 use crate::pipeline::{Counts, process};
+use crate::ports::Table;
 use crate::record::EventRecord;
-use crate::writer::Table;
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use shared::batch::PartialBatchResponse;

@@ -1,6 +1,6 @@
 use kinesis_to_dynamodb::FUNCTION_NAME;
+use kinesis_to_dynamodb::aws::dynamodb::DynamoTable;
 use kinesis_to_dynamodb::config::Config;
-use kinesis_to_dynamodb::dynamo::DynamoTable;
 use kinesis_to_dynamodb::handler;
 use lambda_runtime::service_fn;
 use shared::config::EnvReader;

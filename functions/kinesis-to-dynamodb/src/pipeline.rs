@@ -3,17 +3,15 @@
 //! Records are decoded lazily, as write slots free up: decoding overlaps the
 //! requests in flight, and only the items being written are in memory.
 
+use crate::batch_write::{MAX_BATCH_BYTES, MAX_BATCH_ITEMS, batch_put_all, with_retries};
 use crate::checkpoint;
 use crate::checkpoint::{Position, compare_sequence};
 use crate::config::{Config, Mode};
 use crate::convert::Item;
+use crate::ports::{Order, PutResult, Table, WriteError};
 use crate::record::{
     ARRIVAL_ATTR, Entry, EventRecord, MAX_ITEM_BYTES, POSITION_ATTR, Reject, SHARD_ATTR, UserData,
     decode, user_data,
-};
-use crate::writer::{
-    MAX_BATCH_BYTES, MAX_BATCH_ITEMS, Order, PutResult, Table, WriteError, batch_put_all,
-    with_retries,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, stream};

@@ -388,7 +388,7 @@ mod tests {
             rejects_table: "r".into(),
             max_in_flight: 4,
             deadline_margin: Duration::from_secs(1),
-            backoff: crate::writer::Backoff {
+            backoff: crate::batch_write::Backoff {
                 base: Duration::from_millis(1),
                 max: Duration::from_millis(8),
             },

@@ -6,15 +6,13 @@
 //! for was written (or found stale, or rejected, as the function would);
 //! everything else stays where it was, and is reported.
 
-pub mod aws;
-
 use crate::checkpoint::{Position, compare_sequence};
 use crate::config::Config;
 use crate::convert::Item;
 use crate::kpl;
 use crate::pipeline::{Counts, process};
+use crate::ports::{Deleted, Queue, QueueMessage, ReadRange, Rejects, ReplayError, Shards, Table};
 use crate::record::{EventRecord, KinesisRecord, decode};
-use crate::writer::Table;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -25,18 +23,6 @@ use tokio::time::Instant;
 
 /// The time one batch (or one reject) gets through the pipeline.
 pub const BATCH_TIME: Duration = Duration::from_secs(600);
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error("queue: {0}")]
-    Queue(String),
-    #[error("stream: {0}")]
-    Stream(String),
-    #[error("rejects table: {0}")]
-    Rejects(String),
-    #[error("{0}")]
-    Usage(String),
-}
 
 /// What Lambda sends to a Kinesis event source mapping's on-failure
 /// destination: metadata of the discarded batch, never its data.
@@ -76,80 +62,6 @@ impl FailureMessage {
         };
         serde_json::from_str(&inner).map_err(|e| format!("not a Kinesis on-failure message: {e}"))
     }
-}
-
-/// Records read back from a shard, and why the read stopped short of the
-/// batch's end, if it did.
-#[derive(Debug, Default)]
-pub struct ReadRange {
-    pub records: Vec<KinesisRecord>,
-    /// The stream no longer holds (part of) the batch: trimmed by
-    /// retention, the shard or stream gone.
-    pub gone: Option<String>,
-}
-
-/// GetShardIterator AT_SEQUENCE_NUMBER + GetRecords up to the batch's end.
-pub trait Shards {
-    fn read_range(
-        &self,
-        batch: &BatchInfo,
-    ) -> impl Future<Output = Result<ReadRange, ReplayError>> + Send;
-}
-
-pub struct QueueMessage {
-    pub id: String,
-    pub receipt: String,
-    pub body: String,
-}
-
-pub trait Queue {
-    /// One message (None: the queue looks empty), hidden from others for
-    /// `hide`. One at a time: a message waiting its turn in our hands would
-    /// become visible to others while the ones before it are replayed.
-    fn receive(
-        &self,
-        hide: Duration,
-    ) -> impl Future<Output = Result<Option<QueueMessage>, ReplayError>> + Send;
-    fn delete(&self, receipt: &str) -> impl Future<Output = Result<(), ReplayError>> + Send;
-    /// Hides the message for `hide` from now on; zero makes it visible
-    /// again at once.
-    fn hide(
-        &self,
-        receipt: &str,
-        hide: Duration,
-    ) -> impl Future<Output = Result<(), ReplayError>> + Send;
-}
-
-/// The rejects table, keyed by `shardId` + `position`.
-pub trait Rejects {
-    /// One page of a scan from `start` (None: the first), and where the
-    /// next begins (None: this was the last). Pages keep memory bounded: a
-    /// reject holds up to 300 KB, and a table can hold millions.
-    fn scan_page(
-        &self,
-        start: Option<Item>,
-    ) -> impl Future<Output = Result<(Vec<Item>, Option<Item>), ReplayError>> + Send;
-    /// Deletes the reject unless it was written again since it was read
-    /// (another `rejectedAtMs`).
-    fn delete_if_unchanged(
-        &self,
-        id: &RejectId,
-        rejected_at_ms: &str,
-    ) -> impl Future<Output = Result<Deleted, ReplayError>> + Send;
-    /// Deletes the reject; returns what was removed.
-    fn delete(
-        &self,
-        id: &RejectId,
-    ) -> impl Future<Output = Result<Option<Item>, ReplayError>> + Send;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deleted {
-    Deleted,
-    /// Someone else deleted it (another replay running at once).
-    Gone,
-    /// Written again since it was read: it stays.
-    Changed,
 }
 
 /// Totals of a run; `left` counts what stays (and makes the exit code).
@@ -838,7 +750,7 @@ mod tests {
             rejects_table: "r".into(),
             max_in_flight: 4,
             deadline_margin: Duration::from_secs(1),
-            backoff: crate::writer::Backoff {
+            backoff: crate::batch_write::Backoff {
                 base: Duration::from_millis(1),
                 max: Duration::from_millis(8),
             },
@@ -909,18 +821,18 @@ mod tests {
             &self,
             _: &str,
             _: Item,
-            _: &crate::writer::Order,
-        ) -> Result<crate::writer::PutResult, crate::writer::WriteError> {
-            Ok(crate::writer::PutResult::Written)
+            _: &crate::ports::Order,
+        ) -> Result<crate::ports::PutResult, crate::ports::WriteError> {
+            Ok(crate::ports::PutResult::Written)
         }
         async fn batch_put(
             &self,
             _: &str,
             _: Vec<Item>,
-        ) -> Result<Vec<Item>, crate::writer::WriteError> {
+        ) -> Result<Vec<Item>, crate::ports::WriteError> {
             Ok(Vec::new())
         }
-        async fn put(&self, _: &str, _: Item) -> Result<(), crate::writer::WriteError> {
+        async fn put(&self, _: &str, _: Item) -> Result<(), crate::ports::WriteError> {
             Ok(())
         }
     }

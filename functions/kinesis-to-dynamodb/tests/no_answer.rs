@@ -72,8 +72,8 @@ async fn a_hung_table_fails_the_batch_from_its_first_record_before_the_deadline(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_attempt_is_a_transient_error_and_the_sdk_does_not_retry_it() {
     use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
-    use kinesis_to_dynamodb::dynamo::DynamoTable;
-    use kinesis_to_dynamodb::writer::{Table, WriteError};
+    use kinesis_to_dynamodb::aws::dynamodb::DynamoTable;
+    use kinesis_to_dynamodb::ports::{Table, WriteError};
     use shared::aws::{ClientPolicy, SdkConfig, with_policy};
 
     let silent = SilentServer::start().await.unwrap();

@@ -2,221 +2,16 @@
 //! injects faults from a seed: nothing lost, nothing stale left behind.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use kinesis_to_dynamodb::batch_write::Backoff;
 use kinesis_to_dynamodb::config::{Config, KeySource, Mode};
-use kinesis_to_dynamodb::convert::Item;
 use kinesis_to_dynamodb::pipeline::process;
-use kinesis_to_dynamodb::record::{ARRIVAL_ATTR, EventRecord, POSITION_ATTR, SHARD_ATTR};
-use kinesis_to_dynamodb::writer::{Backoff, Order, PutResult, Table, WriteError};
+use kinesis_to_dynamodb::record::{EventRecord, POSITION_ATTR};
+use kinesis_to_dynamodb::testing::{InMemoryTable, Rng};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// xorshift64*: deterministic faults without a rand dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
-
-struct FakeTable {
-    keys: Vec<String>,
-    tables: Mutex<HashMap<String, HashMap<Vec<String>, Item>>>,
-    rng: Mutex<Rng>,
-    faults: bool,
-    /// Every write to the rejects table fails (access denied).
-    rejects_broken: bool,
-    conditional_puts: Mutex<usize>,
-    /// Partition keys whose writes are throttled, or hang, while listed.
-    throttled_keys: Mutex<Vec<String>>,
-    hung_keys: Mutex<Vec<String>>,
-    /// A partition key whose writes wait until the instant.
-    held_until: Mutex<Option<(String, Instant)>>,
-    /// When each write request started.
-    started: Mutex<Vec<Instant>>,
-    /// Items the table still accepts; once none is left, writes hang (a
-    /// sustained slow DynamoDB, refilled per invocation by the test).
-    capacity: Mutex<Option<usize>>,
-    /// How often each reject (by record sequence) was stored.
-    reject_stores: Mutex<HashMap<String, usize>>,
-}
-
-impl FakeTable {
-    fn new(keys: &[&str], seed: u64, faults: bool) -> Self {
-        Self {
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-            tables: Mutex::new(HashMap::new()),
-            rng: Mutex::new(Rng(seed | 1)),
-            faults,
-            rejects_broken: false,
-            conditional_puts: Mutex::new(0),
-            throttled_keys: Mutex::new(Vec::new()),
-            hung_keys: Mutex::new(Vec::new()),
-            held_until: Mutex::new(None),
-            started: Mutex::new(Vec::new()),
-            capacity: Mutex::new(None),
-            reject_stores: Mutex::new(HashMap::new()),
-        }
-    }
-    fn key(&self, table: &str, item: &Item) -> Vec<String> {
-        let names: Vec<&str> = if table == "rejects" {
-            vec!["shardId", "position"]
-        } else {
-            self.keys.iter().map(String::as_str).collect()
-        };
-        names
-            .iter()
-            .map(|k| item[*k].as_s().unwrap().clone())
-            .collect()
-    }
-    fn throttled(&self) -> bool {
-        self.faults && self.rng.lock().unwrap().chance(5)
-    }
-    /// What the table does to `item` besides random faults: hangs or
-    /// throttles the listed keys, refuses an item with a `refuse` attribute
-    /// (as DynamoDB refuses what it finds invalid).
-    async fn chosen_fault(&self, item: &Item) -> Result<(), WriteError> {
-        let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned();
-        let listed = |keys: &Mutex<Vec<String>>| {
-            pk.as_ref()
-                .is_some_and(|pk| keys.lock().unwrap().contains(pk))
-        };
-        let exhausted = match self.capacity.lock().unwrap().as_mut() {
-            Some(0) => true,
-            Some(left) => {
-                *left -= 1;
-                false
-            }
-            None => false,
-        };
-        if exhausted {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        }
-        let held = self.held_until.lock().unwrap().clone();
-        if let Some((key, until)) = held
-            && pk.as_ref() == Some(&key)
-        {
-            tokio::time::sleep_until(until).await;
-        }
-        if listed(&self.hung_keys) {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        }
-        if listed(&self.throttled_keys) {
-            return Err(WriteError::Transient(
-                "ProvisionedThroughputExceededException".into(),
-            ));
-        }
-        if item.contains_key("refuse") {
-            return Err(WriteError::ItemRejected(
-                "ValidationException: refused by the test".into(),
-            ));
-        }
-        Ok(())
-    }
-    fn store(&self, table: &str, item: Item) {
-        let key = self.key(table, &item);
-        if table == "rejects" {
-            let sequence = item["sequenceNumber"].as_s().unwrap().clone();
-            *self
-                .reject_stores
-                .lock()
-                .unwrap()
-                .entry(sequence)
-                .or_default() += 1;
-        }
-        self.tables
-            .lock()
-            .unwrap()
-            .entry(table.to_owned())
-            .or_default()
-            .insert(key, item);
-    }
-
-    fn items(&self, table: &str) -> HashMap<Vec<String>, Item> {
-        self.tables
-            .lock()
-            .unwrap()
-            .get(table)
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-impl Table for FakeTable {
-    async fn put_if_newer(
-        &self,
-        table: &str,
-        item: Item,
-        order: &Order,
-    ) -> Result<PutResult, WriteError> {
-        *self.conditional_puts.lock().unwrap() += 1;
-        self.started.lock().unwrap().push(Instant::now());
-        self.chosen_fault(&item).await?;
-        if self.throttled() {
-            return Err(WriteError::Transient(
-                "ProvisionedThroughputExceededException".into(),
-            ));
-        }
-        let key = self.key(table, &item);
-        let mut tables = self.tables.lock().unwrap();
-        let rows = tables.entry(table.to_owned()).or_default();
-        if let Some(existing) = rows.get(&key) {
-            let stored = Order {
-                position: existing[POSITION_ATTR].as_s().unwrap().clone(),
-                shard: existing[SHARD_ATTR].as_s().unwrap().clone(),
-                arrival_ms: existing[ARRIVAL_ATTR].as_n().unwrap().parse().unwrap(),
-            };
-            if !order.is_newer_than(&stored) {
-                return Ok(PutResult::Stale);
-            }
-        }
-        rows.insert(key, item);
-        Ok(PutResult::Written)
-    }
-
-    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<Vec<Item>, WriteError> {
-        self.started.lock().unwrap().push(Instant::now());
-        if self.rejects_broken && table == "rejects" {
-            return Err(WriteError::Fatal("AccessDeniedException".into()));
-        }
-        for item in &items {
-            self.chosen_fault(item).await?;
-        }
-        if self.throttled() {
-            return Err(WriteError::Transient("InternalServerError".into()));
-        }
-        let mut unprocessed = Vec::new();
-        for item in items {
-            if self.faults && self.rng.lock().unwrap().chance(30) {
-                unprocessed.push(item);
-                continue;
-            }
-            self.store(table, item);
-        }
-        Ok(unprocessed)
-    }
-
-    async fn put(&self, table: &str, item: Item) -> Result<(), WriteError> {
-        self.started.lock().unwrap().push(Instant::now());
-        if self.rejects_broken && table == "rejects" {
-            return Err(WriteError::Fatal("AccessDeniedException".into()));
-        }
-        self.chosen_fault(&item).await?;
-        if self.throttled() {
-            return Err(WriteError::Transient("ThrottlingException".into()));
-        }
-        self.store(table, item);
-        Ok(())
-    }
-}
 
 fn config(mode: Mode) -> Config {
     Config {
@@ -252,7 +47,7 @@ fn record(shard: usize, seq: u64, key: usize, version: u64) -> Value {
 /// Feeds one shard's records as Lambda does: batches from the checkpoint,
 /// resuming at the lowest reported sequence number.
 async fn replay(
-    table: &Arc<FakeTable>,
+    table: &Arc<InMemoryTable>,
     config: &Config,
     records: &[Value],
     batch_size: usize,
@@ -296,7 +91,7 @@ fn shard_records(shard: usize, n: u64, keys: usize, rng: &mut Rng) -> Vec<Value>
             record(
                 shard,
                 shard as u64 * 1_000_000 + i,
-                (rng.next() % keys as u64) as usize,
+                (rng.next_u64() % keys as u64) as usize,
                 i,
             )
         })
@@ -306,7 +101,7 @@ fn shard_records(shard: usize, n: u64, keys: usize, rng: &mut Rng) -> Vec<Value>
 #[tokio::test]
 async fn latest_mode_keeps_the_newest_per_key_under_faults() {
     for seed in [1, 7, 42] {
-        let table = Arc::new(FakeTable::new(&["pk"], seed, true));
+        let table = Arc::new(InMemoryTable::new(&["pk"], seed, true));
         let config = config(Mode::Latest);
         let mut rng = Rng(seed * 31 + 1);
         let mut expected: HashMap<String, String> = HashMap::new();
@@ -340,7 +135,7 @@ async fn latest_mode_keeps_the_newest_per_key_under_faults() {
 #[tokio::test]
 async fn append_mode_keeps_every_record_under_faults() {
     for seed in [3, 11, 99] {
-        let table = Arc::new(FakeTable::new(&["pk", "sk"], seed, true));
+        let table = Arc::new(InMemoryTable::new(&["pk", "sk"], seed, true));
         let config = config(Mode::Append);
         let mut rng = Rng(seed + 5);
         let mut total = 0;
@@ -361,7 +156,7 @@ async fn append_mode_keeps_every_record_under_faults() {
 
 #[tokio::test]
 async fn poison_goes_to_the_rejects_table_and_does_not_block() {
-    let table = Arc::new(FakeTable::new(&["pk"], 5, false));
+    let table = Arc::new(InMemoryTable::new(&["pk"], 5, false));
     let config = config(Mode::Latest);
     let mut records = vec![record(0, 1, 1, 1)];
     let mut bad = record(0, 2, 2, 2);
@@ -397,7 +192,7 @@ async fn poison_goes_to_the_rejects_table_and_does_not_block() {
 
 #[tokio::test]
 async fn duplicate_keys_in_a_batch_collapse_to_one_write_of_the_newest() {
-    let table = Arc::new(FakeTable::new(&["pk"], 1, false));
+    let table = Arc::new(InMemoryTable::new(&["pk"], 1, false));
     let records: Vec<EventRecord> = [(1, 1), (2, 2), (3, 1), (4, 1)]
         .iter()
         .map(|&(seq, key)| EventRecord::read(&record(0, seq, key, seq).to_string()))
@@ -430,7 +225,7 @@ async fn poison_under_faults_is_stored_never_dropped() {
         } else {
             &["pk"]
         };
-        let table = Arc::new(FakeTable::new(keys, seed, true));
+        let table = Arc::new(InMemoryTable::new(keys, seed, true));
         let config = config(mode);
         let records: Vec<Value> = (0..900u64)
             .map(|i| {
@@ -450,7 +245,7 @@ async fn poison_under_faults_is_stored_never_dropped() {
 /// A reject that cannot be stored fails its record through the checkpoint.
 #[tokio::test]
 async fn a_reject_that_cannot_be_stored_fails_its_record() {
-    let mut table = FakeTable::new(&["pk"], 1, false);
+    let mut table = InMemoryTable::new(&["pk"], 1, false);
     table.rejects_broken = true;
     let table = Arc::new(table);
     let mut bad = record(0, 2, 2, 2);
@@ -484,7 +279,7 @@ async fn with_no_time_left_the_checkpoint_is_the_first_record() {
             &["pk"]
         };
         for poison_first in [true, false] {
-            let table = Arc::new(FakeTable::new(keys, 1, false));
+            let table = Arc::new(InMemoryTable::new(keys, 1, false));
             let mut records = [record(0, 1, 1, 1), record(0, 2, 2, 2), record(0, 3, 3, 3)];
             let poison = if poison_first { 0 } else { 1 };
             records[poison]["kinesis"]["data"] =
@@ -520,7 +315,7 @@ fn keyed_record(seq: u64, key: &str, version: u64, refused: bool) -> Value {
 
 /// Runs `records` once with the table's chosen faults, then clears them and
 /// replays from the checkpoint until the batch completes.
-async fn once_then_replay(table: &Arc<FakeTable>, config: &Config, records: &[Value]) {
+async fn once_then_replay(table: &Arc<InMemoryTable>, config: &Config, records: &[Value]) {
     let raw: Vec<EventRecord> = records
         .iter()
         .map(|r| EventRecord::read(&r.to_string()))
@@ -561,7 +356,7 @@ async fn a_failed_or_cut_off_newest_write_does_not_lose_an_older_record() {
             // One request at a time: a hanging write holds the rest back
             // until the deadline abandons it.
             config.max_in_flight = 1;
-            let table = Arc::new(FakeTable::new(keys, 1, false));
+            let table = Arc::new(InMemoryTable::new(keys, 1, false));
             let others: Vec<String> = match fault {
                 // More hanging writes than the converter may hold ready: it
                 // waits, and the deadline cuts it off before y or v2.
@@ -618,7 +413,7 @@ async fn a_failed_or_cut_off_newest_write_does_not_lose_an_older_record() {
 async fn a_refusal_after_the_budget_is_spent_answers_before_the_deadline() {
     let mut config = config(Mode::Latest);
     config.deadline_margin = Duration::from_millis(1000);
-    let table = Arc::new(FakeTable::new(&["pk"], 1, false));
+    let table = Arc::new(InMemoryTable::new(&["pk"], 1, false));
     // A batch that is long to decode again: about 6 MB of numbers.
     let big = |seq: u64| {
         let mut record = record(0, seq, 0, 1);
@@ -667,7 +462,7 @@ async fn no_request_starts_after_the_budget() {
         let mut config = config(mode);
         config.deadline_margin = Duration::from_millis(1000);
         config.max_in_flight = 1;
-        let table = Arc::new(FakeTable::new(keys, 1, false));
+        let table = Arc::new(InMemoryTable::new(keys, 1, false));
         // Append mode writes 25 records per request: the 26th waits for
         // the first chunk, held with "a".
         let records: Vec<Value> = (1..=26)
@@ -713,7 +508,7 @@ async fn no_request_starts_after_the_budget() {
 async fn a_repeated_cut_off_still_moves_the_checkpoint_on() {
     use kinesis_to_dynamodb::pipeline::WINDOW_RECORDS;
     let config = config(Mode::Latest);
-    let table = Arc::new(FakeTable::new(&["pk"], 1, false));
+    let table = Arc::new(InMemoryTable::new(&["pk"], 1, false));
     let total = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 2;
     let newest_of_k = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 3;
     let records: Vec<Value> = (0..total)
@@ -769,7 +564,7 @@ async fn a_repeated_cut_off_still_moves_the_checkpoint_on() {
 async fn a_refused_newest_falls_back_within_its_window() {
     use kinesis_to_dynamodb::pipeline::WINDOW_RECORDS;
     for older_in_window in [true, false] {
-        let table = Arc::new(FakeTable::new(&["pk"], 1, false));
+        let table = Arc::new(InMemoryTable::new(&["pk"], 1, false));
         let refused_at = WINDOW_RECORDS + 10;
         let records: Vec<Value> = (0..WINDOW_RECORDS + 20)
             .map(|i| {
@@ -806,7 +601,7 @@ async fn a_refused_newest_falls_back_within_its_window() {
 /// rest of the writes hang until the deadline cuts them off), from the
 /// checkpoint on, until the batch completes; at most `max_invocations`.
 async fn until_complete_under_capacity(
-    table: &Arc<FakeTable>,
+    table: &Arc<InMemoryTable>,
     config: &Config,
     records: &[Value],
     per_invocation: usize,
@@ -851,7 +646,7 @@ async fn poison_in_early_windows_does_not_hold_the_checkpoint_under_cut_offs() {
             Mode::Latest => &["pk"],
             Mode::Append => &["pk", "sk"],
         };
-        let table = Arc::new(FakeTable::new(keys, 1, false));
+        let table = Arc::new(InMemoryTable::new(keys, 1, false));
         let total = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 2;
         let poison = [0, WINDOW_RECORDS + 7];
         let newest_of_k = 2 * WINDOW_RECORDS + WINDOW_RECORDS / 3;

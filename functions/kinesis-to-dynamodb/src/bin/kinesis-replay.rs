@@ -12,11 +12,13 @@
 //! is printed (stderr) before anything else. Exit code 0: nothing left; 1: something stays
 //! (listed); 2: bad usage or configuration; 3: an AWS call failed.
 
+use kinesis_to_dynamodb::aws::dynamodb::{DynamoRejects, DynamoTable};
+use kinesis_to_dynamodb::aws::kinesis::KinesisShards;
+use kinesis_to_dynamodb::aws::sqs::SqsQueue;
 use kinesis_to_dynamodb::config::Config;
-use kinesis_to_dynamodb::dynamo::DynamoTable;
-use kinesis_to_dynamodb::replay::aws::{DynamoRejects, KinesisShards, SqsQueue};
+use kinesis_to_dynamodb::ports::ReplayError;
 use kinesis_to_dynamodb::replay::{
-    FailureOptions, RejectId, ReplayError, Summary, delete_rejects, describe_config, list_rejects,
+    FailureOptions, RejectId, Summary, delete_rejects, describe_config, list_rejects,
     replay_failures, replay_rejects,
 };
 use shared::aws::{ClientPolicy, load_sdk_config, with_policy};

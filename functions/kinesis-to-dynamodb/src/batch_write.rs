@@ -1,6 +1,7 @@
-//! Writing entries: the storage trait, its retry rules, and batching.
+//! Writing entries: retries within the deadline, and BatchWriteItem batching.
 
 use crate::convert::Item;
+use crate::ports::{Table, WriteError};
 use shared::retry::backoff;
 use std::future::Future;
 use std::time::Duration;
@@ -20,93 +21,6 @@ pub struct Backoff {
 impl Backoff {
     fn wait(&self, retry: u32) -> Duration {
         backoff(retry, self.base, self.max)
-    }
-}
-
-/// How a write failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteError {
-    /// Throttling, 5xx, network: worth retrying.
-    Transient(String),
-    /// DynamoDB refused the item itself (ValidationException): poison.
-    ItemRejected(String),
-    /// Anything else (missing table, access denied): fails the records,
-    /// without retrying inside this invocation.
-    Fatal(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutResult {
-    Written,
-    /// The table already holds this record or a newer one.
-    Stale,
-}
-
-/// Where a record stands, for latest mode's rule of which record is newer.
-///
-/// Sequence numbers order records within a shard only. So a record is newer
-/// than the stored one if both come from the same shard and its position
-/// (sequence number, then KPL sub-record) is greater, or if they come from
-/// different shards and it arrived later (Kinesis's approximate arrival
-/// time, in ms). A tie keeps the stored item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    /// The sortable position (see `Position::sortable`).
-    pub position: String,
-    pub shard: String,
-    pub arrival_ms: i64,
-}
-
-impl Order {
-    /// True if a record at `self` replaces one stored at `stored`.
-    pub fn is_newer_than(&self, stored: &Order) -> bool {
-        if self.shard == stored.shard {
-            self.position > stored.position
-        } else {
-            self.arrival_ms > stored.arrival_ms
-        }
-    }
-}
-
-/// The DynamoDB calls the function makes.
-pub trait Table: Send + Sync {
-    /// PutItem unless the stored item is at least as new as `order` (see
-    /// [`Order`]; latest mode).
-    fn put_if_newer(
-        &self,
-        table: &str,
-        item: Item,
-        order: &Order,
-    ) -> impl Future<Output = Result<PutResult, WriteError>> + Send;
-    /// BatchWriteItem puts; returns what DynamoDB left unprocessed.
-    fn batch_put(
-        &self,
-        table: &str,
-        items: Vec<Item>,
-    ) -> impl Future<Output = Result<Vec<Item>, WriteError>> + Send;
-    /// A plain PutItem (rejects).
-    fn put(&self, table: &str, item: Item) -> impl Future<Output = Result<(), WriteError>> + Send;
-}
-
-/// A shared table is a table: tests share their fakes with the write tasks.
-impl<T: Table> Table for std::sync::Arc<T> {
-    fn put_if_newer(
-        &self,
-        table: &str,
-        item: Item,
-        order: &Order,
-    ) -> impl Future<Output = Result<PutResult, WriteError>> + Send {
-        (**self).put_if_newer(table, item, order)
-    }
-    fn batch_put(
-        &self,
-        table: &str,
-        items: Vec<Item>,
-    ) -> impl Future<Output = Result<Vec<Item>, WriteError>> + Send {
-        (**self).batch_put(table, items)
-    }
-    fn put(&self, table: &str, item: Item) -> impl Future<Output = Result<(), WriteError>> + Send {
-        (**self).put(table, item)
     }
 }
 
@@ -179,25 +93,6 @@ pub async fn batch_put_all<T: Table>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn same_shard_compares_positions_other_shards_arrival() {
-        let at = |position: &str, shard: &str, arrival_ms| Order {
-            position: position.into(),
-            shard: shard.into(),
-            arrival_ms,
-        };
-        let stored = at("0005", "s1", 100);
-        assert!(at("0006", "s1", 50).is_newer_than(&stored));
-        assert!(!at("0004", "s1", 500).is_newer_than(&stored));
-        assert!(!at("0005", "s1", 100).is_newer_than(&stored));
-        assert!(at("0001", "s2", 101).is_newer_than(&stored));
-        assert!(!at("0009", "s2", 99).is_newer_than(&stored));
-        assert!(
-            !at("0009", "s2", 100).is_newer_than(&stored),
-            "a tie keeps the stored item"
-        );
-    }
 
     #[tokio::test]
     async fn transient_errors_are_retried_until_the_deadline() {

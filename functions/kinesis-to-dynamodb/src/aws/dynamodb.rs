@@ -1,17 +1,24 @@
-//! The DynamoDB SDK behind [`Table`].
+//! DynamoDB behind [`Table`] (the function's writes) and [`Rejects`] (the
+//! replay tool's rejects table).
 
+use super::error_text;
 use crate::convert::Item;
+use crate::ports::{Deleted, Order, PutResult, Rejects, ReplayError, Table, WriteError};
 use crate::record::{ARRIVAL_ATTR, POSITION_ATTR, SHARD_ATTR};
-use crate::writer::{Order, PutResult, Table, WriteError};
+use crate::replay::RejectId;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
+};
+use std::collections::HashMap;
 
 #[derive(Clone)]
 pub struct DynamoTable(pub Client);
 
 impl DynamoTable {
-    /// The client for our writes: `writer::with_retries` retries them with
+    /// The client for our writes: `batch_write::with_retries` retries them with
     /// its own backoff, within the deadline, so the SDK does not retry too
     /// (attempts would multiply). `sdk`'s timeouts stay: its attempt timeout
     /// ends a hung call, which then counts as a transient failure.
@@ -30,16 +37,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    // A service error reads as its code and DynamoDB's message; the Debug
-    // context (the whole HTTP response) is only for transport failures.
-    let text = match error.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("UnknownError"),
-            service.message().unwrap_or("no message")
-        ),
-        None => DisplayErrorContext(&error).to_string(),
-    };
+    let text = error_text(&error);
     match &error {
         SdkError::ServiceError(service) => match service.err().code().unwrap_or_default() {
             "ProvisionedThroughputExceededException"
@@ -136,6 +134,90 @@ impl Table for DynamoTable {
             .await
             .map(|_| ())
             .map_err(classify)
+    }
+}
+
+pub struct DynamoRejects {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+}
+
+impl DynamoRejects {
+    fn key(id: &RejectId) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("shardId".to_owned(), AttributeValue::S(id.shard.clone())),
+            (
+                "position".to_owned(),
+                AttributeValue::S(id.position.sortable()),
+            ),
+        ])
+    }
+}
+
+impl Rejects for DynamoRejects {
+    async fn scan_page(
+        &self,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), ReplayError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| ReplayError::Rejects(error_text(&e)))?;
+        Ok((
+            output.items.unwrap_or_default(),
+            output.last_evaluated_key.filter(|key| !key.is_empty()),
+        ))
+    }
+
+    async fn delete_if_unchanged(
+        &self,
+        id: &RejectId,
+        rejected_at_ms: &str,
+    ) -> Result<Deleted, ReplayError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .condition_expression("#at = :at")
+            .expression_attribute_names("#at", "rejectedAtMs")
+            .expression_attribute_values(":at", AttributeValue::N(rejected_at_ms.to_owned()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Deleted::Deleted),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                // With the item it failed on: written again meanwhile.
+                DeleteItemError::ConditionalCheckFailedException(failed) => Ok(match failed.item {
+                    Some(item) if !item.is_empty() => Deleted::Changed,
+                    _ => Deleted::Gone,
+                }),
+                other => Err(ReplayError::Rejects(format!(
+                    "{}: {}",
+                    other.code().unwrap_or("UnknownError"),
+                    other.message().unwrap_or("no message")
+                ))),
+            },
+            Err(e) => Err(ReplayError::Rejects(error_text(&e))),
+        }
+    }
+
+    async fn delete(&self, id: &RejectId) -> Result<Option<Item>, ReplayError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| ReplayError::Rejects(error_text(&e)))?;
+        Ok(output.attributes.filter(|item| !item.is_empty()))
     }
 }
 

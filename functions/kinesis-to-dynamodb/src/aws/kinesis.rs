@@ -1,16 +1,12 @@
-//! The SDK behind the replay traits: Kinesis, SQS, the rejects table.
+//! The Kinesis stream behind [`Shards`], for the replay tool.
 
-use super::{
-    BatchInfo, Deleted, Queue, QueueMessage, ReadRange, RejectId, Rejects, ReplayError, Shards,
-};
+use super::error_text;
 use crate::checkpoint::compare_sequence;
-use crate::convert::Item;
+use crate::ports::{ReadRange, ReplayError, Shards};
 use crate::record::KinesisRecord;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use crate::replay::BatchInfo;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::types::ShardIteratorType;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// GetRecords allows 5 calls per second per shard.
@@ -20,21 +16,6 @@ const READ_RETRIES: u32 = 5;
 /// Calls past the batch's end position before giving up looking for it (a
 /// shard with long gaps answers empty pages while it catches up).
 const MAX_READS: u32 = 10_000;
-
-fn error_text<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match error.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("UnknownError"),
-            service.message().unwrap_or("no message")
-        ),
-        None => DisplayErrorContext(error).to_string(),
-    }
-}
 
 fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> &str {
     error
@@ -241,145 +222,6 @@ impl Shards for KinesisShards {
                 Some(next) => iterator = next,
             }
         }
-    }
-}
-
-pub struct SqsQueue {
-    pub client: aws_sdk_sqs::Client,
-    pub url: String,
-}
-
-impl Queue for SqsQueue {
-    async fn receive(&self, hide: Duration) -> Result<Option<QueueMessage>, ReplayError> {
-        let output = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(1)
-            .visibility_timeout(hide.as_secs() as i32)
-            // Long polling asks every SQS server: a short poll may answer
-            // empty while messages wait.
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .map_err(|e| ReplayError::Queue(error_text(&e)))?;
-        Ok(output
-            .messages
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| QueueMessage {
-                id: m.message_id.unwrap_or_default(),
-                receipt: m.receipt_handle.unwrap_or_default(),
-                body: m.body.unwrap_or_default(),
-            })
-            .next())
-    }
-
-    async fn delete(&self, receipt: &str) -> Result<(), ReplayError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| ReplayError::Queue(error_text(&e)))
-    }
-
-    async fn hide(&self, receipt: &str, hide: Duration) -> Result<(), ReplayError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .visibility_timeout(hide.as_secs() as i32)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| ReplayError::Queue(error_text(&e)))
-    }
-}
-
-pub struct DynamoRejects {
-    pub client: aws_sdk_dynamodb::Client,
-    pub table: String,
-}
-
-impl DynamoRejects {
-    fn key(id: &RejectId) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("shardId".to_owned(), AttributeValue::S(id.shard.clone())),
-            (
-                "position".to_owned(),
-                AttributeValue::S(id.position.sortable()),
-            ),
-        ])
-    }
-}
-
-impl Rejects for DynamoRejects {
-    async fn scan_page(
-        &self,
-        start: Option<Item>,
-    ) -> Result<(Vec<Item>, Option<Item>), ReplayError> {
-        let output = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| ReplayError::Rejects(error_text(&e)))?;
-        Ok((
-            output.items.unwrap_or_default(),
-            output.last_evaluated_key.filter(|key| !key.is_empty()),
-        ))
-    }
-
-    async fn delete_if_unchanged(
-        &self,
-        id: &RejectId,
-        rejected_at_ms: &str,
-    ) -> Result<Deleted, ReplayError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
-            .condition_expression("#at = :at")
-            .expression_attribute_names("#at", "rejectedAtMs")
-            .expression_attribute_values(":at", AttributeValue::N(rejected_at_ms.to_owned()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Deleted::Deleted),
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                // With the item it failed on: written again meanwhile.
-                DeleteItemError::ConditionalCheckFailedException(failed) => Ok(match failed.item {
-                    Some(item) if !item.is_empty() => Deleted::Changed,
-                    _ => Deleted::Gone,
-                }),
-                other => Err(ReplayError::Rejects(format!(
-                    "{}: {}",
-                    other.code().unwrap_or("UnknownError"),
-                    other.message().unwrap_or("no message")
-                ))),
-            },
-            Err(e) => Err(ReplayError::Rejects(error_text(&e))),
-        }
-    }
-
-    async fn delete(&self, id: &RejectId) -> Result<Option<Item>, ReplayError> {
-        let output = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| ReplayError::Rejects(error_text(&e)))?;
-        Ok(output.attributes.filter(|item| !item.is_empty()))
     }
 }
 
