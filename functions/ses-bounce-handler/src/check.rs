@@ -2,7 +2,7 @@
 //! `ses-suppression` CLI.
 
 use crate::notification::normalize;
-use crate::store::{StoreError, SuppressionStore};
+use crate::ports::{StoreError, SuppressionStore};
 use crate::suppression::{Entry, Status};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;

@@ -14,13 +14,33 @@ pub struct Config {
     pub account_suppression: bool,
 }
 
+/// The defaults the README documents: 5.x.x transient bounces are hard, a
+/// delivery resets, 3 soft bounces in 7 days escalate, the table is the only
+/// list. The table has no default: it is required.
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            table: String::new(),
+            rules: Rules {
+                transient_5xx_is_permanent: true,
+                reset_soft_on_delivery: true,
+            },
+            escalation: Escalation {
+                threshold: 3,
+                window_secs: 7 * 86_400,
+            },
+            account_suppression: false,
+        }
+    }
+}
+
 impl Config {
     /// Reads SUPPRESSION_TABLE, SOFT_BOUNCE_THRESHOLD (default 3),
     /// SOFT_BOUNCE_WINDOW_DAYS (7), TRANSIENT_5XX_IS_PERMANENT (true),
     /// RESET_SOFT_ON_DELIVERY (true) and ACCOUNT_SUPPRESSION (false).
     pub fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
         let table: Option<String> = env.required("SUPPRESSION_TABLE");
-        let defaults = Settings::default();
+        let defaults = Self::default();
         let threshold: usize =
             env.or_default("SOFT_BOUNCE_THRESHOLD", defaults.escalation.threshold);
         let window_days: i64 = env.or_default(
@@ -45,7 +65,7 @@ impl Config {
                 defaults.rules.reset_soft_on_delivery,
             ),
         };
-        let account_suppression = env.flag("ACCOUNT_SUPPRESSION", false);
+        let account_suppression = env.flag("ACCOUNT_SUPPRESSION", defaults.account_suppression);
         env.finish()?;
         Ok(Self {
             table: table.expect("checked by finish"),
@@ -56,6 +76,14 @@ impl Config {
             },
             account_suppression,
         })
+    }
+
+    /// What the processor needs of it.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            rules: self.rules,
+            escalation: self.escalation,
+        }
     }
 }
 

@@ -6,15 +6,16 @@
 //! batches get a partial batch response; an SNS invocation fails as a
 //! whole, so Lambda retries it and then hands it to its dead-letter queue.
 
-use crate::account::AccountSuppression;
-use crate::processor::{Clock, Processor, Tally};
-use crate::store::SuppressionStore;
+use crate::ports::{AccountSuppression, Clock, SuppressionStore};
+use crate::processor::{Processor, Tally};
 use lambda_runtime::LambdaEvent;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use shared::batch::PartialBatchResponse;
 use shared::logging::mask_emails_in;
 use shared::runtime::deadline_instant;
 use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 
 /// Time kept after the last notification to report and answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
@@ -88,53 +89,126 @@ fn source(record: &Value) -> Source {
     Source::Unreadable("Records[].Sns or an SQS record")
 }
 
+/// The invocation: a `Records` list. Records stay JSON here because each is
+/// read on its own (`source`): one unreadable record fails alone.
+#[derive(Debug, Deserialize)]
+struct Input {
+    #[serde(rename = "Records")]
+    records: Vec<Value>,
+}
+
+fn read_input(payload: Value) -> Result<Input, HandlerError> {
+    // A bare list would pass as a struct in serde's eyes; it is no event.
+    if !payload.is_object() {
+        return Err(HandlerError::NotSnsOrSqs);
+    }
+    serde_path_to_error::deserialize(payload).map_err(|e| {
+        tracing::debug!(path = %e.path(), error = %e.inner(), "not an SNS or SQS event");
+        HandlerError::NotSnsOrSqs
+    })
+}
+
+/// The answer: SQS batches name their failed messages; an SNS invocation
+/// that succeeds reports what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Output {
+    Batch(PartialBatchResponse),
+    Summary(Summary),
+}
+
+/// Fields in alphabetical order, as the JSON object has always listed them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub already_suppressed: u64,
+    pub duplicates: u64,
+    pub escalated: u64,
+    pub ignored: u64,
+    pub recorded: u64,
+    pub soft_bounces: u64,
+    pub soft_resets: u64,
+    pub suppressed: u64,
+}
+
+impl From<&Tally> for Summary {
+    fn from(tally: &Tally) -> Self {
+        Self {
+            already_suppressed: tally.already_suppressed,
+            duplicates: tally.duplicates,
+            escalated: tally.escalated,
+            ignored: tally.ignored,
+            recorded: tally.recorded,
+            soft_bounces: tally.soft_bounces,
+            soft_resets: tally.soft_resets,
+            suppressed: tally.suppressed,
+        }
+    }
+}
+
 pub async fn handle<S, A, C>(
     processor: &Processor<S, A, C>,
     event: LambdaEvent<Value>,
-) -> Result<Value, HandlerError>
+) -> Result<Output, HandlerError>
 where
     S: SuppressionStore,
     A: AccountSuppression,
     C: Clock,
 {
-    let records = event
-        .payload
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or(HandlerError::NotSnsOrSqs)?;
+    let input = read_input(event.payload)?;
     let deadline = deadline_instant(event.context.deadline, SystemTime::now());
     let stop_by = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
-    let mut tally = Tally::default();
-    let mut sqs_failures = Vec::new();
-    let mut sns_errors = Vec::new();
-    let mut any_sqs = false;
-    for record in records {
+    let mut batch = Batch::default();
+    for record in &input.records {
+        batch.record(processor, record, stop_by).await;
+    }
+    batch.tally.emit();
+    tracing::info!(tally = ?batch.tally, "batch processed");
+    batch.answer(input.records.len())
+}
+
+/// What the records of one invocation did so far.
+#[derive(Default)]
+struct Batch {
+    tally: Tally,
+    sqs_failures: Vec<String>,
+    sns_errors: Vec<String>,
+    any_sqs: bool,
+}
+
+impl Batch {
+    async fn record<S, A, C>(
+        &mut self,
+        processor: &Processor<S, A, C>,
+        record: &Value,
+        stop_by: Instant,
+    ) where
+        S: SuppressionStore,
+        A: AccountSuppression,
+        C: Clock,
+    {
         let (message, message_id) = match source(record) {
             Source::Sns(message) => (message, None),
             Source::Sqs {
                 message_id,
                 message,
             } => {
-                any_sqs = true;
+                self.any_sqs = true;
                 (message, Some(message_id))
             }
             Source::Unreadable(field) => {
                 let error = format!("record has no {field}");
                 tracing::error!(%error, "record not processed");
-                tally.failed += 1;
-                match record.get("messageId").and_then(Value::as_str) {
-                    Some(id) => {
-                        any_sqs = true;
-                        sqs_failures.push(id.to_owned());
-                    }
-                    None => sns_errors.push(error),
-                }
-                continue;
+                let message_id = record.get("messageId").and_then(Value::as_str);
+                self.any_sqs |= message_id.is_some();
+                self.failed(message_id.map(str::to_owned), error);
+                return;
             }
         };
         // Bounded by the deadline: a hung call fails its record (and those
         // not yet started) in time to answer, so Lambda or SQS retries them.
-        let done = tokio::time::timeout_at(stop_by, processor.notification(&message, &mut tally));
+        let done =
+            tokio::time::timeout_at(stop_by, processor.notification(&message, &mut self.tally));
         let outcome = match done.await {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Err(format!(
@@ -145,40 +219,41 @@ where
         if let Err(e) = outcome {
             let error = mask_emails_in(&e);
             tracing::error!(%error, "notification not processed");
-            tally.failed += 1;
-            match message_id {
-                Some(id) => sqs_failures.push(id),
-                None => sns_errors.push(error),
-            }
+            self.failed(message_id, error);
         }
     }
-    tally.emit();
-    tracing::info!(?tally, "batch processed");
-    if any_sqs {
-        return Ok(json!(PartialBatchResponse::failing(sqs_failures)));
+
+    /// An SQS record is named in the batch response; an SNS one fails the
+    /// invocation.
+    fn failed(&mut self, message_id: Option<String>, error: String) {
+        self.tally.failed += 1;
+        match message_id {
+            Some(id) => self.sqs_failures.push(id),
+            None => self.sns_errors.push(error),
+        }
     }
-    match sns_errors.first() {
-        Some(first) => Err(HandlerError::Failed {
-            failed: sns_errors.len(),
-            total: records.len(),
-            first: first.clone(),
-        }),
-        None => Ok(json!({
-            "suppressed": tally.suppressed,
-            "escalated": tally.escalated,
-            "alreadySuppressed": tally.already_suppressed,
-            "softBounces": tally.soft_bounces,
-            "recorded": tally.recorded,
-            "softResets": tally.soft_resets,
-            "duplicates": tally.duplicates,
-            "ignored": tally.ignored,
-        })),
+
+    fn answer(self, total: usize) -> Result<Output, HandlerError> {
+        if self.any_sqs {
+            return Ok(Output::Batch(PartialBatchResponse::failing(
+                self.sqs_failures,
+            )));
+        }
+        match self.sns_errors.first() {
+            Some(first) => Err(HandlerError::Failed {
+                failed: self.sns_errors.len(),
+                total,
+                first: first.clone(),
+            }),
+            None => Ok(Output::Summary(Summary::from(&self.tally))),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn sources_are_told_apart() {

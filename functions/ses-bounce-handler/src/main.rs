@@ -1,13 +1,12 @@
 use lambda_runtime::service_fn;
-use ses_bounce_handler::account::{Account, Disabled, SesV2};
+use ses_bounce_handler::FUNCTION_NAME;
+use ses_bounce_handler::aws::dynamodb::DynamoStore;
+use ses_bounce_handler::aws::sesv2::SesV2;
 use ses_bounce_handler::config::Config;
+use ses_bounce_handler::fallback::{Account, Disabled, SystemClock};
 use ses_bounce_handler::handler;
-use ses_bounce_handler::processor::{Processor, Settings, SystemClock};
-use ses_bounce_handler::store::DynamoStore;
+use ses_bounce_handler::processor::Processor;
 use shared::config::EnvReader;
-
-/// The function's name in logs (`service`) and metrics (`Function`).
-const FUNCTION_NAME: &str = "ses-bounce-handler";
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -22,15 +21,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     } else {
         Account::Disabled(Disabled)
     };
-    let processor = Processor {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table),
+    let processor = Processor::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table),
         account,
-        clock: SystemClock,
-        settings: Settings {
-            rules: config.rules,
-            escalation: config.escalation,
-        },
-    };
+        SystemClock,
+        config.settings(),
+    );
     let processor = &processor;
     lambda_runtime::run(service_fn(shared::runtime::observed(
         FUNCTION_NAME,

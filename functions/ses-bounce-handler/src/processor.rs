@@ -1,32 +1,18 @@
 //! Applies notifications to the store: read, decide, conditional write,
 //! and again on a conflict.
 
-use crate::account::AccountSuppression;
+use crate::config::Config;
 use crate::notification::{Classified, NotificationError, RecipientEvent, Rules, classify};
-use crate::store::{StoreError, SuppressionStore, Written};
+use crate::ports::{
+    AccountError, AccountSuppression, Clock, StoreError, SuppressionStore, Written,
+};
 use crate::suppression::{Escalation, Outcome, apply};
 use shared::logging::mask_email;
 use shared::metrics::Emf;
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Attempts at one address's read-decide-write before giving up.
 const MAX_ATTEMPTS: usize = 5;
-
-/// Epoch seconds; injectable so that time-window rules test without waiting.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProcessError {
@@ -34,8 +20,11 @@ pub enum ProcessError {
     Notification(#[from] NotificationError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("SESv2 PutSuppressedDestination for {address}: {message}")]
-    AccountSuppression { address: String, message: String },
+    #[error("SESv2 PutSuppressedDestination for {address}: {error}")]
+    AccountSuppression {
+        address: String,
+        error: AccountError,
+    },
     #[error("{address}: still contended after {MAX_ATTEMPTS} conditional writes")]
     Contended { address: String },
     /// Some recipients failed; every other one was applied.
@@ -53,20 +42,10 @@ pub struct Settings {
     pub escalation: Escalation,
 }
 
-/// The defaults the README documents (and `Config` falls back to): 5.x.x
-/// transient bounces are hard, a delivery resets, 3 soft bounces in 7 days.
+/// `Config`'s defaults.
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            rules: Rules {
-                transient_5xx_is_permanent: true,
-                reset_soft_on_delivery: true,
-            },
-            escalation: Escalation {
-                threshold: 3,
-                window_secs: 7 * 86_400,
-            },
-        }
+        Config::default().settings()
     }
 }
 
@@ -102,7 +81,7 @@ impl Tally {
 
     /// EMF: totals, and one document per notification type and subtype.
     pub fn emit(&self) {
-        let mut totals = Emf::for_function("ses-bounce-handler");
+        let mut totals = Emf::for_function(crate::FUNCTION_NAME);
         for (name, value) in [
             ("Suppressed", self.suppressed),
             ("Escalated", self.escalated),
@@ -119,7 +98,7 @@ impl Tally {
         totals.emit();
         for ((kind, subtype), count) in &self.by_type {
             // The type and subtype dimensions come after [Stack, Function].
-            let mut by_type = Emf::for_function("ses-bounce-handler")
+            let mut by_type = Emf::for_function(crate::FUNCTION_NAME)
                 .dimension("Type", kind.as_str())
                 .dimension("SubType", if subtype.is_empty() { "-" } else { subtype });
             by_type.add("Notifications", *count);
@@ -136,6 +115,15 @@ pub struct Processor<S, A, C> {
 }
 
 impl<S: SuppressionStore, A: AccountSuppression, C: Clock> Processor<S, A, C> {
+    pub fn new(store: S, account: A, clock: C, settings: Settings) -> Self {
+        Self {
+            store,
+            account,
+            clock,
+            settings,
+        }
+    }
+
     /// Applies one SES notification (an SNS Message's text).
     pub async fn notification(&self, message: &str, tally: &mut Tally) -> Result<(), ProcessError> {
         let (kind, subtype, events) = match classify(message, self.settings.rules)? {
@@ -220,9 +208,9 @@ impl<S: SuppressionStore, A: AccountSuppression, C: Clock> Processor<S, A, C> {
                 self.account
                     .suppress(&event.address, reason)
                     .await
-                    .map_err(|message| ProcessError::AccountSuppression {
+                    .map_err(|error| ProcessError::AccountSuppression {
                         address: mask_email(&event.address),
-                        message,
+                        error,
                     })?;
             }
             match self.store.put(&entry).await? {
@@ -239,37 +227,18 @@ impl<S: SuppressionStore, A: AccountSuppression, C: Clock> Processor<S, A, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::AccountSuppression;
     use crate::notification::Reason;
-    use crate::store::MemoryStore;
     use crate::suppression::Status;
+    use crate::testing::{InMemoryAccount, InMemoryClock, InMemorySuppressions};
     use serde_json::json;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicI64, Ordering};
 
-    struct FixedClock(AtomicI64);
-    impl Clock for FixedClock {
-        fn now(&self) -> i64 {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
-
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<(String, Reason)>>);
-    impl AccountSuppression for Recorder {
-        async fn suppress(&self, address: &str, reason: Reason) -> Result<(), String> {
-            self.0.lock().unwrap().push((address.to_owned(), reason));
-            Ok(())
-        }
-    }
-
-    fn processor() -> Processor<MemoryStore, Recorder, FixedClock> {
-        Processor {
-            store: MemoryStore::default(),
-            account: Recorder::default(),
-            clock: FixedClock(AtomicI64::new(1_763_700_000)),
-            settings: Settings::default(),
-        }
+    fn processor() -> Processor<InMemorySuppressions, InMemoryAccount, InMemoryClock> {
+        Processor::new(
+            InMemorySuppressions::default(),
+            InMemoryAccount::default(),
+            InMemoryClock::at(1_763_700_000),
+            Settings::default(),
+        )
     }
 
     fn soft_bounce(feedback: &str) -> String {
@@ -284,9 +253,7 @@ mod tests {
         let p = processor();
         let mut tally = Tally::default();
         for (day, feedback) in [(0, "f1"), (3, "f2"), (6, "f3")] {
-            p.clock
-                .0
-                .store(1_763_700_000 + day * 86_400, Ordering::SeqCst);
+            p.clock.set(1_763_700_000 + day * 86_400);
             p.notification(&soft_bounce(feedback), &mut tally)
                 .await
                 .unwrap();
@@ -295,7 +262,7 @@ mod tests {
         let entry = &p.store.entries()["jane@example.com"];
         assert_eq!(entry.status, Status::Suppressed);
         assert_eq!(
-            *p.account.0.lock().unwrap(),
+            p.account.calls(),
             vec![("jane@example.com".to_owned(), Reason::Bounce)]
         );
     }
@@ -364,6 +331,6 @@ mod tests {
         let entries = p.store.entries();
         assert_eq!(entries.len(), 2);
         assert!(entries.values().all(|e| e.count == 1));
-        assert_eq!(p.account.0.lock().unwrap().len(), 2);
+        assert_eq!(p.account.calls().len(), 2);
     }
 }

@@ -411,9 +411,9 @@ async fn bad_configuration_fails_init_naming_every_variable() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_notifications_for_one_address_lose_no_count() {
-    use ses_bounce_handler::account::Disabled;
-    use ses_bounce_handler::processor::{Processor, Settings, SystemClock, Tally};
-    use ses_bounce_handler::store::DynamoStore;
+    use ses_bounce_handler::aws::dynamodb::DynamoStore;
+    use ses_bounce_handler::fallback::{Disabled, SystemClock};
+    use ses_bounce_handler::processor::{Processor, Settings, Tally};
     use ses_bounce_handler::suppression::Escalation;
 
     // The stand-in's conditional writes are atomic, as DynamoDB's are;
@@ -423,18 +423,18 @@ async fn concurrent_notifications_for_one_address_lose_no_count() {
         .await
         .unwrap();
     let sdk = suite_tests::moto::local_sdk_config(&db.endpoint()).await;
-    let processor = Arc::new(Processor {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE),
-        account: Disabled,
-        clock: SystemClock,
-        settings: Settings {
+    let processor = Arc::new(Processor::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE),
+        Disabled,
+        SystemClock,
+        Settings {
             escalation: Escalation {
                 threshold: 1000,
                 window_secs: 86_400,
             },
             ..Settings::default()
         },
-    });
+    ));
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let processor = processor.clone();

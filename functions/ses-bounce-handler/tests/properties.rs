@@ -3,11 +3,11 @@
 use lambda_runtime::{Context, LambdaEvent};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use ses_bounce_handler::account::Disabled;
+use ses_bounce_handler::fallback::{Disabled, SystemClock};
 use ses_bounce_handler::handler::handle;
 use ses_bounce_handler::notification::{Rules, classify};
-use ses_bounce_handler::processor::{Processor, Settings, SystemClock};
-use ses_bounce_handler::store::MemoryStore;
+use ses_bounce_handler::processor::{Processor, Settings};
+use ses_bounce_handler::testing::InMemorySuppressions;
 
 const RULES: Rules = Rules {
     transient_5xx_is_permanent: true,
@@ -54,13 +54,13 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-fn processor() -> Processor<MemoryStore, Disabled, SystemClock> {
-    Processor {
-        store: MemoryStore::default(),
-        account: Disabled,
-        clock: SystemClock,
-        settings: Settings::default(),
-    }
+fn processor() -> Processor<InMemorySuppressions, Disabled, SystemClock> {
+    Processor::new(
+        InMemorySuppressions::default(),
+        Disabled,
+        SystemClock,
+        Settings::default(),
+    )
 }
 
 fn bounce() -> Value {

@@ -3,8 +3,8 @@
 //! The table defaults to $SUPPRESSION_TABLE; AWS settings come from the
 //! usual environment and profile chain.
 
+use ses_bounce_handler::aws::dynamodb::DynamoStore;
 use ses_bounce_handler::check::check;
-use ses_bounce_handler::store::DynamoStore;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: ses-suppression check <address> [--table NAME]";

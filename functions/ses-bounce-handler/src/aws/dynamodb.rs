@@ -1,81 +1,17 @@
-//! Where entries live: a DynamoDB table keyed by the normalized address,
-//! written with optimistic locking so concurrent notifications for one
-//! address never lose a count.
+//! The suppression table in DynamoDB, keyed by the normalized address;
+//! conditional writes on a version attribute give the optimistic locking.
 
+use crate::ports::{StoreError, SuppressionStore, Written};
 use crate::suppression::{Entry, Status};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::Mutex;
 
 /// The table's key attribute and its TTL attribute.
 pub const KEY_ATTR: &str = "address";
 pub const TTL_ATTR: &str = "expiresAt";
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("DynamoDB {operation} on {table}: {message}")]
-    Call {
-        operation: &'static str,
-        table: String,
-        message: String,
-    },
-    #[error("stored entry is unreadable: {0}")]
-    Unreadable(String),
-}
-
-/// Whether a conditional write went through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    Yes,
-    /// Someone wrote the entry since it was read: read again.
-    Conflict,
-}
-
-pub trait SuppressionStore: Send + Sync {
-    fn get(&self, address: &str) -> impl Future<Output = Result<Option<Entry>, StoreError>> + Send;
-    /// Writes `entry` as version `entry.version + 1`, if the stored one is
-    /// still `entry.version` (0: absent).
-    fn put(&self, entry: &Entry) -> impl Future<Output = Result<Written, StoreError>> + Send;
-}
-
-/// An in-memory table, for tests and benchmarks.
-#[derive(Default)]
-pub struct MemoryStore {
-    entries: Mutex<HashMap<String, Entry>>,
-}
-
-impl MemoryStore {
-    pub fn entries(&self) -> HashMap<String, Entry> {
-        self.entries.lock().expect("not poisoned").clone()
-    }
-}
-
-impl SuppressionStore for MemoryStore {
-    async fn get(&self, address: &str) -> Result<Option<Entry>, StoreError> {
-        Ok(self
-            .entries
-            .lock()
-            .expect("not poisoned")
-            .get(address)
-            .cloned())
-    }
-
-    async fn put(&self, entry: &Entry) -> Result<Written, StoreError> {
-        let mut entries = self.entries.lock().expect("not poisoned");
-        let stored = entries.get(&entry.address).map_or(0, |e| e.version);
-        if stored != entry.version {
-            return Ok(Written::Conflict);
-        }
-        let mut next = entry.clone();
-        next.version += 1;
-        entries.insert(entry.address.clone(), next);
-        Ok(Written::Yes)
-    }
-}
 
 pub struct DynamoStore {
     client: Client,

@@ -1,0 +1,4 @@
+//! The AWS SDK adapters behind the traits in `ports`.
+
+pub mod dynamodb;
+pub mod sesv2;
