@@ -115,33 +115,12 @@ pub fn apply(
         return (None, Outcome::Duplicate);
     }
     if event.action == Action::ResetSoft {
-        return match stored {
-            Some(entry) if entry.status == Status::Soft && !entry.soft_bounces.is_empty() => {
-                let mut entry = touched(entry.clone(), event, now);
-                entry.soft_bounces.clear();
-                (Some(entry), Outcome::SoftReset)
-            }
-            _ => (None, Outcome::Unchanged),
-        };
+        return reset_soft(stored, event, now);
     }
-    let fresh = || Entry {
-        address: event.address.clone(),
-        status: Status::Recorded,
-        reason: None,
-        kind: String::new(),
-        subtype: String::new(),
-        diagnostic_code: None,
-        first_seen: now,
-        last_seen: now,
-        count: 0,
-        soft_bounces: Vec::new(),
-        last_message_id: String::new(),
-        last_feedback_id: String::new(),
-        recent_keys: Vec::new(),
-        expires_at: None,
-        version: 0,
-    };
-    let mut entry = touched(stored.cloned().unwrap_or_else(fresh), event, now);
+    let base = stored
+        .cloned()
+        .unwrap_or_else(|| fresh(&event.address, now));
+    let mut entry = touched(base, event, now);
     let was_suppressed = stored.is_some_and(|e| e.status == Status::Suppressed);
     let outcome = match &event.action {
         Action::Suppress(reason) => {
@@ -163,27 +142,7 @@ pub fn apply(
             entry.count += 1;
             Outcome::AlreadySuppressed
         }
-        Action::SoftBounce => {
-            entry.count += 1;
-            entry
-                .soft_bounces
-                .retain(|&at| at > now - escalation.window_secs);
-            entry.soft_bounces.push(now);
-            if entry.soft_bounces.len() >= escalation.threshold {
-                suppress(&mut entry, Reason::Bounce);
-                entry.subtype = format!(
-                    "{} (escalated: {} soft bounces within {} days)",
-                    entry.subtype,
-                    entry.soft_bounces.len(),
-                    escalation.window_secs / 86_400
-                );
-                Outcome::Escalated
-            } else {
-                entry.status = Status::Soft;
-                entry.expires_at = Some(now + escalation.window_secs);
-                Outcome::SoftCounted
-            }
-        }
+        Action::SoftBounce => soft_bounce(&mut entry, now, escalation),
         Action::Record | Action::ResetSoft => {
             if stored.is_none() {
                 entry.count += 1;
@@ -192,6 +151,67 @@ pub fn apply(
         }
     };
     (Some(entry), outcome)
+}
+
+/// A delivery clears the soft bounces of a soft entry; anything else is
+/// left alone.
+fn reset_soft(
+    stored: Option<&Entry>,
+    event: &RecipientEvent,
+    now: i64,
+) -> (Option<Entry>, Outcome) {
+    match stored {
+        Some(entry) if entry.status == Status::Soft && !entry.soft_bounces.is_empty() => {
+            let mut entry = touched(entry.clone(), event, now);
+            entry.soft_bounces.clear();
+            (Some(entry), Outcome::SoftReset)
+        }
+        _ => (None, Outcome::Unchanged),
+    }
+}
+
+/// A soft bounce counts inside the window; at the threshold it suppresses.
+fn soft_bounce(entry: &mut Entry, now: i64, escalation: Escalation) -> Outcome {
+    entry.count += 1;
+    entry
+        .soft_bounces
+        .retain(|&at| at > now - escalation.window_secs);
+    entry.soft_bounces.push(now);
+    if entry.soft_bounces.len() >= escalation.threshold {
+        suppress(entry, Reason::Bounce);
+        entry.subtype = format!(
+            "{} (escalated: {} soft bounces within {} days)",
+            entry.subtype,
+            entry.soft_bounces.len(),
+            escalation.window_secs / 86_400
+        );
+        Outcome::Escalated
+    } else {
+        entry.status = Status::Soft;
+        entry.expires_at = Some(now + escalation.window_secs);
+        Outcome::SoftCounted
+    }
+}
+
+/// The entry of an address seen for the first time, not yet stored.
+fn fresh(address: &str, now: i64) -> Entry {
+    Entry {
+        address: address.to_owned(),
+        status: Status::Recorded,
+        reason: None,
+        kind: String::new(),
+        subtype: String::new(),
+        diagnostic_code: None,
+        first_seen: now,
+        last_seen: now,
+        count: 0,
+        soft_bounces: Vec::new(),
+        last_message_id: String::new(),
+        last_feedback_id: String::new(),
+        recent_keys: Vec::new(),
+        expires_at: None,
+        version: 0,
+    }
 }
 
 fn suppress(entry: &mut Entry, reason: Reason) {
