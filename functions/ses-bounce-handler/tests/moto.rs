@@ -3,16 +3,16 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
+use ses_bounce_handler::FUNCTION_NAME;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use suite_tests::dynamodb::{DynamoStandIn, Faults};
-use suite_tests::function::FunctionProcess;
+use suite_tests::events::{sample, samples};
 use suite_tests::http::{Received, reply, serve};
 use suite_tests::moto::{Moto, Row, create_table, scan};
-use suite_tests::process::workspace_root;
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 
 const TABLE: &str = "suppression";
 
@@ -31,23 +31,6 @@ const SAMPLE_ADDRESSES: &[&str] = &[
     "queued.bounce@example.com",
 ];
 
-fn sample(name: &str) -> Value {
-    let path = workspace_root()
-        .join("events/ses-bounce-handler")
-        .join(name);
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
-
-fn samples() -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(workspace_root().join("events/ses-bounce-handler"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-    names.sort();
-    names
-}
-
 struct Harness {
     moto: Moto,
     db: aws_sdk_dynamodb::Client,
@@ -61,17 +44,11 @@ impl Harness {
         Self { moto, db }
     }
 
-    async fn function(&self, extra: &[(&str, &str)]) -> (RuntimeApi, FunctionProcess) {
-        let api = RuntimeApi::start().await.unwrap();
-        let mut env = self.moto.env();
-        env.push(("SUPPRESSION_TABLE".into(), TABLE.into()));
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let process = FunctionProcess::spawn(
-            Path::new(env!("CARGO_BIN_EXE_ses-bounce-handler")),
-            &api.host_port(),
-            &env,
-        );
-        (api, process)
+    async fn function(&self, extra: &[(&str, &str)]) -> Running {
+        let env = Env::from(self.moto.env())
+            .set("SUPPRESSION_TABLE", TABLE)
+            .extend(extra);
+        Running::start(env!("CARGO_BIN_EXE_ses-bounce-handler"), &env).await
     }
 
     async fn table(&self) -> HashMap<String, Row> {
@@ -81,13 +58,6 @@ impl Harness {
             .map(|row| (row["address"].as_s().unwrap().clone(), row))
             .collect()
     }
-}
-
-async fn invoke(api: &RuntimeApi, event: Value) -> Result<Value, Value> {
-    api.invoke(event, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .result
 }
 
 fn text<'a>(row: &'a Row, name: &str) -> &'a str {
@@ -103,11 +73,15 @@ fn number(row: &Row, name: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_sample_leaves_the_table_as_expected() {
     let h = Harness::start().await;
-    let (api, _f) = h.function(&[]).await;
+    let f = h.function(&[]).await;
 
-    invoke(&api, sample("01-permanent-bounce-two-recipients.json"))
-        .await
-        .unwrap();
+    f.invoke(sample(
+        FUNCTION_NAME,
+        "01-permanent-bounce-two-recipients.json",
+    ))
+    .await
+    .result
+    .unwrap();
     let table = h.table().await;
     assert_eq!(table.len(), 2);
     let jane = &table["jane.doe@example.com"];
@@ -124,8 +98,9 @@ async fn every_sample_leaves_the_table_as_expected() {
     assert!(!jane.contains_key("expiresAt"), "suppression never expires");
     assert_eq!(text(&table["john.roe@example.com"], "status"), "suppressed");
 
-    invoke(&api, sample("02-transient-mailbox-full.json"))
+    f.invoke(sample(FUNCTION_NAME, "02-transient-mailbox-full.json"))
         .await
+        .result
         .unwrap();
     let full = &h.table().await["full.box@example.net"];
     assert_eq!(text(full, "status"), "soft");
@@ -135,8 +110,9 @@ async fn every_sample_leaves_the_table_as_expected() {
         "soft entries expire"
     );
 
-    invoke(&api, sample("03-transient-status-5.1.1.json"))
+    f.invoke(sample(FUNCTION_NAME, "03-transient-status-5.1.1.json"))
         .await
+        .result
         .unwrap();
     let gone = &h.table().await["gone.user@example.net"];
     assert_eq!(
@@ -144,15 +120,17 @@ async fn every_sample_leaves_the_table_as_expected() {
         ("suppressed", "BOUNCE")
     );
 
-    invoke(&api, sample("04-on-account-suppression-list.json"))
+    f.invoke(sample(FUNCTION_NAME, "04-on-account-suppression-list.json"))
         .await
+        .result
         .unwrap();
     let listed = &h.table().await["listed@example.com"];
     assert_eq!(text(listed, "status"), "suppressed");
     assert_eq!(number(listed, "count"), 0, "SES never sent it: not counted");
 
-    invoke(&api, sample("05-complaint-abuse.json"))
+    f.invoke(sample(FUNCTION_NAME, "05-complaint-abuse.json"))
         .await
+        .result
         .unwrap();
     let angry = &h.table().await["angry.reader@example.org"];
     assert_eq!(
@@ -161,15 +139,19 @@ async fn every_sample_leaves_the_table_as_expected() {
     );
     assert_eq!(text(angry, "subType"), "abuse");
 
-    invoke(&api, sample("06-complaint-not-spam.json"))
+    f.invoke(sample(FUNCTION_NAME, "06-complaint-not-spam.json"))
         .await
+        .result
         .unwrap();
     assert_eq!(
         text(&h.table().await["happy.reader@example.org"], "status"),
         "recorded"
     );
 
-    invoke(&api, sample("07-delivery.json")).await.unwrap();
+    f.invoke(sample(FUNCTION_NAME, "07-delivery.json"))
+        .await
+        .result
+        .unwrap();
     let full = &h.table().await["full.box@example.net"];
     assert_eq!(
         full["softBounces"],
@@ -177,8 +159,9 @@ async fn every_sample_leaves_the_table_as_expected() {
         "a delivery resets the count"
     );
 
-    invoke(&api, sample("08-event-publishing-bounce.json"))
+    f.invoke(sample(FUNCTION_NAME, "08-event-publishing-bounce.json"))
         .await
+        .result
         .unwrap();
     let nobody = &h.table().await["nobody@example.io"];
     assert_eq!(
@@ -187,14 +170,18 @@ async fn every_sample_leaves_the_table_as_expected() {
     );
 
     let before = h.table().await;
-    let answer = invoke(&api, sample("09-delivery-delay.json"))
+    let answer = f
+        .invoke(sample(FUNCTION_NAME, "09-delivery-delay.json"))
         .await
+        .result
         .unwrap();
     assert_eq!(answer["ignored"], 1);
     assert_eq!(h.table().await, before, "a DeliveryDelay changes nothing");
 
-    let answer = invoke(&api, sample("10-sqs-wrapped-bounce.json"))
+    let answer = f
+        .invoke(sample(FUNCTION_NAME, "10-sqs-wrapped-bounce.json"))
         .await
+        .result
         .unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}));
     assert_eq!(
@@ -206,12 +193,12 @@ async fn every_sample_leaves_the_table_as_expected() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_message_three_times_changes_nothing_after_the_first() {
     let h = Harness::start().await;
-    let (api, f) = h.function(&[]).await;
-    let event = sample("02-transient-mailbox-full.json");
-    invoke(&api, event.clone()).await.unwrap();
+    let f = h.function(&[]).await;
+    let event = sample(FUNCTION_NAME, "02-transient-mailbox-full.json");
+    f.invoke(event.clone()).await.result.unwrap();
     let first = h.table().await;
     for _ in 0..2 {
-        invoke(&api, event.clone()).await.unwrap();
+        f.invoke(event.clone()).await.result.unwrap();
     }
     assert_eq!(h.table().await, first);
     let duplicates: u64 = f
@@ -226,13 +213,13 @@ async fn the_same_message_three_times_changes_nothing_after_the_first() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_raw_address_appears_in_the_logs() {
     let h = Harness::start().await;
-    let (api, f) = h.function(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG")]).await;
-    for name in samples() {
-        invoke(&api, sample(&name)).await.unwrap();
+    let f = h.function(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG")]).await;
+    for (_, event) in samples(FUNCTION_NAME) {
+        f.invoke(event).await.result.unwrap();
     }
     // A failing notification logs its error too.
     let bad = json!({"Records": [{"Sns": {"Message": "{\"notificationType\":\"Bounce\",\"mail\":{\"destination\":[\"secret.person@example.com\"]}}"}}]});
-    assert!(invoke(&api, bad).await.is_err());
+    assert!(f.invoke(bad).await.result.is_err());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = f.logs().join("\n").to_lowercase();
     assert!(logs.contains("j***@example.com"), "the logs were captured");
@@ -250,10 +237,12 @@ async fn no_raw_address_appears_in_the_logs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_an_error_naming_the_field() {
     let h = Harness::start().await;
-    let (api, _f) = h.function(&[]).await;
+    let f = h.function(&[]).await;
     let message = json!({"notificationType": "Bounce", "mail": {"messageId": "m"}}).to_string();
-    let error = invoke(&api, json!({"Records": [{"Sns": {"Message": message}}]}))
+    let error = f
+        .invoke(json!({"Records": [{"Sns": {"Message": message}}]}))
         .await
+        .result
         .unwrap_err();
     assert_eq!(error["errorType"], "NotificationsFailed");
     assert!(
@@ -262,15 +251,15 @@ async fn bad_input_is_an_error_naming_the_field() {
             .unwrap()
             .contains("Bounce notification has no bounce object")
     );
-    let error = invoke(&api, json!({"detail": {}})).await.unwrap_err();
+    let error = f.invoke(json!({"detail": {}})).await.result.unwrap_err();
     assert_eq!(error["errorType"], "UnsupportedEvent");
     // In an SQS batch only the bad message is reported.
     let sqs = json!({"Records": [
         {"eventSource": "aws:sqs", "messageId": "bad-1", "body": "{\"notificationType\":\"Complaint\"}"},
-        sample("10-sqs-wrapped-bounce.json")["Records"][0].clone(),
+        sample(FUNCTION_NAME, "10-sqs-wrapped-bounce.json")["Records"][0].clone(),
     ]});
     assert_eq!(
-        invoke(&api, sqs).await.unwrap(),
+        f.invoke(sqs).await.result.unwrap(),
         json!({"batchItemFailures": [{"itemIdentifier": "bad-1"}]})
     );
 }
@@ -304,23 +293,23 @@ async fn sesv2(fail_first: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
 async fn account_suppression_sends_the_sesv2_request_and_survives_its_failure() {
     let h = Harness::start().await;
     let (endpoint, calls) = sesv2(3).await;
-    let (api, _f) = h
+    let f = h
         .function(&[
             ("ACCOUNT_SUPPRESSION", "true"),
             ("AWS_ENDPOINT_URL_SESV2", &endpoint),
             ("AWS_MAX_ATTEMPTS", "1"),
         ])
         .await;
-    let complaint = sample("05-complaint-abuse.json");
+    let complaint = sample(FUNCTION_NAME, "05-complaint-abuse.json");
     // SES fails: the invocation fails and nothing is recorded, so Lambda's
     // retry will do it all again.
-    assert!(invoke(&api, complaint.clone()).await.is_err());
+    assert!(f.invoke(complaint.clone()).await.result.is_err());
     assert!(!h.table().await.contains_key("angry.reader@example.org"));
     // The SDK may itself retry a 500; let the stand-in's failures run out.
     while calls.lock().unwrap().len() < 3 {
-        assert!(invoke(&api, complaint.clone()).await.is_err());
+        assert!(f.invoke(complaint.clone()).await.result.is_err());
     }
-    invoke(&api, complaint).await.unwrap();
+    f.invoke(complaint).await.result.unwrap();
     assert_eq!(
         text(&h.table().await["angry.reader@example.org"], "reason"),
         "COMPLAINT"
@@ -348,13 +337,18 @@ async fn account_suppression_sends_the_sesv2_request_and_survives_its_failure() 
     // A soft bounce does not reach the account list; a hard one does, once
     // per recipient.
     let before = recorded.len();
-    invoke(&api, sample("02-transient-mailbox-full.json"))
+    f.invoke(sample(FUNCTION_NAME, "02-transient-mailbox-full.json"))
         .await
+        .result
         .unwrap();
     assert_eq!(calls.lock().unwrap().len(), before);
-    invoke(&api, sample("01-permanent-bounce-two-recipients.json"))
-        .await
-        .unwrap();
+    f.invoke(sample(
+        FUNCTION_NAME,
+        "01-permanent-bounce-two-recipients.json",
+    ))
+    .await
+    .result
+    .unwrap();
     let bodies: Vec<Value> = calls.lock().unwrap()[before..]
         .iter()
         .map(|r| serde_json::from_slice(&r.body).unwrap())
@@ -371,10 +365,14 @@ async fn account_suppression_sends_the_sesv2_request_and_survives_its_failure() 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_answers_from_the_table() {
     let h = Harness::start().await;
-    let (api, _f) = h.function(&[]).await;
-    invoke(&api, sample("01-permanent-bounce-two-recipients.json"))
-        .await
-        .unwrap();
+    let f = h.function(&[]).await;
+    f.invoke(sample(
+        FUNCTION_NAME,
+        "01-permanent-bounce-two-recipients.json",
+    ))
+    .await
+    .result
+    .unwrap();
     let cli = |address: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_ses-suppression"))
             .args(["check", address, "--table", TABLE])
@@ -477,13 +475,13 @@ fn bounce_with_a_blank_recipient(feedback: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_bad_recipient_does_not_stop_the_others() {
     let h = Harness::start().await;
-    let (api, _f) = h.function(&[]).await;
+    let f = h.function(&[]).await;
     let sns = json!({"Records": [{"Sns": {"Message": bounce_with_a_blank_recipient("f-sns")}}]});
     // SNS: the valid ones are applied, the invocation still fails (so the
     // retries and then the dead-letter queue get it), and the retries
     // count nothing twice.
     for attempt in 0..3 {
-        let error = invoke(&api, sns.clone()).await.unwrap_err();
+        let error = f.invoke(sns.clone()).await.result.unwrap_err();
         assert_eq!(
             error["errorType"], "NotificationsFailed",
             "attempt {attempt}"
@@ -506,10 +504,10 @@ async fn one_bad_recipient_does_not_stop_the_others() {
     // SQS: only that message is reported, its valid recipients applied.
     let sqs = json!({"Records": [
         {"eventSource": "aws:sqs", "messageId": "blank-1", "body": bounce_with_a_blank_recipient("f-sqs")},
-        sample("10-sqs-wrapped-bounce.json")["Records"][0].clone(),
+        sample(FUNCTION_NAME, "10-sqs-wrapped-bounce.json")["Records"][0].clone(),
     ]});
     assert_eq!(
-        invoke(&api, sqs).await.unwrap(),
+        f.invoke(sqs).await.result.unwrap(),
         json!({"batchItemFailures": [{"itemIdentifier": "blank-1"}]})
     );
     let table = h.table().await;

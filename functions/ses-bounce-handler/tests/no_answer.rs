@@ -4,46 +4,28 @@
 //! before its deadline (so they come back), instead of running out the clock.
 
 use serde_json::Value;
-use std::path::Path;
+use ses_bounce_handler::FUNCTION_NAME;
 use std::time::{Duration, Instant};
-use suite_tests::function::FunctionProcess;
+use suite_tests::events::sample;
 use suite_tests::http::SilentServer;
-use suite_tests::process::workspace_root;
-use suite_tests::runtime_api::RuntimeApi;
-
-fn sample(name: &str) -> Value {
-    let path = workspace_root()
-        .join("events/ses-bounce-handler")
-        .join(name);
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
+use suite_tests::running::{Env, Running};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_table_fails_the_notifications_before_the_deadline() {
     let silent = SilentServer::start().await.unwrap();
-    let api = RuntimeApi::start().await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", silent.endpoint().as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("SUPPRESSION_TABLE", "suppression"),
-        ("ACCOUNT_SUPPRESSION", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let _function = FunctionProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_ses-bounce-handler")),
-        &api.host_port(),
-        &env,
-    );
+    let env = Env::aws(&silent.endpoint())
+        .set("SUPPRESSION_TABLE", "suppression")
+        .set("ACCOUNT_SUPPRESSION", "true");
+    let function = Running::start(env!("CARGO_BIN_EXE_ses-bounce-handler"), &env).await;
     let time = Duration::from_secs(6);
 
     let deadline = Instant::now() + time;
-    let sns = api
-        .invoke(sample("01-permanent-bounce-two-recipients.json"), time)
-        .await
-        .expect("an answer");
+    let sns = function
+        .invoke_within(
+            sample(FUNCTION_NAME, "01-permanent-bounce-two-recipients.json"),
+            time,
+        )
+        .await;
     assert!(
         sns.finished <= deadline,
         "SNS: answered {:?} after the deadline",
@@ -54,7 +36,7 @@ async fn a_hung_table_fails_the_notifications_before_the_deadline() {
         .expect_err("the SNS invocation fails, to be retried");
     assert_eq!(error["errorType"], "NotificationsFailed", "{error}");
 
-    let event = sample("10-sqs-wrapped-bounce.json");
+    let event = sample(FUNCTION_NAME, "10-sqs-wrapped-bounce.json");
     let ids: Vec<Value> = event["Records"]
         .as_array()
         .unwrap()
@@ -62,7 +44,7 @@ async fn a_hung_table_fails_the_notifications_before_the_deadline() {
         .map(|r| r["messageId"].clone())
         .collect();
     let deadline = Instant::now() + time;
-    let sqs = api.invoke(event, time).await.expect("an answer");
+    let sqs = function.invoke_within(event, time).await;
     assert!(
         sqs.finished <= deadline,
         "SQS: answered {:?} after the deadline",
