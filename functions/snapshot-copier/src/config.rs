@@ -50,11 +50,8 @@ impl Config {
         let copy_tag_key = env.or_default("COPY_TAG_KEY", defaults.copy_tag_key);
         let default_destinations = destinations(&mut env);
         let kms_keys = kms_keys(&mut env);
-        let max_concurrent_copies: usize =
-            env.or_default("MAX_CONCURRENT_COPIES", defaults.max_concurrent_copies);
-        if max_concurrent_copies == 0 {
-            env.problem("MAX_CONCURRENT_COPIES=0 is invalid: it must be at least 1");
-        }
+        let max_concurrent_copies =
+            env.at_least_one("MAX_CONCURRENT_COPIES", defaults.max_concurrent_copies);
         let keep: usize = env.or_default("KEEP_COPIES", defaults.retention.keep.unwrap_or(0));
         let retention_days: Option<i64> = env.optional("RETENTION_DAYS");
         if retention_days.is_some_and(|d| d < 1) {
@@ -64,10 +61,7 @@ impl Config {
         if completion_duration_minutes.is_some_and(|m| !(15..=2880).contains(&m) || m % 15 != 0) {
             env.problem("COMPLETION_DURATION_MINUTES must be a multiple of 15 from 15 to 2880");
         }
-        let concurrency: usize = env.or_default("SWEEP_CONCURRENCY", defaults.concurrency);
-        if concurrency == 0 {
-            env.problem("SWEEP_CONCURRENCY=0 is invalid: it must be at least 1");
-        }
+        let concurrency = env.at_least_one("SWEEP_CONCURRENCY", defaults.concurrency);
         let dry_run = env.flag("DRY_RUN", defaults.dry_run);
         let claim_table: Option<String> = env
             .optional::<String>("CLAIM_TABLE")
@@ -95,13 +89,7 @@ impl Config {
 
 /// DEFAULT_DESTINATIONS: comma-separated region names.
 fn destinations(env: &mut EnvReader) -> Vec<String> {
-    let default_destinations: Vec<String> = env
-        .optional::<String>("DEFAULT_DESTINATIONS")
-        .unwrap_or_default()
-        .split(',')
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty())
-        .collect();
+    let default_destinations = env.list("DEFAULT_DESTINATIONS");
     for region in &default_destinations {
         if !is_region(region) {
             env.problem(format!(
@@ -114,24 +102,11 @@ fn destinations(env: &mut EnvReader) -> Vec<String> {
 
 /// DEST_KMS_KEYS: `region=key,...`.
 fn kms_keys(env: &mut EnvReader) -> BTreeMap<String, String> {
-    let mut kms_keys = BTreeMap::new();
-    for pair in env
-        .optional::<String>("DEST_KMS_KEYS")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some((region, key)) if is_region(region.trim()) && !key.trim().is_empty() => {
-                kms_keys.insert(region.trim().to_owned(), key.trim().to_owned());
-            }
-            _ => env.problem(format!(
-                "DEST_KMS_KEYS: {pair:?} is not region=key (such as us-west-2=alias/dr)"
-            )),
-        }
-    }
-    kms_keys
+    env.pairs(
+        "DEST_KMS_KEYS",
+        "region=key (such as us-west-2=alias/dr)",
+        |region, key| is_region(region) && !key.is_empty(),
+    )
 }
 
 #[cfg(test)]

@@ -108,9 +108,7 @@ pub struct Copier<R: Regions> {
 
 impl<R: Regions> Copier<R> {
     pub fn new(regions: R, settings: Settings) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        let nanos = shared::time::now_nanos();
         Self {
             regions,
             settings,
@@ -287,10 +285,9 @@ impl<R: Regions> Copier<R> {
     }
 }
 
+/// Epoch seconds, as claims and retention count time.
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    shared::time::now_secs() as i64
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ fn dynamo_error<E: std::error::Error + 'static>(
     ClaimError::Unavailable {
         call,
         table: table.to_owned(),
-        reason: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+        reason: shared::aws::error_text(&e),
     }
 }
 

@@ -38,8 +38,8 @@ impl Regions for Ec2Regions {
 
 pub struct Ec2Region(pub Client);
 
-fn error<E: ProvideErrorMetadata + std::error::Error>(e: E) -> Ec2Error {
-    let text = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
+fn error<E: ProvideErrorMetadata + std::error::Error + 'static>(e: E) -> Ec2Error {
+    let text = shared::aws::error_text(&e);
     match e.code() {
         Some("ResourceLimitExceeded") => Ec2Error::LimitExceeded(text),
         _ => Ec2Error::Other(text),
@@ -54,7 +54,7 @@ fn copy_error<E>(e: SdkError<E, HttpResponse>) -> Ec2Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let text = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
+    let text = shared::aws::error_text(&e);
     let refused = match &e {
         SdkError::ConstructionFailure(_) => true,
         SdkError::ServiceError(service) => {
