@@ -475,20 +475,14 @@ mod binary {
     use std::path::Path;
     use std::time::Duration;
     use suite_tests::dynamodb::{DynamoStandIn, Faults};
-    use suite_tests::function::FunctionProcess;
-    use suite_tests::process::workspace_root;
-    use suite_tests::runtime_api::RuntimeApi;
+    use suite_tests::running::{Env, Running};
+
+    const BINARY: &str = env!("CARGO_BIN_EXE_snapshot-copier");
+    /// Each invocation's time: moto's EC2 is slow to copy.
+    const TIME: Duration = Duration::from_secs(60);
 
     fn sample(name: &str) -> Value {
-        let path = workspace_root().join("events/snapshot-copier").join(name);
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-    }
-
-    async fn invoke(api: &RuntimeApi, event: Value) -> Result<Value, Value> {
-        api.invoke(event, Duration::from_secs(60))
-            .await
-            .unwrap()
-            .result
+        suite_tests::events::sample(snapshot_copier::FUNCTION_NAME, name)
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -497,37 +491,31 @@ mod binary {
         let sdk = moto.sdk_config().await;
         let east = client(&sdk, "us-east-1").await;
         let (source, _) = snapshot(&east, false, &[("dr:copy-to", "true")]).await;
-        let api = RuntimeApi::start().await.unwrap();
-        let mut env = moto.env();
-        env.push(("DEFAULT_DESTINATIONS".into(), "us-west-2".into()));
-        let _f = FunctionProcess::spawn(
-            Path::new(env!("CARGO_BIN_EXE_snapshot-copier")),
-            &api.host_port(),
-            &env,
-        );
+        let env = Env::from(moto.env()).set("DEFAULT_DESTINATIONS", "us-west-2");
+        let function = Running::start(BINARY, &env).await;
+        let function = &function;
+        let invoke = |event: Value| async move { function.invoke_within(event, TIME).await.result };
 
         let mut created = sample("01-create-snapshot-succeeded.json");
         created["detail"]["snapshot_id"] =
             json!(format!("arn:aws:ec2::us-east-1:snapshot/{source}"));
-        let answer = invoke(&api, created).await.unwrap();
+        let answer = invoke(created).await.unwrap();
         assert_eq!(answer["copied"][0]["source"], source.as_str(), "{answer}");
         assert_eq!(answer["copied"][0]["region"], "us-west-2");
         let copy = answer["copied"][0]["copy"].as_str().unwrap().to_owned();
 
-        let failed = invoke(&api, sample("02-create-snapshot-failed.json"))
+        let failed = invoke(sample("02-create-snapshot-failed.json"))
             .await
             .unwrap();
         assert_eq!(failed["ignored"][0], "createSnapshot failed");
 
         // createSnapshots names snapshots moto does not have: ignored, not failed.
-        let multi = invoke(&api, sample("03-create-snapshots-multi-volume.json"))
+        let multi = invoke(sample("03-create-snapshots-multi-volume.json"))
             .await
             .unwrap();
         assert_eq!(multi["ignored"].as_array().unwrap().len(), 2, "{multi}");
 
-        let sweep = invoke(&api, sample("04-scheduled-sweep.json"))
-            .await
-            .unwrap();
+        let sweep = invoke(sample("04-scheduled-sweep.json")).await.unwrap();
         assert_eq!(
             sweep["skipped_existing"][0]["copy"],
             copy.as_str(),
@@ -537,13 +525,13 @@ mod binary {
 
         let mut done = sample("05-copy-snapshot-completed.json");
         done["detail"]["snapshot_id"] = json!(format!("arn:aws:ec2::us-west-2:snapshot/{copy}"));
-        let done = invoke(&api, done).await.unwrap();
+        let done = invoke(done).await.unwrap();
         assert_eq!(
             done["completions"][0],
             format!("us-west-2/{copy}: succeeded")
         );
 
-        let error = invoke(&api, json!({"detail-type": "Object Created", "detail": {}}))
+        let error = invoke(json!({"detail-type": "Object Created", "detail": {}}))
             .await
             .unwrap_err();
         assert_eq!(error["errorType"], "UnsupportedEvent");
@@ -571,10 +559,9 @@ mod binary {
             DynamoStandIn::start(&[("copy-claims", &["claim"])], Faults::none(Duration::ZERO))
                 .await
                 .unwrap();
-        let api = RuntimeApi::start().await.unwrap();
-        let mut env = moto.env();
-        env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), claims.endpoint()));
-        env.push(("CLAIM_TABLE".into(), "copy-claims".into()));
+        let env = Env::from(moto.env())
+            .set("AWS_ENDPOINT_URL_DYNAMODB", &claims.endpoint())
+            .set("CLAIM_TABLE", "copy-claims");
         let mut events = vec![sample("04-scheduled-sweep.json"); 2];
         for source in sources.iter().chain(&sources) {
             let mut created = sample("01-create-snapshot-succeeded.json");
@@ -582,18 +569,14 @@ mod binary {
                 json!(format!("arn:aws:ec2::us-east-1:snapshot/{source}"));
             events.push(created);
         }
-        let _functions: Vec<FunctionProcess> = events
-            .iter()
-            .map(|_| {
-                FunctionProcess::spawn(
-                    Path::new(env!("CARGO_BIN_EXE_snapshot-copier")),
-                    &api.host_port(),
-                    &env,
-                )
-            })
-            .collect();
-        let answers =
-            futures_util::future::join_all(events.into_iter().map(|e| invoke(&api, e))).await;
+        let functions = Running::start_many(BINARY, &env, events.len()).await;
+        let functions = &functions;
+        let answers = futures_util::future::join_all(
+            events
+                .into_iter()
+                .map(|e| async move { functions.invoke_within(e, TIME).await.result }),
+        )
+        .await;
         let mut copied = 0;
         for answer in &answers {
             let answer = answer.as_ref().expect("every invocation succeeds");
@@ -631,7 +614,7 @@ mod binary {
     #[tokio::test(flavor = "multi_thread")]
     async fn bad_configuration_fails_init_naming_every_variable() {
         suite_tests::function::assert_init_fails_naming(
-            Path::new(env!("CARGO_BIN_EXE_snapshot-copier")),
+            Path::new(BINARY),
             &[
                 ("DEST_KMS_KEYS", "alias/dr"),
                 ("MAX_CONCURRENT_COPIES", "0"),
