@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-use suite_tests::function::FunctionProcess;
 use suite_tests::lambda_env::{lambda_packages, sam_env_json_text};
 use suite_tests::process::{free_port, sam_template, venv_tool, workspace_root};
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 
 fn make_invoke(args: &[&str]) -> Output {
     Command::new("make")
@@ -299,7 +298,7 @@ async fn with_env_json_every_function_starts_as_sam_local_invoke_runs_it() {
     for SamLocalFunction {
         logical_id: id,
         binary,
-        mut env,
+        env,
     } in functions
     {
         // SAM passes only the variables the template declares: every value
@@ -310,15 +309,10 @@ async fn with_env_json_every_function_starts_as_sam_local_invoke_runs_it() {
                 "{id}: SAM drops env.json's {key}"
             );
         }
-        env.push(("AWS_ENDPOINT_URL".into(), nowhere.clone()));
-        let api = RuntimeApi::start().await.unwrap();
-        let function = FunctionProcess::spawn(
-            &root.join("target/debug").join(&binary),
-            &api.host_port(),
-            &env,
-        );
-        let polled = api.first_poll(Duration::from_secs(60)).await;
-        let init_error = api.init_error(Duration::ZERO).await;
+        let env = Env::from(env).set("AWS_ENDPOINT_URL", &nowhere);
+        let function = Running::start(root.join("target/debug").join(&binary), &env).await;
+        let polled = function.api.first_poll(Duration::from_secs(60)).await;
+        let init_error = function.api.init_error(Duration::ZERO).await;
         assert!(
             polled.is_some() && init_error.is_none(),
             "{id} does not start with the environment sam local invoke gives it: {init_error:?}\n{:#?}",
