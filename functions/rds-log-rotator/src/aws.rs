@@ -19,6 +19,9 @@ pub struct RdsConnector {
 
 const ENGINES: [&str; 2] = ["mysql", "mariadb"];
 
+/// TCP, TLS and the MySQL handshake: seconds on a healthy instance.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An IAM database authentication token: a SigV4-presigned `connect` for
 /// `user` at `host:port`, valid 900 s, used as the password over TLS.
 pub async fn iam_token(
@@ -206,8 +209,17 @@ impl Connector for RdsConnector {
             // IAM tokens travel as a cleartext password, inside TLS.
             .enable_cleartext_plugin(target.secret_arn.is_none())
             .ssl_opts(ssl);
-        let conn = mysql_async::Conn::new(opts)
+        // mysql_async has no connect timeout: a server that accepts TCP and
+        // never sends its handshake would hold a concurrency slot until the
+        // invocation's cut-off and starve the targets queued behind it.
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, mysql_async::Conn::new(opts))
             .await
+            .map_err(|_| {
+                format!(
+                    "{host}:{port}: no handshake within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )
+            })?
             .map_err(|e| format!("{host}:{port}: {e}"))?;
         Ok(MySqlDb { conn })
     }

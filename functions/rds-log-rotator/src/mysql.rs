@@ -5,6 +5,8 @@ use crate::db::{DbError, LogDb, Row, RowStream, ServerState};
 use crate::log::Log;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
+use std::future::Future;
+use std::time::Duration;
 
 pub struct MySqlDb {
     pub conn: Conn,
@@ -26,6 +28,26 @@ fn sql_string(text: &str) -> String {
 
 /// Longer than a Lambda invocation can last.
 const STREAM_WRITE_TIMEOUT_SECS: u32 = 900;
+
+/// mysql_async has no read timeout: a server that stalls mid-statement would
+/// hold its concurrency slot until the invocation's cut-off. Short statements
+/// get this bound; it leaves room for a COUNT(*) scanning a large CSV log
+/// table. The streamed SELECT is bounded by the cut-off instead.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `statement` within [`STATEMENT_TIMEOUT`], or an error naming it.
+async fn bounded<T>(
+    statement: &str,
+    run: impl Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, DbError> {
+    match tokio::time::timeout(STATEMENT_TIMEOUT, run).await {
+        Ok(result) => result.map_err(error),
+        Err(_) => Err(DbError(format!(
+            "{statement}: no answer within {} s",
+            STATEMENT_TIMEOUT.as_secs()
+        ))),
+    }
+}
 
 /// A text-protocol result read one packet at a time (mysql_async's
 /// `QueryResult::next`), so memory holds one row, not the result.
@@ -68,39 +90,40 @@ impl MySqlDb {
     }
 
     async fn exists(&mut self, table: &str) -> Result<bool, DbError> {
-        let exists: Option<i64> = self
-            .conn
-            .query_first(format!(
+        let exists: Option<i64> = bounded(
+            "looking up the table",
+            self.conn.query_first(format!(
                 "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = {}",
                 sql_string(table)
-            ))
-            .await
-            .map_err(error)?;
+            )),
+        )
+        .await?;
         Ok(exists.unwrap_or(0) > 0)
     }
 }
 
 impl LogDb for MySqlDb {
     async fn server_state(&mut self) -> Result<ServerState, DbError> {
-        let (log_output, slow, general, read_only): (String, i64, i64, i64) = self
-            .conn
-            .query_first("SELECT @@log_output, @@slow_query_log, @@general_log, @@read_only")
-            .await
-            .map_err(error)?
-            .ok_or_else(|| DbError("SELECT @@log_output returned no row".into()))?;
+        let (log_output, slow, general, read_only): (String, i64, i64, i64) = bounded(
+            "SELECT @@log_output",
+            self.conn
+                .query_first("SELECT @@log_output, @@slow_query_log, @@general_log, @@read_only"),
+        )
+        .await?
+        .ok_or_else(|| DbError("SELECT @@log_output returned no row".into()))?;
         let names: Vec<String> = Log::ALL
             .iter()
             .map(|l| sql_string(l.rotate_procedure()))
             .collect();
-        let procedures: Vec<String> = self
-            .conn
-            .query(format!(
+        let procedures: Vec<String> = bounded(
+            "listing the rotate procedures",
+            self.conn.query(format!(
                 "SELECT ROUTINE_NAME FROM information_schema.ROUTINES \
                  WHERE ROUTINE_SCHEMA = 'mysql' AND ROUTINE_TYPE = 'PROCEDURE' AND ROUTINE_NAME IN ({})",
                 names.join(", ")
-            ))
-            .await
-            .map_err(error)?;
+            )),
+        )
+        .await?;
         Ok(ServerState {
             log_output,
             slow_log_on: slow == 1,
@@ -111,43 +134,47 @@ impl LogDb for MySqlDb {
     }
 
     async fn try_lock(&mut self, name: &str) -> Result<bool, DbError> {
-        let got: Option<Option<i64>> = self
-            .conn
-            .query_first(format!("SELECT GET_LOCK({}, 0)", sql_string(name)))
-            .await
-            .map_err(error)?;
+        let got: Option<Option<i64>> = bounded(
+            "GET_LOCK",
+            self.conn
+                .query_first(format!("SELECT GET_LOCK({}, 0)", sql_string(name))),
+        )
+        .await?;
         Ok(got.flatten() == Some(1))
     }
 
     async fn release_lock(&mut self, name: &str) -> Result<(), DbError> {
-        self.conn
-            .query_drop(format!("SELECT RELEASE_LOCK({})", sql_string(name)))
-            .await
-            .map_err(error)
+        bounded(
+            "RELEASE_LOCK",
+            self.conn
+                .query_drop(format!("SELECT RELEASE_LOCK({})", sql_string(name))),
+        )
+        .await
     }
 
     async fn count(&mut self, table: &str) -> Result<Option<u64>, DbError> {
         if !self.exists(table).await? {
             return Ok(None);
         }
-        let rows: Option<u64> = self
-            .conn
-            .query_first(format!("SELECT COUNT(*) FROM mysql.{}", quoted(table)))
-            .await
-            .map_err(error)?;
+        let rows: Option<u64> = bounded(
+            "SELECT COUNT(*)",
+            self.conn
+                .query_first(format!("SELECT COUNT(*) FROM mysql.{}", quoted(table))),
+        )
+        .await?;
         Ok(Some(rows.unwrap_or(0)))
     }
 
     async fn oldest(&mut self, table: &str, column: &str) -> Result<Option<String>, DbError> {
-        let oldest: Option<Option<String>> = self
-            .conn
-            .query_first(format!(
+        let oldest: Option<Option<String>> = bounded(
+            "SELECT MIN(time)",
+            self.conn.query_first(format!(
                 "SELECT CAST(MIN({}) AS CHAR) FROM mysql.{}",
                 quoted(column),
                 quoted(table)
-            ))
-            .await
-            .map_err(error)?;
+            )),
+        )
+        .await?;
         Ok(oldest.flatten())
     }
 
@@ -155,13 +182,22 @@ impl LogDb for MySqlDb {
         if !self.exists(table).await? {
             return Ok(None);
         }
-        let mut rows = self
-            .select(format!("SELECT * FROM mysql.{} LIMIT 1", quoted(table)))
-            .await?;
-        let first = rows.next().await?;
-        let columns = rows.columns;
-        rows.result.drop_result().await.map_err(error)?;
-        Ok(first.map(|row| (columns, row)))
+        let first_row = async {
+            let mut rows = self
+                .select(format!("SELECT * FROM mysql.{} LIMIT 1", quoted(table)))
+                .await?;
+            let first = rows.next().await?;
+            let columns = rows.columns;
+            rows.result.drop_result().await.map_err(error)?;
+            Ok(first.map(|row| (columns, row)))
+        };
+        match tokio::time::timeout(STATEMENT_TIMEOUT, first_row).await {
+            Ok(result) => result,
+            Err(_) => Err(DbError(format!(
+                "SELECT * LIMIT 1: no answer within {} s",
+                STATEMENT_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     type Rows<'a> = MySqlRows<'a>;
@@ -169,26 +205,27 @@ impl LogDb for MySqlDb {
     async fn rows(&mut self, table: &str) -> Result<MySqlRows<'_>, DbError> {
         // The client pauses reading while a part uploads; the server, blocked
         // writing rows meanwhile, must not give up on the connection.
-        self.conn
-            .query_drop(format!(
+        bounded(
+            "SET SESSION net_write_timeout",
+            self.conn.query_drop(format!(
                 "SET SESSION net_write_timeout = {STREAM_WRITE_TIMEOUT_SECS}"
-            ))
-            .await
-            .map_err(error)?;
+            )),
+        )
+        .await?;
         // The SELECT stays open across every part's upload: a statement time
         // limit from a parameter group would kill it on every run. Each
         // flavour refuses the other's variable.
-        let version: Option<String> = self
-            .conn
-            .query_first("SELECT VERSION()")
-            .await
-            .map_err(error)?;
+        let version: Option<String> = bounded(
+            "SELECT VERSION()",
+            self.conn.query_first("SELECT VERSION()"),
+        )
+        .await?;
         let no_time_limit = if version.is_some_and(|v| v.contains("MariaDB")) {
             "SET SESSION max_statement_time = 0"
         } else {
             "SET SESSION max_execution_time = 0"
         };
-        self.conn.query_drop(no_time_limit).await.map_err(error)?;
+        bounded(no_time_limit, self.conn.query_drop(no_time_limit)).await?;
         // No ORDER BY: a log table is a CSV file read front to back, and a
         // backup table is never written again, so positions are stable.
         self.select(format!("SELECT * FROM mysql.{}", quoted(table)))
@@ -196,9 +233,7 @@ impl LogDb for MySqlDb {
     }
 
     async fn rotate(&mut self, log: Log) -> Result<(), DbError> {
-        self.conn
-            .query_drop(format!("CALL mysql.{}", quoted(log.rotate_procedure())))
-            .await
-            .map_err(error)
+        let call = format!("CALL mysql.{}", quoted(log.rotate_procedure()));
+        bounded(&call, self.conn.query_drop(&call)).await
     }
 }

@@ -81,3 +81,40 @@ async fn a_hung_s3_fails_the_target_before_the_deadline_and_the_next_run_loses_n
     healthy.invoke(scheduled()).await.unwrap();
     stack.assert_archived_exactly_once(&issued).await;
 }
+
+/// A database that accepts TCP and never sends its handshake gives up its
+/// slot well before the cut-off: with one slot, the healthy instance
+/// queued behind it is still archived and rotated in the same run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_database_fails_alone_and_frees_its_slot_for_the_others() {
+    let stack = start().await;
+    let silent = SilentServer::start().await.unwrap();
+    let instances = format!(
+        "stalled-db=127.0.0.1:{},{INSTANCE}=127.0.0.1:{}",
+        silent.addr.port(),
+        stack.db.port
+    );
+    let rotator = stack
+        .rotator(1, &[("DB_INSTANCES", &instances), ("CONCURRENCY", "1")])
+        .await;
+    let issued = stack.markers(1, 5);
+    let answer = invoke_within(&rotator.api, scheduled(), Duration::from_secs(40)).await;
+    let error = answer.result.expect_err("the run fails");
+    assert_eq!(error["errorType"], "RotationFailed", "{error}");
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(
+        message.starts_with("1 target(s) failed: stalled-db: connecting: "),
+        "{message}"
+    );
+    assert!(message.contains("handshake"), "{message}");
+    assert!(
+        silent.connections() > 0,
+        "the silent database was really called"
+    );
+    // The healthy instance ran: its rows are archived and its live log rotated.
+    stack.assert_archived_exactly_once(&issued).await;
+    let live = stack
+        .db
+        .sql("SELECT COUNT(*) FROM mysql.slow_log WHERE sql_text LIKE 'SELECT ''marker-1-%'");
+    assert_eq!(live.trim(), "0");
+}
