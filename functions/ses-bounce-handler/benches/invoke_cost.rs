@@ -8,7 +8,7 @@ use ses_bounce_handler::fallback::{Disabled, SystemClock};
 use ses_bounce_handler::handler::handle;
 use ses_bounce_handler::processor::{Processor, Settings};
 use ses_bounce_handler::testing::InMemorySuppressions;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 const INVOKES: usize = 2000;
 
@@ -22,10 +22,7 @@ const SAMPLE: &str = concat!(
 /// A context whose deadline is a minute away, as Lambda's would be.
 fn a_minute_left() -> Context {
     let mut context = Context::default();
-    context.deadline = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-        + 60_000;
+    context.deadline = shared::time::now_millis() + 60_000;
     context
 }
 

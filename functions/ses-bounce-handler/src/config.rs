@@ -42,14 +42,12 @@ impl Config {
         let table: Option<String> = env.required("SUPPRESSION_TABLE");
         let defaults = Self::default();
         let threshold: usize =
-            env.or_default("SOFT_BOUNCE_THRESHOLD", defaults.escalation.threshold);
+            env.at_least_one("SOFT_BOUNCE_THRESHOLD", defaults.escalation.threshold);
         let window_days: i64 = env.or_default(
             "SOFT_BOUNCE_WINDOW_DAYS",
             defaults.escalation.window_secs / 86_400,
         );
-        if threshold == 0 {
-            env.problem("SOFT_BOUNCE_THRESHOLD=0 is invalid: it must be at least 1");
-        }
+        // Signed, so a negative count is caught too (at_least_one sees only 0).
         if window_days < 1 {
             env.problem(format!(
                 "SOFT_BOUNCE_WINDOW_DAYS={window_days} is invalid: it must be at least 1"

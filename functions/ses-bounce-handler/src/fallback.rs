@@ -4,7 +4,6 @@
 use crate::aws::sesv2::SesV2;
 use crate::notification::Reason;
 use crate::ports::{AccountError, AccountSuppression, Clock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// ACCOUNT_SUPPRESSION=false: the table is the only list.
 pub struct Disabled;
@@ -34,8 +33,6 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
+        shared::time::now_secs() as i64
     }
 }

@@ -26,14 +26,16 @@ impl DynamoStore {
         }
     }
 
-    fn call_error(&self, operation: &'static str, e: impl std::error::Error) -> StoreError {
+    fn call_error(
+        &self,
+        operation: &'static str,
+        e: impl std::error::Error + 'static,
+    ) -> StoreError {
         StoreError::Call {
             operation,
             table: self.table.clone(),
             // SDK errors can quote the request, which holds the address.
-            message: shared::logging::mask_emails_in(
-                &aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-            ),
+            message: shared::logging::mask_emails_in(&shared::aws::error_text(&e)),
         }
     }
 }

@@ -20,9 +20,7 @@ impl AccountSuppression for SesV2 {
             .await
             .map(|_| ())
             .map_err(|e| AccountError::Call {
-                message: shared::logging::mask_emails_in(
-                    &aws_sdk_sesv2::error::DisplayErrorContext(e).to_string(),
-                ),
+                message: shared::logging::mask_emails_in(&shared::aws::error_text(&e)),
             })
     }
 }
