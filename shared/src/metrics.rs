@@ -2,7 +2,6 @@
 //! turned into metrics by CloudWatch Logs without any API call.
 
 use serde_json::{Map, Value, json};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The namespace when `METRICS_NAMESPACE` is unset or empty.
 pub const DEFAULT_NAMESPACE: &str = "LambdaSuite";
@@ -102,10 +101,7 @@ impl Emf {
 
     /// Prints the document as one line on stdout, where Lambda ships it.
     pub fn emit(&self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        println!("{}", self.to_json(now));
+        println!("{}", self.to_json(crate::time::now_millis().into()));
     }
 }
 

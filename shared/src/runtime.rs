@@ -9,7 +9,7 @@ use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Deserializer};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -171,9 +171,7 @@ pub fn deadline_instant(deadline_ms: u64, now: SystemTime) -> Instant {
         );
         Duration::from_millis(deadline_ms)
     } else {
-        let now_ms = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = crate::time::millis_since_epoch(now);
         Duration::from_millis(deadline_ms.saturating_sub(now_ms))
     };
     Instant::now() + remaining
@@ -182,6 +180,7 @@ pub fn deadline_instant(deadline_ms: u64, now: SystemTime) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
     use tokio::net::TcpListener;
 
     #[test]

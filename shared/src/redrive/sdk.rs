@@ -7,7 +7,7 @@ use aws_config::Region;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::config::http::HttpResponse;
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use std::time::Duration;
 
@@ -84,7 +84,7 @@ where
                 None => format!("{code} (HTTP {status})"),
             }
         }
-        other => DisplayErrorContext(other).to_string(),
+        other => crate::aws::error_text(other),
     };
     CallError {
         service,
