@@ -58,6 +58,30 @@ fn source(raw: &str) -> Result<KeySource, String> {
     }
 }
 
+/// Every default, once. The names (table, keys) have none: `from_env`
+/// requires them.
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            table: String::new(),
+            partition_key: String::new(),
+            partition_key_source: KeySource::Pointer {
+                pointer: "/id".into(),
+                or_partition_key: true,
+            },
+            sort_key: None,
+            mode: Mode::Latest,
+            rejects_table: String::new(),
+            max_in_flight: 16,
+            deadline_margin: Duration::from_secs(2),
+            backoff: Backoff {
+                base: Duration::from_millis(25),
+                max: Duration::from_secs(2),
+            },
+        }
+    }
+}
+
 impl Config {
     /// Reads TABLE_NAME, PARTITION_KEY, PARTITION_KEY_SOURCE (default: the
     /// pointer /id, else the Kinesis partition key), SORT_KEY and
@@ -65,82 +89,22 @@ impl Config {
     /// MAX_IN_FLIGHT (default 16), DEADLINE_MARGIN_MS (default 2000), and
     /// RETRY_BASE_DELAY_MS / RETRY_MAX_DELAY_MS (default 25 / 2000).
     pub fn from_env(mut env: EnvReader) -> Result<Self, ConfigError> {
+        let defaults = Config::default();
         let table: Option<String> = env.required("TABLE_NAME");
         let partition_key: Option<String> = env.required("PARTITION_KEY");
         let rejects_table: Option<String> = env.required("REJECTS_TABLE_NAME");
-        let mode = match env
-            .optional::<String>("MODE")
-            .as_deref()
-            .unwrap_or("latest")
-        {
-            "latest" => Mode::Latest,
-            "append" => Mode::Append,
-            other => {
-                env.problem(format!(
-                    "MODE={other:?} is invalid: expected latest or append"
-                ));
-                Mode::Latest
-            }
-        };
-        let read_source = |env: &mut EnvReader, name: &str| match env.optional::<String>(name) {
-            None => None,
-            Some(raw) => source(&raw)
-                .map_err(|e| env.problem(format!("{name}={e}")))
-                .ok(),
-        };
+        let mode = read_mode(&mut env);
         let partition_key_source =
-            read_source(&mut env, "PARTITION_KEY_SOURCE").unwrap_or(KeySource::Pointer {
-                pointer: "/id".into(),
-                or_partition_key: true,
-            });
-        if partition_key_source == KeySource::Position {
-            env.problem(
-                "PARTITION_KEY_SOURCE cannot be sequenceNumber: every record would get its own key",
-            );
-        }
-        let sort_key_name: Option<String> = env.optional("SORT_KEY");
-        let sort_source = read_source(&mut env, "SORT_KEY_SOURCE");
-        let sort_key = match (mode, sort_key_name, sort_source) {
-            (Mode::Append, None, _) => {
-                env.problem(
-                    "SORT_KEY is required with MODE=append: items are keyed by key plus sequence",
-                );
-                None
-            }
-            (Mode::Append, Some(name), None | Some(KeySource::Position)) => {
-                Some((name, KeySource::Position))
-            }
-            (Mode::Append, Some(_), Some(_)) => {
-                env.problem("SORT_KEY_SOURCE must be sequenceNumber (or unset) with MODE=append");
-                None
-            }
-            (Mode::Latest, Some(_), Some(KeySource::Position)) => {
-                env.problem(
-                    "SORT_KEY_SOURCE=sequenceNumber turns latest into append: use MODE=append",
-                );
-                None
-            }
-            (Mode::Latest, Some(name), None) => {
-                env.problem(format!(
-                    "SORT_KEY={name} needs SORT_KEY_SOURCE with MODE=latest"
-                ));
-                None
-            }
-            (Mode::Latest, Some(name), Some(source)) => Some((name, source)),
-            (Mode::Latest, None, Some(_)) => {
-                env.problem("SORT_KEY_SOURCE is set but SORT_KEY is not");
-                None
-            }
-            (Mode::Latest, None, None) => None,
-        };
-        let max_in_flight: usize = env.or_default("MAX_IN_FLIGHT", 16);
+            read_partition_key_source(&mut env, defaults.partition_key_source);
+        let sort_key = read_sort_key(&mut env, mode);
+        let max_in_flight: usize = env.or_default("MAX_IN_FLIGHT", defaults.max_in_flight);
         if max_in_flight == 0 {
             env.problem("MAX_IN_FLIGHT must be at least 1");
         }
-        let deadline_margin = env.millis("DEADLINE_MARGIN_MS", Duration::from_secs(2));
+        let deadline_margin = env.millis("DEADLINE_MARGIN_MS", defaults.deadline_margin);
         let backoff = Backoff {
-            base: env.millis("RETRY_BASE_DELAY_MS", Duration::from_millis(25)),
-            max: env.millis("RETRY_MAX_DELAY_MS", Duration::from_secs(2)),
+            base: env.millis("RETRY_BASE_DELAY_MS", defaults.backoff.base),
+            max: env.millis("RETRY_MAX_DELAY_MS", defaults.backoff.max),
         };
         env.finish()?;
         Ok(Self {
@@ -154,6 +118,80 @@ impl Config {
             deadline_margin,
             backoff,
         })
+    }
+}
+
+fn read_mode(env: &mut EnvReader) -> Mode {
+    match env
+        .optional::<String>("MODE")
+        .as_deref()
+        .unwrap_or("latest")
+    {
+        "latest" => Mode::Latest,
+        "append" => Mode::Append,
+        other => {
+            env.problem(format!(
+                "MODE={other:?} is invalid: expected latest or append"
+            ));
+            Mode::Latest
+        }
+    }
+}
+
+/// A key source variable, if set and valid (a bad one is reported).
+fn read_source(env: &mut EnvReader, name: &str) -> Option<KeySource> {
+    match env.optional::<String>(name) {
+        None => None,
+        Some(raw) => source(&raw)
+            .map_err(|e| env.problem(format!("{name}={e}")))
+            .ok(),
+    }
+}
+
+fn read_partition_key_source(env: &mut EnvReader, default: KeySource) -> KeySource {
+    let source = read_source(env, "PARTITION_KEY_SOURCE").unwrap_or(default);
+    if source == KeySource::Position {
+        env.problem(
+            "PARTITION_KEY_SOURCE cannot be sequenceNumber: every record would get its own key",
+        );
+    }
+    source
+}
+
+/// SORT_KEY and SORT_KEY_SOURCE, which must agree with the mode.
+fn read_sort_key(env: &mut EnvReader, mode: Mode) -> Option<(String, KeySource)> {
+    let sort_key_name: Option<String> = env.optional("SORT_KEY");
+    let sort_source = read_source(env, "SORT_KEY_SOURCE");
+    match (mode, sort_key_name, sort_source) {
+        (Mode::Append, None, _) => {
+            env.problem(
+                "SORT_KEY is required with MODE=append: items are keyed by key plus sequence",
+            );
+            None
+        }
+        (Mode::Append, Some(name), None | Some(KeySource::Position)) => {
+            Some((name, KeySource::Position))
+        }
+        (Mode::Append, Some(_), Some(_)) => {
+            env.problem("SORT_KEY_SOURCE must be sequenceNumber (or unset) with MODE=append");
+            None
+        }
+        (Mode::Latest, Some(_), Some(KeySource::Position)) => {
+            env.problem("SORT_KEY_SOURCE=sequenceNumber turns latest into append: use MODE=append");
+            None
+        }
+        (Mode::Latest, Some(name), None) => {
+            env.problem(format!(
+                "SORT_KEY={name} needs SORT_KEY_SOURCE with MODE=latest"
+            ));
+            None
+        }
+        (Mode::Latest, Some(name), Some(source)) => Some((name, source)),
+        (Mode::Latest, None, Some(_)) => {
+            env.problem("SORT_KEY_SOURCE is set but SORT_KEY is not");
+            None
+        }
+        (Mode::Latest, None, None) => None,
     }
 }
 

@@ -18,6 +18,7 @@ use futures_util::{StreamExt, stream};
 use shared::batch::PartialBatchResponse;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -298,10 +299,12 @@ async fn convert_all(
         },
         Mode::Append => None,
     };
-    let mut seen = HashSet::new();
-    let mut entries = Chunk::new();
-    let mut rejects = Chunk::new();
-    let same_reject = |a: &Reject, b: &Reject| a.shard == b.shard && a.position == b.position;
+    let mut sorter = Sorter {
+        newest,
+        seen: HashSet::new(),
+        entries: Chunk::new(),
+        rejects: Chunk::new(),
+    };
     let mut pending: Option<Work> = None;
     // A record reached with the budget spent: nothing of it is decoded.
     let mut cut_at = None;
@@ -313,38 +316,7 @@ async fn convert_all(
         }
         for result in decode(record, config).results {
             converted.user_records += 1;
-            let work = match result {
-                Err(reject) => {
-                    let bytes = reject.data.len().min(MAX_REJECT_DATA) + MAX_REASON_BYTES + 512;
-                    rejects.push(reject, bytes, same_reject).map(Work::Rejects)
-                }
-                Ok(entry) => {
-                    let wanted = match &newest {
-                        Some(spans) => spans[window]
-                            .get(&entry.key)
-                            .is_some_and(|span| span.newest == entry.position),
-                        None => seen.insert(entry.key.clone()),
-                    };
-                    if !wanted {
-                        converted.collapsed += 1;
-                        continue;
-                    }
-                    match &newest {
-                        Some(spans) => {
-                            let failed_as = spans[window]
-                                .get(&entry.key)
-                                .map_or(&entry.position, |span| &span.oldest)
-                                .sequence
-                                .clone();
-                            Some(Work::One { entry, failed_as })
-                        }
-                        None => {
-                            let size = entry.size;
-                            entries.push(entry, size, |_, _| false).map(Work::Chunk)
-                        }
-                    }
-                }
-            };
+            let work = sorter.work_for(result, window, &mut converted);
             if let Some(work) = work
                 && !hand_over(&ready, work, budget, &mut pending).await
             {
@@ -354,24 +326,12 @@ async fn convert_all(
         // A window's partial chunks go out with it: held on, a reject (or
         // an entry) of an early window would fail at a later cut-off and
         // pull the checkpoint back to it on every redelivery.
-        if (index + 1) % WINDOW_RECORDS == 0 || index + 1 == records.len() {
-            // Each taken only as it is handed over: one left behind by a
-            // cut-off is failed below.
-            if !entries.items.is_empty()
-                && !hand_over(&ready, Work::Chunk(entries.take()), budget, &mut pending).await
-            {
-                break 'records;
-            }
-            if !rejects.items.is_empty()
-                && !hand_over(&ready, Work::Rejects(rejects.take()), budget, &mut pending).await
-            {
-                break 'records;
-            }
+        if ((index + 1) % WINDOW_RECORDS == 0 || index + 1 == records.len())
+            && !sorter.hand_over_window(&ready, budget, &mut pending).await
+        {
+            break 'records;
         }
     }
-    // Cut off: what was not handed over fails, and with it (the checkpoint
-    // being the lowest failure) every record after it. Only the cut's
-    // window has records still waiting in a chunk.
     let cut: Vec<String> = pending
         .map(|work| work.sequences())
         .into_iter()
@@ -379,12 +339,97 @@ async fn convert_all(
         .chain(cut_at)
         .collect();
     if !cut.is_empty() {
-        let sequences = cut;
+        sorter.fail_after_cut(cut, &mut converted);
+    }
+    converted
+}
+
+/// What the conversion keeps between records: which entries are wanted,
+/// and the chunks being filled.
+struct Sorter {
+    /// Latest mode: the oldest and newest position per key, per window.
+    newest: Option<Vec<HashMap<Vec<String>, KeySpan>>>,
+    /// Append mode: the keys already taken.
+    seen: HashSet<Vec<String>>,
+    entries: Chunk<Entry>,
+    rejects: Chunk<Reject>,
+}
+
+impl Sorter {
+    /// The work a decoded result makes, if any yet (chunks hand over when
+    /// full); a collapsed entry is counted and dropped.
+    fn work_for(
+        &mut self,
+        result: Result<Entry, Reject>,
+        window: usize,
+        converted: &mut Converted,
+    ) -> Option<Work> {
+        let same_reject = |a: &Reject, b: &Reject| a.shard == b.shard && a.position == b.position;
+        let entry = match result {
+            Err(reject) => {
+                let bytes = reject.data.len().min(MAX_REJECT_DATA) + MAX_REASON_BYTES + 512;
+                return self
+                    .rejects
+                    .push(reject, bytes, same_reject)
+                    .map(Work::Rejects);
+            }
+            Ok(entry) => entry,
+        };
+        let wanted = match &self.newest {
+            Some(spans) => spans[window]
+                .get(&entry.key)
+                .is_some_and(|span| span.newest == entry.position),
+            None => self.seen.insert(entry.key.clone()),
+        };
+        if !wanted {
+            converted.collapsed += 1;
+            return None;
+        }
+        match &self.newest {
+            Some(spans) => {
+                let failed_as = spans[window]
+                    .get(&entry.key)
+                    .map_or(&entry.position, |span| &span.oldest)
+                    .sequence
+                    .clone();
+                Some(Work::One { entry, failed_as })
+            }
+            None => {
+                let size = entry.size;
+                self.entries
+                    .push(entry, size, |_, _| false)
+                    .map(Work::Chunk)
+            }
+        }
+    }
+
+    /// Hands over the window's partial chunks; false on a cut-off.
+    async fn hand_over_window(
+        &mut self,
+        ready: &mpsc::Sender<Work>,
+        budget: Budget,
+        pending: &mut Option<Work>,
+    ) -> bool {
+        // Each taken only as it is handed over: one left behind by a
+        // cut-off is failed by `fail_after_cut`.
+        if !self.entries.items.is_empty()
+            && !hand_over(ready, Work::Chunk(self.entries.take()), budget, pending).await
+        {
+            return false;
+        }
+        self.rejects.items.is_empty()
+            || hand_over(ready, Work::Rejects(self.rejects.take()), budget, pending).await
+    }
+
+    /// Cut off at `cut` (what was not handed over): it fails, and with it
+    /// (the checkpoint being the lowest failure) every record after it.
+    /// Only the cut's window has records still waiting in a chunk.
+    fn fail_after_cut(&mut self, sequences: Vec<String>, converted: &mut Converted) {
         // Latest mode: a key whose newest record in its window comes at or
         // after the cut was not written; its older records of the window
         // may lie below the checkpoint. Earlier windows are all before it.
         if let (Some(spans), Some(cut)) = (
-            &newest,
+            &self.newest,
             sequences.iter().min_by(|a, b| compare_sequence(a, b)),
         ) {
             converted.cut_off.extend(
@@ -398,12 +443,11 @@ async fn convert_all(
         converted.cut_off.extend(sequences);
         converted
             .cut_off
-            .extend(Work::Chunk(entries.take()).sequences());
+            .extend(Work::Chunk(self.entries.take()).sequences());
         converted
             .cut_off
-            .extend(Work::Rejects(rejects.take()).sequences());
+            .extend(Work::Rejects(self.rejects.take()).sequences());
     }
-    converted
 }
 
 /// Hands `work` to the writers unless the budget has run out (then it is
@@ -695,6 +739,42 @@ async fn fall_back<T: Table + Clone + 'static>(
     refusals: &[Refusal],
     budget: Budget,
 ) -> Fallback {
+    let Some(older) = older_candidates(config, records, refusals, budget) else {
+        // Cut off while reading: every refused key fails at its oldest.
+        return Fallback {
+            written: Written {
+                failed: refusals.iter().map(|r| r.failed_as.clone()).collect(),
+                ..Written::default()
+            },
+            attempts: 0,
+        };
+    };
+    let attempts = AtomicU64::new(0);
+    let written = stream::iter(older.into_values())
+        .map(|candidates| newest_that_is_accepted(table, config, candidates, budget, &attempts))
+        .buffer_unordered(config.max_in_flight)
+        .fold(Written::default(), |mut total, written| async move {
+            total.add(written);
+            total
+        })
+        .await;
+    Fallback {
+        written,
+        attempts: attempts.into_inner(),
+    }
+}
+
+/// A key within a window of the batch.
+type WindowKey = (usize, Vec<String>);
+
+/// The entries older than a refused newest one, per window and key; None
+/// if the budget ran out while reading them.
+fn older_candidates(
+    config: &Config,
+    records: &[EventRecord],
+    refusals: &[Refusal],
+    budget: Budget,
+) -> Option<HashMap<WindowKey, Vec<Entry>>> {
     let window_of: HashMap<&str, usize> = records
         .iter()
         .enumerate()
@@ -707,18 +787,11 @@ async fn fall_back<T: Table + Clone + 'static>(
             Some(((window, r.key.as_slice()), &r.position))
         })
         .collect();
-    let mut older: HashMap<(usize, Vec<String>), Vec<Entry>> = HashMap::new();
+    let mut older: HashMap<WindowKey, Vec<Entry>> = HashMap::new();
     for (index, record) in records.iter().enumerate() {
         let window = index / WINDOW_RECORDS;
         if budget.expired() {
-            // Cut off while reading: every refused key fails at its oldest.
-            return Fallback {
-                written: Written {
-                    failed: refusals.iter().map(|r| r.failed_as.clone()).collect(),
-                    ..Written::default()
-                },
-                attempts: 0,
-            };
+            return None;
         }
         for entry in decode(record, config).results.into_iter().flatten() {
             if refused
@@ -732,52 +805,46 @@ async fn fall_back<T: Table + Clone + 'static>(
             }
         }
     }
-    let attempts = std::sync::atomic::AtomicU64::new(0);
-    let written = stream::iter(older.into_values())
-        .map(|mut candidates| {
-            candidates.sort_by(|a, b| b.position.cmp(&a.position));
-            // Unfinished, the key fails at its oldest candidate: every
-            // candidate is then redelivered, not only the untried ones.
-            let failed_as = candidates
-                .last()
-                .map(|e| e.position.sequence.clone())
-                .unwrap_or_default();
-            let attempts = &attempts;
-            async move {
-                let mut done = Written::default();
-                for entry in candidates {
-                    if budget.expired() {
-                        done.failed.push(failed_as);
-                        break;
-                    }
-                    attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let request = put_latest(
-                        table.clone(),
-                        config.clone(),
-                        entry,
-                        failed_as.clone(),
-                        budget.start_by,
-                    );
-                    let result = spawned(request, vec![failed_as.clone()], budget.stop_by).await;
-                    let refused = !result.refused.is_empty();
-                    done.add(result);
-                    if !refused {
-                        break;
-                    }
-                }
-                done
-            }
-        })
-        .buffer_unordered(config.max_in_flight)
-        .fold(Written::default(), |mut total, written| async move {
-            total.add(written);
-            total
-        })
-        .await;
-    Fallback {
-        written,
-        attempts: attempts.into_inner(),
+    Some(older)
+}
+
+/// Puts one key's candidates newest first until one is not refused.
+async fn newest_that_is_accepted<T: Table + Clone + 'static>(
+    table: &T,
+    config: &Arc<Config>,
+    mut candidates: Vec<Entry>,
+    budget: Budget,
+    attempts: &AtomicU64,
+) -> Written {
+    candidates.sort_by(|a, b| b.position.cmp(&a.position));
+    // Unfinished, the key fails at its oldest candidate: every
+    // candidate is then redelivered, not only the untried ones.
+    let failed_as = candidates
+        .last()
+        .map(|e| e.position.sequence.clone())
+        .unwrap_or_default();
+    let mut done = Written::default();
+    for entry in candidates {
+        if budget.expired() {
+            done.failed.push(failed_as);
+            break;
+        }
+        attempts.fetch_add(1, Ordering::Relaxed);
+        let request = put_latest(
+            table.clone(),
+            config.clone(),
+            entry,
+            failed_as.clone(),
+            budget.start_by,
+        );
+        let result = spawned(request, vec![failed_as.clone()], budget.stop_by).await;
+        let refused = !result.refused.is_empty();
+        done.add(result);
+        if !refused {
+            break;
+        }
     }
+    done
 }
 
 /// Stores the rejects of items DynamoDB refused, with their raw data read
