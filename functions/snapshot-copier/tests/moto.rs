@@ -5,6 +5,7 @@
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use snapshot_copier::aws::ec2::Ec2Regions;
+use snapshot_copier::config::Config;
 use snapshot_copier::copier::{Copier, Settings};
 use snapshot_copier::retention::Retention;
 use snapshot_copier::snapshot::{
@@ -19,17 +20,9 @@ use suite_tests::moto::Moto;
 fn settings() -> Settings {
     Settings {
         source_region: "us-east-1".into(),
-        copy_tag_key: "dr:copy-to".into(),
         default_destinations: vec!["eu-west-1".into()],
-        kms_keys: BTreeMap::new(),
-        max_concurrent_copies: 20,
-        retention: Retention {
-            keep: Some(7),
-            max_age_secs: None,
-        },
-        dry_run: false,
-        completion_duration_minutes: None,
         concurrency: 4,
+        ..Config::default().copier
     }
 }
 

@@ -1,5 +1,6 @@
 use super::claim::{EXPIRY_SECS, LEASE_SECS};
 use super::*;
+use crate::config::Config;
 use crate::fallback::LocalClaims;
 use crate::ports::{Claim, Claims, Condition};
 use crate::snapshot::{MANAGED_BY_TAG, MANAGED_BY_VALUE};
@@ -8,17 +9,14 @@ use crate::testing::{CopyFault, InMemoryRegions};
 fn settings() -> Settings {
     Settings {
         source_region: "us-east-1".into(),
-        copy_tag_key: "dr:copy-to".into(),
         default_destinations: vec!["eu-west-1".into()],
         kms_keys: BTreeMap::from([("us-west-2".into(), "alias/dr".into())]),
-        max_concurrent_copies: 20,
         retention: Retention {
             keep: Some(2),
             max_age_secs: None,
         },
-        dry_run: false,
-        completion_duration_minutes: None,
         concurrency: 4,
+        ..Config::default().copier
     }
 }
 
