@@ -281,4 +281,30 @@ mod tests {
             Source::Unreadable("Records[].Sns.Message")
         );
     }
+
+    #[test]
+    fn the_summary_keeps_its_json_shape() {
+        let tally = Tally {
+            suppressed: 1,
+            escalated: 2,
+            already_suppressed: 3,
+            soft_bounces: 4,
+            recorded: 5,
+            soft_resets: 6,
+            duplicates: 7,
+            ignored: 8,
+            failed: 9,
+            ..Tally::default()
+        };
+        let text = serde_json::to_string(&Output::Summary(Summary::from(&tally))).unwrap();
+        assert_eq!(
+            text,
+            r#"{"alreadySuppressed":3,"duplicates":7,"escalated":2,"ignored":8,"recorded":5,"softBounces":4,"softResets":6,"suppressed":1}"#
+        );
+        let batch = Output::Batch(PartialBatchResponse::failing(["id-1"]));
+        assert_eq!(
+            serde_json::to_string(&batch).unwrap(),
+            r#"{"batchItemFailures":[{"itemIdentifier":"id-1"}]}"#
+        );
+    }
 }
