@@ -98,9 +98,34 @@ impl KinesisShards {
     }
 }
 
+impl KinesisShards {
+    /// Iterators last 5 minutes: a new one after the last record read (at
+    /// the batch's start if none was).
+    async fn renewed_iterator(
+        &self,
+        batch: &BatchInfo,
+        read: &ReadRange,
+    ) -> Result<Result<String, String>, ReplayError> {
+        match read.records.last() {
+            Some(last) => {
+                let after = last.sequence.clone();
+                self.iterator(batch, ShardIteratorType::AfterSequenceNumber, &after)
+                    .await
+            }
+            None => {
+                self.iterator(
+                    batch,
+                    ShardIteratorType::AtSequenceNumber,
+                    &batch.start_sequence_number,
+                )
+                .await
+            }
+        }
+    }
+}
+
 impl Shards for KinesisShards {
     async fn read_range(&self, batch: &BatchInfo) -> Result<ReadRange, ReplayError> {
-        let end = batch.end_sequence_number.as_str();
         let mut read = ReadRange::default();
         let mut iterator = match self
             .iterator(
@@ -135,50 +160,23 @@ impl Shards for KinesisShards {
                 .await
             {
                 Ok(output) => output,
-                Err(e)
-                    if retries < READ_RETRIES
-                        && (transient(&e) || code(&e) == "ExpiredIteratorException") =>
-                {
+                Err(e) if retries < READ_RETRIES && code(&e) == "ExpiredIteratorException" => {
                     retries += 1;
-                    match code(&e) {
-                        // Iterators last 5 minutes: take a new one after the
-                        // last record read.
-                        "ExpiredIteratorException" => {
-                            let renewed = match read.records.last() {
-                                Some(last) => {
-                                    let after = last.sequence.clone();
-                                    self.iterator(
-                                        batch,
-                                        ShardIteratorType::AfterSequenceNumber,
-                                        &after,
-                                    )
-                                    .await?
-                                }
-                                None => {
-                                    self.iterator(
-                                        batch,
-                                        ShardIteratorType::AtSequenceNumber,
-                                        &batch.start_sequence_number,
-                                    )
-                                    .await?
-                                }
-                            };
-                            match renewed {
-                                Ok(next) => {
-                                    iterator = next;
-                                    continue;
-                                }
-                                Err(why) => {
-                                    read.gone = Some(why);
-                                    return Ok(read);
-                                }
-                            }
-                        }
-                        _ => {
-                            tokio::time::sleep(backoff(retries)).await;
+                    match self.renewed_iterator(batch, &read).await? {
+                        Ok(next) => {
+                            iterator = next;
                             continue;
                         }
+                        Err(why) => {
+                            read.gone = Some(why);
+                            return Ok(read);
+                        }
                     }
+                }
+                Err(e) if retries < READ_RETRIES && transient(&e) => {
+                    retries += 1;
+                    tokio::time::sleep(backoff(retries)).await;
+                    continue;
                 }
                 Err(e) if gone(code(&e)) => {
                     read.gone = Some(error_text(&e));
@@ -188,30 +186,7 @@ impl Shards for KinesisShards {
             };
             retries = 0;
             let empty = output.records.is_empty();
-            for record in output.records {
-                if compare_sequence(&record.sequence_number, end).is_gt() {
-                    return Ok(read);
-                }
-                if compare_sequence(&record.sequence_number, &batch.start_sequence_number).is_lt() {
-                    continue;
-                }
-                read.records.push(KinesisRecord {
-                    arrival_ms: record
-                        .approximate_arrival_timestamp
-                        .and_then(|t| t.to_millis().ok())
-                        .unwrap_or(0),
-                    sequence: record.sequence_number,
-                    shard: batch.shard_id.clone(),
-                    partition_key: record.partition_key.unwrap_or_default(),
-                    data: record.data.into_inner(),
-                    user_record: None,
-                });
-            }
-            if read
-                .records
-                .last()
-                .is_some_and(|last| compare_sequence(&last.sequence, end).is_ge())
-            {
+            if take_page(batch, output.records, &mut read) {
                 return Ok(read);
             }
             match output.next_shard_iterator {
@@ -223,6 +198,38 @@ impl Shards for KinesisShards {
             }
         }
     }
+}
+
+/// Adds a page's records that belong to the batch to `read`; true once
+/// the batch's end is reached.
+fn take_page(
+    batch: &BatchInfo,
+    records: Vec<aws_sdk_kinesis::types::Record>,
+    read: &mut ReadRange,
+) -> bool {
+    let end = batch.end_sequence_number.as_str();
+    for record in records {
+        if compare_sequence(&record.sequence_number, end).is_gt() {
+            return true;
+        }
+        if compare_sequence(&record.sequence_number, &batch.start_sequence_number).is_lt() {
+            continue;
+        }
+        read.records.push(KinesisRecord {
+            arrival_ms: record
+                .approximate_arrival_timestamp
+                .and_then(|t| t.to_millis().ok())
+                .unwrap_or(0),
+            sequence: record.sequence_number,
+            shard: batch.shard_id.clone(),
+            partition_key: record.partition_key.unwrap_or_default(),
+            data: record.data.into_inner(),
+            user_record: None,
+        });
+    }
+    read.records
+        .last()
+        .is_some_and(|last| compare_sequence(&last.sequence, end).is_ge())
 }
 
 #[cfg(test)]

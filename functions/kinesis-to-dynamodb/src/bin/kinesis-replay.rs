@@ -121,17 +121,45 @@ fn parse(args: &[String]) -> Result<Command, ReplayError> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if matches!(args.first().map(String::as_str), Some("-h" | "--help")) {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let command = match parse(&args) {
+    let command = match command(&args) {
         Ok(command) => command,
+        Err(exit) => return exit,
+    };
+    let config = match Config::from_env(EnvReader::from_env()) {
+        Ok(config) => config,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
+    eprintln!("{}", describe_config(&config));
+    match run(command, &config).await {
+        Ok((name, summary)) => {
+            println!("{}", summary_line(name, &summary));
+            if summary.left > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("kinesis-replay: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// The command to run, or how to exit at once (help, usage errors, and
+/// replays whose keying is not set).
+fn command(args: &[String]) -> Result<Command, ExitCode> {
+    if matches!(args.first().map(String::as_str), Some("-h" | "--help")) {
+        println!("{USAGE}");
+        return Err(ExitCode::SUCCESS);
+    }
+    let command = parse(args).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
     if matches!(command, Command::Failures { .. } | Command::Replay { .. }) {
         let unset: Vec<&str> = KEYING
             .into_iter()
@@ -143,17 +171,14 @@ async fn main() -> ExitCode {
                  The replay tools) so items are keyed as the function keys them; empty means the function's default",
                 unset.join(", ")
             );
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     }
-    let config = match Config::from_env(EnvReader::from_env()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    eprintln!("{}", describe_config(&config));
+    Ok(command)
+}
+
+/// Runs `command` against AWS; returns its name and totals.
+async fn run(command: Command, config: &Config) -> Result<(&'static str, Summary), ReplayError> {
     let sdk = load_sdk_config().await;
     // The function's own writer client (the pipeline retries its writes).
     let table = DynamoTable::from_sdk(&sdk);
@@ -162,7 +187,7 @@ async fn main() -> ExitCode {
         table: config.rejects_table.clone(),
     };
     let mut print = |line: String| println!("{line}");
-    let result = match command {
+    match command {
         Command::Failures { queue_url, options } => {
             let queue = SqsQueue {
                 client: aws_sdk_sqs::Client::new(&sdk),
@@ -180,7 +205,7 @@ async fn main() -> ExitCode {
                 }
                 .own_retries(),
             )));
-            replay_failures(&queue, &shards, &table, &config, options, &mut print)
+            replay_failures(&queue, &shards, &table, config, options, &mut print)
                 .await
                 .map(|s| ("failures", s))
         }
@@ -188,27 +213,13 @@ async fn main() -> ExitCode {
             .await
             .map(|s| ("rejects list", s)),
         Command::Replay { dry_run } => {
-            replay_rejects(&rejects, &table, &config, dry_run, &mut print)
+            replay_rejects(&rejects, &table, config, dry_run, &mut print)
                 .await
                 .map(|s| ("rejects replay", s))
         }
         Command::Delete { ids } => delete_rejects(&rejects, &ids, &mut print)
             .await
             .map(|s| ("rejects delete", s)),
-    };
-    match result {
-        Ok((name, summary)) => {
-            println!("{}", summary_line(name, &summary));
-            if summary.left > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => {
-            eprintln!("kinesis-replay: {e}");
-            ExitCode::from(3)
-        }
     }
 }
 
