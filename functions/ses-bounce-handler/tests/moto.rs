@@ -60,6 +60,11 @@ impl Harness {
     }
 }
 
+/// Plays the sample `name` to the running function: its answer or error.
+async fn play(f: &Running, name: &str) -> Result<Value, Value> {
+    f.invoke(sample(FUNCTION_NAME, name)).await.result
+}
+
 fn text<'a>(row: &'a Row, name: &str) -> &'a str {
     row.get(name)
         .and_then(|v| v.as_s().ok())
@@ -75,13 +80,9 @@ async fn every_sample_leaves_the_table_as_expected() {
     let h = Harness::start().await;
     let f = h.function(&[]).await;
 
-    f.invoke(sample(
-        FUNCTION_NAME,
-        "01-permanent-bounce-two-recipients.json",
-    ))
-    .await
-    .result
-    .unwrap();
+    play(&f, "01-permanent-bounce-two-recipients.json")
+        .await
+        .unwrap();
     let table = h.table().await;
     assert_eq!(table.len(), 2);
     let jane = &table["jane.doe@example.com"];
@@ -98,10 +99,7 @@ async fn every_sample_leaves_the_table_as_expected() {
     assert!(!jane.contains_key("expiresAt"), "suppression never expires");
     assert_eq!(text(&table["john.roe@example.com"], "status"), "suppressed");
 
-    f.invoke(sample(FUNCTION_NAME, "02-transient-mailbox-full.json"))
-        .await
-        .result
-        .unwrap();
+    play(&f, "02-transient-mailbox-full.json").await.unwrap();
     let full = &h.table().await["full.box@example.net"];
     assert_eq!(text(full, "status"), "soft");
     assert_eq!(full["softBounces"].as_l().unwrap().len(), 1);
@@ -110,28 +108,21 @@ async fn every_sample_leaves_the_table_as_expected() {
         "soft entries expire"
     );
 
-    f.invoke(sample(FUNCTION_NAME, "03-transient-status-5.1.1.json"))
-        .await
-        .result
-        .unwrap();
+    play(&f, "03-transient-status-5.1.1.json").await.unwrap();
     let gone = &h.table().await["gone.user@example.net"];
     assert_eq!(
         (text(gone, "status"), text(gone, "reason")),
         ("suppressed", "BOUNCE")
     );
 
-    f.invoke(sample(FUNCTION_NAME, "04-on-account-suppression-list.json"))
+    play(&f, "04-on-account-suppression-list.json")
         .await
-        .result
         .unwrap();
     let listed = &h.table().await["listed@example.com"];
     assert_eq!(text(listed, "status"), "suppressed");
     assert_eq!(number(listed, "count"), 0, "SES never sent it: not counted");
 
-    f.invoke(sample(FUNCTION_NAME, "05-complaint-abuse.json"))
-        .await
-        .result
-        .unwrap();
+    play(&f, "05-complaint-abuse.json").await.unwrap();
     let angry = &h.table().await["angry.reader@example.org"];
     assert_eq!(
         (text(angry, "status"), text(angry, "reason")),
@@ -139,19 +130,13 @@ async fn every_sample_leaves_the_table_as_expected() {
     );
     assert_eq!(text(angry, "subType"), "abuse");
 
-    f.invoke(sample(FUNCTION_NAME, "06-complaint-not-spam.json"))
-        .await
-        .result
-        .unwrap();
+    play(&f, "06-complaint-not-spam.json").await.unwrap();
     assert_eq!(
         text(&h.table().await["happy.reader@example.org"], "status"),
         "recorded"
     );
 
-    f.invoke(sample(FUNCTION_NAME, "07-delivery.json"))
-        .await
-        .result
-        .unwrap();
+    play(&f, "07-delivery.json").await.unwrap();
     let full = &h.table().await["full.box@example.net"];
     assert_eq!(
         full["softBounces"],
@@ -159,10 +144,7 @@ async fn every_sample_leaves_the_table_as_expected() {
         "a delivery resets the count"
     );
 
-    f.invoke(sample(FUNCTION_NAME, "08-event-publishing-bounce.json"))
-        .await
-        .result
-        .unwrap();
+    play(&f, "08-event-publishing-bounce.json").await.unwrap();
     let nobody = &h.table().await["nobody@example.io"];
     assert_eq!(
         (text(nobody, "status"), text(nobody, "subType")),
@@ -337,18 +319,11 @@ async fn account_suppression_sends_the_sesv2_request_and_survives_its_failure() 
     // A soft bounce does not reach the account list; a hard one does, once
     // per recipient.
     let before = recorded.len();
-    f.invoke(sample(FUNCTION_NAME, "02-transient-mailbox-full.json"))
-        .await
-        .result
-        .unwrap();
+    play(&f, "02-transient-mailbox-full.json").await.unwrap();
     assert_eq!(calls.lock().unwrap().len(), before);
-    f.invoke(sample(
-        FUNCTION_NAME,
-        "01-permanent-bounce-two-recipients.json",
-    ))
-    .await
-    .result
-    .unwrap();
+    play(&f, "01-permanent-bounce-two-recipients.json")
+        .await
+        .unwrap();
     let bodies: Vec<Value> = calls.lock().unwrap()[before..]
         .iter()
         .map(|r| serde_json::from_slice(&r.body).unwrap())
@@ -366,13 +341,9 @@ async fn account_suppression_sends_the_sesv2_request_and_survives_its_failure() 
 async fn the_cli_answers_from_the_table() {
     let h = Harness::start().await;
     let f = h.function(&[]).await;
-    f.invoke(sample(
-        FUNCTION_NAME,
-        "01-permanent-bounce-two-recipients.json",
-    ))
-    .await
-    .result
-    .unwrap();
+    play(&f, "01-permanent-bounce-two-recipients.json")
+        .await
+        .unwrap();
     let cli = |address: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_ses-suppression"))
             .args(["check", address, "--table", TABLE])
