@@ -56,21 +56,12 @@ pub async fn handle<F: Fleet, J: JobStore, S: StatusStore>(
             return Ok(json!({"results": [], "testEvent": true}));
         }
         Event::Reconcile => {
-            let deadline = sweep_deadline(event.context.deadline);
-            let stop_by = work_deadline(event.context.deadline);
-            let report = match tokio::time::timeout_at(stop_by, launcher.reconcile(deadline)).await
-            {
-                Ok(report) => report,
-                // A call that hung past the sweep's own margin: the next
-                // sweep starts over, as after a Lambda timeout.
-                Err(_) => ReconcileReport {
-                    errors: vec![
-                        "the sweep was cut off at the invocation deadline: a service did not answer in time"
-                            .into(),
-                    ],
-                    ..ReconcileReport::default()
-                },
-            };
+            let report = sweep(
+                launcher,
+                sweep_deadline(event.context.deadline),
+                work_deadline(event.context.deadline),
+            )
+            .await;
             return reconciled(report);
         }
         Event::Records(records) => records,
@@ -146,6 +137,27 @@ fn sweep_deadline(deadline_ms: u64) -> Instant {
     Instant::now() + left.saturating_sub(SWEEP_MARGIN)
 }
 
+/// The reconcile, stopping new jobs at `deadline` and cut off at `stop_by`.
+async fn sweep<F: Fleet, J: JobStore, S: StatusStore>(
+    launcher: &Launcher<F, J, S>,
+    deadline: Instant,
+    stop_by: tokio::time::Instant,
+) -> ReconcileReport {
+    let mut report = ReconcileReport::default();
+    // Boxed: the sweep's future nests deep enough to pass the compiler's
+    // layout recursion limit inside the runtime's.
+    let run = Box::pin(launcher.reconcile_into(deadline, &mut report));
+    if tokio::time::timeout_at(stop_by, run).await.is_err() {
+        // A call hung past the sweep's own margin: what was settled before
+        // it stays counted; the next sweep takes up the rest.
+        report.errors.push(
+            "the sweep was cut off at the invocation deadline: a service did not answer in time"
+                .into(),
+        );
+    }
+    report
+}
+
 fn reconciled(report: ReconcileReport) -> Result<Value, HandlerError> {
     let summary = serde_json::to_string(&report).unwrap_or_default();
     tracing::info!(report = %summary, "reconciled");
@@ -179,4 +191,69 @@ fn reconciled(report: ReconcileReport) -> Result<Value, HandlerError> {
         });
     }
     Ok(json!({ "reconciled": report }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::MemoryFleet;
+    use crate::jobs::MemoryStore;
+    use crate::launcher::tests::{created, settings};
+    use crate::status::MemoryStatus;
+
+    /// A sweep cut off at the invocation deadline still reports what it
+    /// settled before: a job settled as worker-failed is never looked at
+    /// again, so a lost count is an alarm that never fires.
+    #[tokio::test]
+    async fn a_cut_off_sweep_still_counts_the_jobs_it_settled() {
+        let launcher = Launcher::new(
+            MemoryFleet::default(),
+            MemoryStore::default(),
+            MemoryStatus::default(),
+            settings(2),
+        );
+        let mut results = launcher
+            .process(&[created("a.mp4", "01"), created("b.mp4", "02")])
+            .await;
+        assert!(results.iter().all(|r| r.outcome == Outcome::Launched));
+        // The sweep visits jobs in id order: the first settles, the second's
+        // relaunch hangs.
+        results.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+        let failed_job = results[0].job_id.clone().unwrap();
+        launcher
+            .status()
+            .put(
+                &launcher.status_key(&failed_job),
+                r#"{"status":"failure","exitCode":1,"error":"ffmpeg rejected the input"}"#,
+            )
+            .await
+            .unwrap();
+        for result in &results {
+            launcher
+                .fleet()
+                .terminate(result.instance_id.as_deref().unwrap());
+        }
+        launcher
+            .fleet()
+            .hang_launches
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+
+        let far = Instant::now() + Duration::from_secs(3600);
+        let stop_by = tokio::time::Instant::now() + Duration::from_millis(300);
+        let report = sweep(&launcher, far, stop_by).await;
+
+        let counted: Vec<&str> = report
+            .workers_failed
+            .iter()
+            .map(|f| f.job_id.as_str())
+            .collect();
+        assert_eq!(counted, vec![failed_job.as_str()], "{report:?}");
+        assert!(
+            report.errors.iter().any(|e| e.contains("cut off")),
+            "{report:?}"
+        );
+        assert!(reconciled(report).is_err(), "the sweep is incomplete");
+        let stored = launcher.store().job(&failed_job).await.unwrap().unwrap();
+        assert_eq!(stored.value.state, crate::jobs::JobState::WorkerFailed);
+    }
 }

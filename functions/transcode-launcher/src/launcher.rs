@@ -573,12 +573,22 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
     /// are left to the next sweep.
     pub async fn reconcile(&self, deadline: std::time::Instant) -> ReconcileReport {
         let mut report = ReconcileReport::default();
+        self.reconcile_into(deadline, &mut report).await;
+        report
+    }
+
+    /// [`Self::reconcile`] into a report the caller owns: each job is counted
+    /// as soon as its ledger write wins, so a sweep the caller cuts off (a
+    /// call hanging past the invocation's deadline) still reports what it
+    /// settled. A settled job is never looked at again: a lost count would
+    /// be an alarm that never fires.
+    pub async fn reconcile_into(&self, deadline: std::time::Instant, report: &mut ReconcileReport) {
         let now = (self.clock)();
         let jobs = match self.store.active_jobs().await {
             Ok(jobs) => jobs,
             Err(e) => {
                 report.errors.push(format!("reading the job ledger: {e}"));
-                return report;
+                return;
             }
         };
         let ids: Vec<String> = jobs
@@ -589,10 +599,10 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
             Ok(states) => states,
             Err(e) => {
                 report.errors.push(format!("DescribeInstances: {e}"));
-                return report;
+                return;
             }
         };
-        self.free_orphan_slots(&jobs, now, &mut report).await;
+        self.free_orphan_slots(&jobs, now, report).await;
         let mut capacity_left = true;
         let total = jobs.len();
         for (done_so_far, Versioned { version, value }) in jobs.into_iter().enumerate() {
@@ -608,7 +618,7 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                      the launcher's logs hold each error",
                     value.launch_failures, self.settings.max_attempts
                 );
-                self.fail_job(value, version, &error, &mut report).await;
+                self.fail_job(value, version, &error, report).await;
                 continue;
             }
             if value.state == JobState::Queued {
@@ -685,12 +695,8 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
             // state is what keeps a later sweep from counting it again.
             match written.as_deref().map(status::read) {
                 Some(status::Report::Success) => {
-                    if self
-                        .settle(&value, version, JobState::Done, &mut report)
-                        .await
-                    {
-                        report.done += 1;
-                    }
+                    self.settle(&value, version, JobState::Done, report, |r| r.done += 1)
+                        .await;
                     continue;
                 }
                 // Failed for good: the worker ran to its end, and the same
@@ -698,26 +704,21 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                 // missing ffmpeg, an input ffmpeg rejects, a run past
                 // MAX_RUNTIME). A relaunch would also race the old report.
                 Some(status::Report::WorkerFailed(reason)) => {
-                    if self
-                        .settle(&value, version, JobState::WorkerFailed, &mut report)
-                        .await
-                    {
-                        report.workers_failed.push(WorkerFailure {
-                            job_id: value.id.clone(),
-                            reason,
-                        });
-                    }
+                    let job_id = value.id.clone();
+                    self.settle(&value, version, JobState::WorkerFailed, report, |r| {
+                        r.workers_failed.push(WorkerFailure { job_id, reason })
+                    })
+                    .await;
                     continue;
                 }
                 // A sweep wrote the job's failure status, then lost its
                 // ledger write: finish what it started.
                 Some(status::Report::LauncherFailed) => {
-                    if self
-                        .settle(&value, version, JobState::Failed, &mut report)
-                        .await
-                    {
-                        report.failed.push(value.id.clone());
-                    }
+                    let job_id = value.id.clone();
+                    self.settle(&value, version, JobState::Failed, report, |r| {
+                        r.failed.push(job_id)
+                    })
+                    .await;
                     continue;
                 }
                 None => {}
@@ -768,21 +769,22 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                     "no worker wrote a status after {} attempt(s) (MAX_ATTEMPTS={}); last: {lost}",
                     value.attempt, self.settings.max_attempts
                 );
-                self.fail_job(value, version, &error, &mut report).await;
+                self.fail_job(value, version, &error, report).await;
             }
         }
-        report
     }
 
-    /// Moves the job to a final state and frees its slot; true when this
-    /// sweep's write won (a lost write means another sweep settled it).
+    /// Moves the job to a final state and frees its slot. `count` records
+    /// it when this sweep's write wins (a lost write means another sweep
+    /// settled it), before the slot is freed: a cut-off there keeps the count.
     async fn settle(
         &self,
         job: &Job,
         version: u64,
         state: JobState,
         report: &mut ReconcileReport,
-    ) -> bool {
+        count: impl FnOnce(&mut ReconcileReport),
+    ) {
         let settled = Job {
             state,
             updated_at: (self.clock)(),
@@ -790,14 +792,11 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
         };
         match self.store.put_job(&settled, Some(version)).await {
             Ok(Some(_)) => {
+                count(report);
                 self.release_job_slot(job).await;
-                true
             }
-            Ok(None) => false,
-            Err(e) => {
-                report.errors.push(format!("{}: {e}", job.id));
-                false
-            }
+            Ok(None) => {}
+            Err(e) => report.errors.push(format!("{}: {e}", job.id)),
         }
     }
 
@@ -813,9 +812,11 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
                 .push(format!("{}: writing the failure status.json: {e}", job.id));
             return;
         }
-        if self.settle(&job, version, JobState::Failed, report).await {
-            report.failed.push(job.id);
-        }
+        let job_id = job.id.clone();
+        self.settle(&job, version, JobState::Failed, report, |r| {
+            r.failed.push(job_id)
+        })
+        .await;
     }
 }
 
@@ -841,7 +842,7 @@ fn failure_status(job: &Job, error: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::fleet::MemoryFleet;
     use crate::jobs::MemoryStore;
@@ -874,7 +875,7 @@ mod tests {
         }
     }
 
-    fn created(key: &str, sequencer: &str) -> Record {
+    pub fn created(key: &str, sequencer: &str) -> Record {
         Record::Created(ObjectCreated {
             bucket: "in".into(),
             key: key.into(),
