@@ -1,10 +1,22 @@
-//! What two or more functions of the suite share: SDK and environment
-//! configuration, logging, the CloudFormation custom-resource protocol, and
-//! small event helpers.
+//! What two or more functions of the suite share. A module belongs here only
+//! when at least two crates use it; one function's logic lives in that
+//! function's crate (the CloudFormation protocol is cfn-responder's `cfn`).
+//!
+//! | module | role | used by |
+//! |---|---|---|
+//! | [`aws`] | SDK configuration: one timeout and retry policy for every client; SDK error text | all six functions |
+//! | [`batch`] | the partial-batch answer (`batchItemFailures`) of stream and queue events | kinesis-to-dynamodb, ses-bounce-handler |
+//! | [`config`] | `EnvReader`: typed environment variables, every problem reported at once | all six |
+//! | [`logging`] | JSON logs with the keys Powertools users query; e-mail addresses masked | all six |
+//! | [`metrics`] | CloudWatch EMF documents per function and stack | all six |
+//! | [`redrive`] | moving a failure queue back to its function (the `lambda-redrive` tool, feature `redrive`) | operators of every function |
+//! | [`retry`] | jittered backoff and the retry loop bounded by a deadline | cfn-responder, kinesis-to-dynamodb |
+//! | [`runtime`] | Runtime API details: the invocation deadline, `fail_init`, per-invocation log keys and unreadable payloads | all six |
+//! | [`s3_key`] | decoding S3 object keys (form-encoded notifications, EventBridge) | transcode-launcher; cfn-responder's tests decode form bodies with it |
+//! | [`time`] | seconds and milliseconds since the epoch | every function that stamps TTLs or timestamps |
 
 pub mod aws;
 pub mod batch;
-pub mod cfn;
 pub mod config;
 pub mod logging;
 pub mod metrics;
