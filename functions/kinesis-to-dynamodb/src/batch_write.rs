@@ -2,7 +2,7 @@
 
 use crate::convert::Item;
 use crate::ports::{Table, WriteError};
-use shared::retry::backoff;
+use shared::retry::{Deadline, Ended, backoff, until_deadline};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -39,23 +39,23 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, WriteError>>,
 {
-    let mut retries = 0;
-    loop {
-        if Instant::now() >= deadline {
-            return (Err(WriteError::Transient(NO_TIME_LEFT.into())), retries);
-        }
-        match call().await {
-            Err(WriteError::Transient(e)) => {
-                let wait = policy.wait(retries + 1);
-                if Instant::now() + wait >= deadline {
-                    return (Err(WriteError::Transient(e)), retries);
-                }
-                tokio::time::sleep(wait).await;
-                retries += 1;
-            }
-            other => return (other, retries),
-        }
-    }
+    let deadline = Deadline {
+        at: deadline.into_std(),
+        first_attempt_even_if_late: false,
+    };
+    let retried = until_deadline(
+        deadline,
+        None,
+        |retry| policy.wait(retry),
+        |e| matches!(e, WriteError::Transient(_)),
+        |_| call(),
+    )
+    .await;
+    let result = match retried.ended {
+        Ended::Attempted(result) => result,
+        Ended::NotStarted { .. } => Err(WriteError::Transient(NO_TIME_LEFT.into())),
+    };
+    (result, retried.retries)
 }
 
 /// Puts `items` with BatchWriteItem, retrying what comes back unprocessed

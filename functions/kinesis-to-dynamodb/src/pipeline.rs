@@ -19,7 +19,6 @@ use shared::batch::PartialBatchResponse;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -497,9 +496,7 @@ async fn write<T: Table>(table: T, config: Arc<Config>, work: Work, deadline: In
             .await
         }
         Work::Rejects(rejects) => {
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
+            let now_ms = u128::from(shared::time::now_millis());
             let items = rejects
                 .into_iter()
                 .map(|reject| Keyed {

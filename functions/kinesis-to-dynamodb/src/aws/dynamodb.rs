@@ -1,7 +1,6 @@
 //! DynamoDB behind [`Table`] (the function's writes) and [`Rejects`] (the
 //! replay tool's rejects table).
 
-use super::error_text;
 use crate::convert::Item;
 use crate::ports::{Deleted, Order, PutResult, Rejects, ReplayError, Table, WriteError};
 use crate::record::{ARRIVAL_ATTR, POSITION_ATTR, SHARD_ATTR};
@@ -12,6 +11,7 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
+use shared::aws::service_error_text;
 use std::collections::HashMap;
 
 #[derive(Clone)]
@@ -37,7 +37,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let text = error_text(&error);
+    let text = service_error_text(&error);
     match &error {
         SdkError::ServiceError(service) => match service.err().code().unwrap_or_default() {
             "ProvisionedThroughputExceededException"
@@ -166,7 +166,7 @@ impl Rejects for DynamoRejects {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| ReplayError::Rejects(error_text(&e)))?;
+            .map_err(|e| ReplayError::Rejects(service_error_text(&e)))?;
         Ok((
             output.items.unwrap_or_default(),
             output.last_evaluated_key.filter(|key| !key.is_empty()),
@@ -203,7 +203,7 @@ impl Rejects for DynamoRejects {
                     other.message().unwrap_or("no message")
                 ))),
             },
-            Err(e) => Err(ReplayError::Rejects(error_text(&e))),
+            Err(e) => Err(ReplayError::Rejects(service_error_text(&e))),
         }
     }
 
@@ -216,7 +216,7 @@ impl Rejects for DynamoRejects {
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| ReplayError::Rejects(error_text(&e)))?;
+            .map_err(|e| ReplayError::Rejects(service_error_text(&e)))?;
         Ok(output.attributes.filter(|item| !item.is_empty()))
     }
 }

@@ -1,12 +1,12 @@
 //! The Kinesis stream behind [`Shards`], for the replay tool.
 
-use super::error_text;
 use crate::checkpoint::compare_sequence;
 use crate::ports::{ReadRange, ReplayError, Shards};
 use crate::record::KinesisRecord;
 use crate::replay::BatchInfo;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::types::ShardIteratorType;
+use shared::aws::service_error_text;
 use std::time::Duration;
 
 /// GetRecords allows 5 calls per second per shard.
@@ -86,13 +86,13 @@ impl KinesisShards {
                 Ok(output) => Ok(output
                     .shard_iterator
                     .ok_or_else(|| "GetShardIterator returned no iterator".to_owned())),
-                Err(e) if gone(code(&e)) => Ok(Err(error_text(&e))),
+                Err(e) if gone(code(&e)) => Ok(Err(service_error_text(&e))),
                 Err(e) if attempt < READ_RETRIES && transient(&e) => {
                     attempt += 1;
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
-                Err(e) => Err(ReplayError::Stream(error_text(&e))),
+                Err(e) => Err(ReplayError::Stream(service_error_text(&e))),
             };
         }
     }
@@ -179,10 +179,10 @@ impl Shards for KinesisShards {
                     continue;
                 }
                 Err(e) if gone(code(&e)) => {
-                    read.gone = Some(error_text(&e));
+                    read.gone = Some(service_error_text(&e));
                     return Ok(read);
                 }
-                Err(e) => return Err(ReplayError::Stream(error_text(&e))),
+                Err(e) => return Err(ReplayError::Stream(service_error_text(&e))),
             };
             retries = 0;
             let empty = output.records.is_empty();

@@ -1,7 +1,7 @@
 //! The SQS failure queue behind [`Queue`], for the replay tool.
 
-use super::error_text;
 use crate::ports::{Queue, QueueMessage, ReplayError};
+use shared::aws::service_error_text;
 use std::time::Duration;
 
 pub struct SqsQueue {
@@ -22,7 +22,7 @@ impl Queue for SqsQueue {
             .wait_time_seconds(1)
             .send()
             .await
-            .map_err(|e| ReplayError::Queue(error_text(&e)))?;
+            .map_err(|e| ReplayError::Queue(service_error_text(&e)))?;
         Ok(output
             .messages
             .unwrap_or_default()
@@ -43,7 +43,7 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| ReplayError::Queue(error_text(&e)))
+            .map_err(|e| ReplayError::Queue(service_error_text(&e)))
     }
 
     async fn hide(&self, receipt: &str, hide: Duration) -> Result<(), ReplayError> {
@@ -55,6 +55,6 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| ReplayError::Queue(error_text(&e)))
+            .map_err(|e| ReplayError::Queue(service_error_text(&e)))
     }
 }
