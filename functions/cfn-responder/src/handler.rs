@@ -1,7 +1,7 @@
 //! Maps a Lambda invocation to the responder.
 
 use crate::cfn::PutTransport;
-use crate::idempotency::IdempotencyStore;
+use crate::ports::IdempotencyStore;
 use crate::responder::{Responder, ResponderError, Summary};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;

@@ -1,11 +1,13 @@
+use cfn_responder::aws::dynamodb::{DynamoOwners, DynamoStore};
+use cfn_responder::aws::ec2::Ec2Images;
+use cfn_responder::aws::ses::SesV1;
 use cfn_responder::cfn::HttpsPut;
 use cfn_responder::config::{Config, url_policy};
+use cfn_responder::fallback::{LocalOwners, LocalStore, Owners, Store};
 use cfn_responder::handler;
-use cfn_responder::idempotency::{DynamoStore, MemoryStore, Store};
 use cfn_responder::resource::Registry;
-use cfn_responder::resources::ami_lookup::{AmiLookup, Ec2Images};
-use cfn_responder::resources::ses_identity_notifications::{SesIdentityNotifications, SesV1};
-use cfn_responder::resources::topic_owners::{DynamoOwners, MemoryOwners, Owners};
+use cfn_responder::resources::ami_lookup::AmiLookup;
+use cfn_responder::resources::ses_identity_notifications::SesIdentityNotifications;
 use cfn_responder::responder::{Responder, Settings};
 use lambda_runtime::service_fn;
 use shared::config::EnvReader;
@@ -26,8 +28,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     )
                 }
                 None => (
-                    Store::Memory(MemoryStore::default()),
-                    Owners::Memory(MemoryOwners::default()),
+                    Store::Local(LocalStore::default()),
+                    Owners::Local(LocalOwners::default()),
                 ),
             };
             let registry = Registry::new()
@@ -47,7 +49,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             };
             Responder::failed_init(
                 e.to_string(),
-                Store::Memory(MemoryStore::default()),
+                Store::Local(LocalStore::default()),
                 HttpsPut::default(),
                 settings,
             )

@@ -5,7 +5,7 @@ use crate::cfn::{
     CfnResponse, CfnStatus, Envelope, EnvelopeError, PutOutcome, PutStats, PutTransport,
     ResponseUrlError, ResponseUrlPolicy, RetryPolicy,
 };
-use crate::idempotency::IdempotencyStore;
+use crate::ports::IdempotencyStore;
 use crate::resource::Registry;
 use serde::Serialize;
 use serde_json::Value;

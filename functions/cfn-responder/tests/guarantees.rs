@@ -3,11 +3,14 @@
 
 mod common;
 
+use cfn_responder::aws::dynamodb::DynamoStore;
+use cfn_responder::aws::ec2::Ec2Images;
 use cfn_responder::cfn::props::lenient;
 use cfn_responder::cfn::{HttpsPut, ResponseUrlPolicy, RetryPolicy};
-use cfn_responder::idempotency::{Claim, DynamoStore, IdempotencyStore, MemoryStore};
+use cfn_responder::fallback::LocalStore;
+use cfn_responder::ports::{Claim, IdempotencyStore};
 use cfn_responder::resource::{CustomResource, Outcome, Registry, RequestContext, ResourceError};
-use cfn_responder::resources::ami_lookup::{AmiLookup, Ec2Images};
+use cfn_responder::resources::ami_lookup::AmiLookup;
 use cfn_responder::responder::{Responder, ResponderError, Settings, Summary};
 use common::*;
 use serde::Deserialize;
@@ -144,8 +147,8 @@ fn responder_with<S: IdempotencyStore>(probe: &Probe, store: S) -> Responder<S, 
     )
 }
 
-fn responder(probe: &Probe) -> Responder<MemoryStore, HttpsPut> {
-    responder_with(probe, MemoryStore::default())
+fn responder(probe: &Probe) -> Responder<LocalStore, HttpsPut> {
+    responder_with(probe, LocalStore::default())
 }
 
 fn in_secs(secs: u64) -> Instant {
@@ -445,7 +448,7 @@ async fn init_failure_is_answered_failed() {
     let sink = sink().await;
     let responder = Responder::failed_init(
         "invalid configuration: TIMEOUT_MARGIN_MS=\"soon\" is invalid".into(),
-        MemoryStore::default(),
+        LocalStore::default(),
         HttpsPut::default(),
         settings(),
     );
@@ -611,7 +614,7 @@ async fn response_url_must_be_s3_unless_local_is_allowed() {
     let (sink, probe) = (sink().await, Probe::default());
     let strict = Responder::new(
         Registry::new().register(probe.clone()),
-        MemoryStore::default(),
+        LocalStore::default(),
         HttpsPut::default(),
         Settings {
             url_policy: ResponseUrlPolicy { allow_local: false },
@@ -684,7 +687,7 @@ async fn assert_duplicates_run_once<S: IdempotencyStore>(store: S, request_id: &
 
 #[tokio::test]
 async fn duplicate_delivery_runs_side_effects_once_in_memory() {
-    assert_duplicates_run_once(MemoryStore::default(), "dup-memory").await;
+    assert_duplicates_run_once(LocalStore::default(), "dup-memory").await;
 }
 
 #[tokio::test]
@@ -710,7 +713,7 @@ async fn ami_lookup_against_moto() {
     let sink = sink().await;
     let responder = Responder::new(
         Registry::new().register(AmiLookup::new(Ec2Images(ec2))),
-        MemoryStore::default(),
+        LocalStore::default(),
         HttpsPut::default(),
         settings(),
     );
@@ -790,7 +793,7 @@ async fn concurrent_duplicate_leaves_the_answer_to_the_first() {
 #[tokio::test]
 async fn duplicate_of_a_delivery_that_died_fails_instead_of_repeating() {
     let (sink, probe) = (sink().await, Probe::default());
-    let store = MemoryStore::default();
+    let store = LocalStore::default();
     // A first delivery claimed the request, then its environment died.
     let claimed_until = SystemTime::now() - Duration::from_secs(1);
     assert_eq!(

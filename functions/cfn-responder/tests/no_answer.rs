@@ -5,8 +5,9 @@
 
 mod common;
 
+use cfn_responder::aws::dynamodb::DynamoStore;
 use cfn_responder::cfn::{CfnResponse, HttpsPut, ResponseUrlPolicy};
-use cfn_responder::idempotency::{Claim, DynamoStore, IdempotencyStore};
+use cfn_responder::ports::{Claim, IdempotencyStore};
 use cfn_responder::resource::{CustomResource, Outcome, Registry, RequestContext, ResourceError};
 use cfn_responder::responder::{Responder, Settings};
 use common::*;

@@ -9,11 +9,12 @@
 
 mod common;
 
+use cfn_responder::aws::dynamodb::DynamoOwners;
+use cfn_responder::aws::ses::SesV1;
 use cfn_responder::cfn::{HttpsPut, ResponseUrlPolicy};
-use cfn_responder::idempotency::MemoryStore;
+use cfn_responder::fallback::LocalStore;
 use cfn_responder::resource::Registry;
-use cfn_responder::resources::ses_identity_notifications::{SesIdentityNotifications, SesV1};
-use cfn_responder::resources::topic_owners::DynamoOwners;
+use cfn_responder::resources::ses_identity_notifications::SesIdentityNotifications;
 use cfn_responder::responder::{Responder, Settings};
 use common::{STACK_ID, delete, request, the_one_response, update};
 use serde_json::{Value, json};
@@ -264,16 +265,16 @@ struct World {
     ses: FakeSes,
     client: aws_sdk_ses::Client,
     sink: Sink,
-    responder: Responder<MemoryStore, HttpsPut>,
+    responder: Responder<LocalStore, HttpsPut>,
     /// When set, each request runs in a new execution environment whose
     /// owners are kept in this table.
     owners_table: Option<(aws_sdk_dynamodb::Client, &'static str)>,
 }
 
-fn responder(registry: Registry) -> Responder<MemoryStore, HttpsPut> {
+fn responder(registry: Registry) -> Responder<LocalStore, HttpsPut> {
     Responder::new(
         registry,
-        MemoryStore::default(),
+        LocalStore::default(),
         HttpsPut::default(),
         Settings {
             url_policy: ResponseUrlPolicy { allow_local: true },

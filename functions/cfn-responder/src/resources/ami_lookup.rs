@@ -3,11 +3,11 @@
 //! has nothing to do.
 
 use crate::cfn::props::lenient;
+use crate::ports::ImageCatalog;
 use crate::resource::{CustomResource, Outcome, RequestContext, ResourceError};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::future::Future;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -47,23 +47,6 @@ impl Architecture {
             Self::Arm64Mac => "arm64_mac",
         }
     }
-}
-
-/// One image as the catalog reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageSummary {
-    pub image_id: String,
-    pub name: String,
-    /// ISO 8601, so text order is time order.
-    pub creation_date: String,
-}
-
-/// Where images are looked up: EC2 in production, a fake in tests.
-pub trait ImageCatalog: Send + Sync + 'static {
-    fn find_images(
-        &self,
-        query: &AmiLookupProperties,
-    ) -> impl Future<Output = Result<Vec<ImageSummary>, String>> + Send;
 }
 
 pub struct AmiLookup<C> {
@@ -119,43 +102,11 @@ impl<C: ImageCatalog> CustomResource for AmiLookup<C> {
     }
 }
 
-/// The EC2 adapter.
-pub struct Ec2Images(pub aws_sdk_ec2::Client);
-
-impl ImageCatalog for Ec2Images {
-    async fn find_images(&self, query: &AmiLookupProperties) -> Result<Vec<ImageSummary>, String> {
-        use aws_sdk_ec2::types::Filter;
-        let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
-        let mut request = self
-            .0
-            .describe_images()
-            .set_owners(Some(query.owners.clone()))
-            .filters(filter("name", &query.name_pattern))
-            .filters(filter("architecture", query.architecture.as_str()))
-            .filters(filter("state", "available"));
-        for (key, value) in &query.tags {
-            request = request.filters(filter(&format!("tag:{key}"), value));
-        }
-        let mut pages = request.into_paginator().send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_sdk_ec2::error::DisplayErrorContext(e).to_string())?;
-            found.extend(page.images().iter().filter_map(|image| {
-                Some(ImageSummary {
-                    image_id: image.image_id()?.to_owned(),
-                    name: image.name().unwrap_or_default().to_owned(),
-                    creation_date: image.creation_date().unwrap_or_default().to_owned(),
-                })
-            }));
-        }
-        Ok(found)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cfn::props::parse_properties;
+    use crate::ports::ImageSummary;
     use serde_json::json;
 
     struct Fixed(Vec<ImageSummary>);

@@ -24,11 +24,12 @@
 //! the Delete that follows.
 
 use crate::cfn::props::lenient;
+use crate::fallback::LocalOwners;
+use crate::ports::{IdentitySettings, TopicOwners};
 use crate::resource::{CustomResource, Outcome, RequestContext, ResourceError};
-use crate::resources::topic_owners::{MemoryOwners, TopicOwners, owner_key};
+use crate::resources::topic_owners::owner_key;
 use serde::Deserialize;
 use serde_json::Value;
-use std::future::Future;
 use tracing::{info, warn};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -106,45 +107,15 @@ impl NotificationState {
     }
 }
 
-/// The SES v1 calls this type makes.
-pub trait IdentitySettings: Send + Sync + 'static {
-    /// GetIdentityNotificationAttributes; `None` when the identity does not
-    /// exist (any more).
-    fn notification_state(
-        &self,
-        identity: &str,
-    ) -> impl Future<Output = Result<Option<NotificationState>, String>> + Send;
-    /// SetIdentityNotificationTopic; `None` unsets the topic.
-    fn set_topic(
-        &self,
-        identity: &str,
-        kind: Kind,
-        topic: Option<&str>,
-    ) -> impl Future<Output = Result<(), String>> + Send;
-    /// SetIdentityHeadersInNotificationsEnabled.
-    fn set_headers(
-        &self,
-        identity: &str,
-        kind: Kind,
-        enabled: bool,
-    ) -> impl Future<Output = Result<(), String>> + Send;
-    /// SetIdentityFeedbackForwardingEnabled.
-    fn set_forwarding(
-        &self,
-        identity: &str,
-        enabled: bool,
-    ) -> impl Future<Output = Result<(), String>> + Send;
-}
-
-pub struct SesIdentityNotifications<S, O = MemoryOwners> {
+pub struct SesIdentityNotifications<S, O = LocalOwners> {
     ses: S,
     owners: O,
 }
 
-impl<S: IdentitySettings> SesIdentityNotifications<S, MemoryOwners> {
+impl<S: IdentitySettings> SesIdentityNotifications<S, LocalOwners> {
     /// Owners recorded in memory: enough for one execution environment.
     pub fn new(ses: S) -> Self {
-        Self::with_owners(ses, MemoryOwners::default())
+        Self::with_owners(ses, LocalOwners::default())
     }
 }
 
@@ -460,79 +431,6 @@ impl<S: IdentitySettings, O: TopicOwners> CustomResource for SesIdentityNotifica
         new: &SesIdentityNotificationsProperties,
     ) -> bool {
         old.identity != new.identity
-    }
-}
-
-/// SES v1 through the SDK.
-pub struct SesV1(pub aws_sdk_ses::Client);
-
-fn ses_error<E: std::error::Error>(e: E) -> String {
-    aws_sdk_ses::error::DisplayErrorContext(e).to_string()
-}
-
-impl IdentitySettings for SesV1 {
-    async fn notification_state(
-        &self,
-        identity: &str,
-    ) -> Result<Option<NotificationState>, String> {
-        let out = self
-            .0
-            .get_identity_notification_attributes()
-            .identities(identity)
-            .send()
-            .await
-            .map_err(ses_error)?;
-        // SES leaves out identities that do not exist, and unset topics.
-        let topic = |t: &str| (!t.is_empty()).then(|| t.to_owned());
-        Ok(out
-            .notification_attributes()
-            .get(identity)
-            .map(|a| NotificationState {
-                bounce_topic: topic(a.bounce_topic()),
-                complaint_topic: topic(a.complaint_topic()),
-                delivery_topic: topic(a.delivery_topic()),
-                forwarding_enabled: a.forwarding_enabled(),
-            }))
-    }
-
-    async fn set_topic(
-        &self,
-        identity: &str,
-        kind: Kind,
-        topic: Option<&str>,
-    ) -> Result<(), String> {
-        self.0
-            .set_identity_notification_topic()
-            .identity(identity)
-            .notification_type(kind.as_str().into())
-            .set_sns_topic(topic.map(str::to_owned))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(ses_error)
-    }
-
-    async fn set_headers(&self, identity: &str, kind: Kind, enabled: bool) -> Result<(), String> {
-        self.0
-            .set_identity_headers_in_notifications_enabled()
-            .identity(identity)
-            .notification_type(kind.as_str().into())
-            .enabled(enabled)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(ses_error)
-    }
-
-    async fn set_forwarding(&self, identity: &str, enabled: bool) -> Result<(), String> {
-        self.0
-            .set_identity_feedback_forwarding_enabled()
-            .identity(identity)
-            .forwarding_enabled(enabled)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(ses_error)
     }
 }
 

@@ -5,7 +5,7 @@ use super::{Answer, PUT_SAFETY, Responder, ResponderError, Summary, answer_metri
 use crate::cfn::{
     CfnResponse, Envelope, PutOutcome, PutTransport, fit_response, put_with_retries_counted,
 };
-use crate::idempotency::IdempotencyStore;
+use crate::ports::IdempotencyStore;
 use hyper::Uri;
 use serde_json::Value;
 use tokio::time::Instant;

@@ -3,7 +3,7 @@
 
 use super::{Answer, Responder, panic_message};
 use crate::cfn::{CfnResponse, CfnStatus, Envelope, PutTransport, physical_id};
-use crate::idempotency::{Claim, IdempotencyStore};
+use crate::ports::{Claim, IdempotencyStore};
 use crate::resource::{Action, Done, DynResource, RequestContext};
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
 use serde_json::Value;

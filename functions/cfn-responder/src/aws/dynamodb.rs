@@ -1,0 +1,190 @@
+//! DynamoDB adapters: the idempotency table, which also keeps the SES topic
+//! owners.
+
+use crate::cfn::CfnResponse;
+use crate::idempotency::{Entry, KEEP_FOR, claim_outcome, epoch_millis};
+use crate::ports::{Claim, IdempotencyStore, TopicOwners};
+use aws_sdk_dynamodb::Client as DynamoDb;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A DynamoDB table keyed by `RequestId` (S), with TTL on `ExpiresAt`.
+pub struct DynamoStore {
+    client: DynamoDb,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: DynamoDb, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn expires_at() -> AttributeValue {
+        let at = SystemTime::now() + KEEP_FOR;
+        AttributeValue::N((epoch_millis(at) / 1000).to_string())
+    }
+}
+
+impl IdempotencyStore for DynamoStore {
+    async fn claim(&self, request_id: &str, until: SystemTime) -> Result<Claim, String> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("RequestId", AttributeValue::S(request_id.to_owned()))
+            .item("State", AttributeValue::S("RUNNING".into()))
+            .item(
+                "RunningUntil",
+                AttributeValue::N(epoch_millis(until).to_string()),
+            )
+            .item("ExpiresAt", Self::expires_at())
+            .condition_expression("attribute_not_exists(RequestId)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(Claim::Fresh),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(e) => {
+                return Err(format!(
+                    "DynamoDB PutItem on {}: {}",
+                    self.table,
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                ));
+            }
+        }
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("RequestId", AttributeValue::S(request_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "DynamoDB GetItem on {}: {}",
+                    self.table,
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )
+            })?
+            .item
+            .ok_or_else(|| {
+                format!("claim for {request_id} vanished between PutItem and GetItem")
+            })?;
+        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let entry =
+            match text("Response") {
+                Some(json) => Entry::Done(Box::new(serde_json::from_str(&json).map_err(|e| {
+                    format!("stored response for {request_id} is unreadable: {e}")
+                })?)),
+                None => {
+                    let until = item
+                        .get("RunningUntil")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    Entry::Running {
+                        until: UNIX_EPOCH + Duration::from_millis(until),
+                    }
+                }
+            };
+        Ok(claim_outcome(&entry))
+    }
+
+    async fn complete(&self, request_id: &str, response: &CfnResponse) -> Result<(), String> {
+        let json = serde_json::to_string(response).map_err(|e| e.to_string())?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("RequestId", AttributeValue::S(request_id.to_owned()))
+            .item("State", AttributeValue::S("DONE".into()))
+            .item("Response", AttributeValue::S(json))
+            .item("ExpiresAt", Self::expires_at())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "DynamoDB PutItem on {}: {}",
+                    self.table,
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )
+            })
+    }
+}
+
+/// Items in the idempotency table (`RequestId` is the key; these keys cannot
+/// collide with a RequestId, a UUID), owners as a string set, no TTL.
+/// Atomic set updates keep concurrent claims and releases consistent.
+pub struct DynamoOwners {
+    client: DynamoDb,
+    table: String,
+}
+
+impl DynamoOwners {
+    pub fn new(client: DynamoDb, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn failed<E: std::error::Error>(&self, e: E) -> String {
+        format!(
+            "DynamoDB UpdateItem on {}: {}",
+            self.table,
+            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+        )
+    }
+}
+
+impl TopicOwners for DynamoOwners {
+    async fn claim(&self, key: &str, owner: &str) -> Result<(), String> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("RequestId", AttributeValue::S(key.to_owned()))
+            .update_expression("ADD Owners :owner")
+            .expression_attribute_values(":owner", AttributeValue::Ss(vec![owner.to_owned()]))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed(e))
+    }
+
+    async fn release(&self, key: &str, owner: &str) -> Result<bool, String> {
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("RequestId", AttributeValue::S(key.to_owned()))
+            .update_expression("DELETE Owners :owner")
+            // Without it, releasing an unknown key would create an item.
+            .condition_expression("attribute_exists(RequestId)")
+            .expression_attribute_values(":owner", AttributeValue::Ss(vec![owner.to_owned()]))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match released {
+            // DynamoDB drops a set that becomes empty.
+            Ok(out) => Ok(out
+                .attributes
+                .and_then(|item| item.get("Owners").cloned())
+                .and_then(|owners| owners.as_ss().ok().map(|s| !s.is_empty()))
+                .unwrap_or(false)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+}
