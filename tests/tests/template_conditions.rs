@@ -945,6 +945,7 @@ fn every_failure_path_has_an_alarm_that_notifies() {
         ("rds-log-rotator", "Warnings"),
         ("snapshot-copier", "Errors"),
         ("snapshot-copier", "Deferred"),
+        ("snapshot-copier", "RetriedAfterError"),
     ] {
         let found = alarms.iter().any(|(_, a)| {
             let m = metric_of(a);
@@ -1000,7 +1001,7 @@ const EVENT_COUNTS: [&str; 10] = [
 
 /// Custom metrics whose alarm is a state that clears by itself (a backlog
 /// drained), so its OK is news.
-const STATE_METRICS: [&str; 1] = ["Deferred"];
+const STATE_METRICS: [&str; 2] = ["Deferred", "RetriedAfterError"];
 
 #[test]
 fn alarms_say_ok_only_when_the_state_they_watch_is_over() {
