@@ -3,14 +3,13 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use kinesis_to_dynamodb::FUNCTION_NAME;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
-use suite_tests::function::FunctionProcess;
+use suite_tests::events;
 use suite_tests::moto::{Moto, Row, create_table, scan};
-use suite_tests::process::workspace_root;
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 
 fn by(rows: &[Row], attr: &str) -> HashMap<String, Row> {
     rows.iter()
@@ -19,15 +18,7 @@ fn by(rows: &[Row], attr: &str) -> HashMap<String, Row> {
 }
 
 fn sample(name: &str) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(
-            workspace_root()
-                .join("events/kinesis-to-dynamodb")
-                .join(name),
-        )
-        .unwrap(),
-    )
-    .unwrap()
+    events::sample(FUNCTION_NAME, name)
 }
 
 struct Harness {
@@ -45,32 +36,23 @@ impl Harness {
         Self { moto, db }
     }
 
-    /// Runs the function with `extra` settings; returns the API and process.
-    async fn function(&self, extra: &[(&str, &str)]) -> (RuntimeApi, FunctionProcess) {
-        let api = RuntimeApi::start().await.unwrap();
-        let mut env = self.moto.env();
-        env.extend(
-            [
+    /// Runs the function with `extra` settings.
+    async fn function(&self, extra: &[(&str, &str)]) -> Running {
+        let env = Env::from(self.moto.env())
+            .extend(&[
                 ("TABLE_NAME", "orders"),
                 ("PARTITION_KEY", "pk"),
                 ("REJECTS_TABLE_NAME", "rejects"),
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-        );
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let process = FunctionProcess::spawn(
-            Path::new(env!("CARGO_BIN_EXE_kinesis-to-dynamodb")),
-            &api.host_port(),
-            &env,
-        );
-        (api, process)
+            ])
+            .extend(extra);
+        Running::start(env!("CARGO_BIN_EXE_kinesis-to-dynamodb"), &env).await
     }
 }
 
-async fn invoke(api: &RuntimeApi, event: Value) -> Value {
-    api.invoke(event, Duration::from_secs(30))
+async fn invoke(function: &Running, event: Value) -> Value {
+    function
+        .invoke(event)
         .await
-        .unwrap()
         .result
         .expect("the invocation succeeds")
 }
@@ -78,7 +60,7 @@ async fn invoke(api: &RuntimeApi, event: Value) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn latest_mode_with_the_sample_events() {
     let h = Harness::start().await;
-    let (api, _f) = h.function(&[]).await;
+    let api = h.function(&[]).await;
     let none = json!({"batchItemFailures": []});
 
     assert_eq!(invoke(&api, sample("01-normal-batch.json")).await, none);
@@ -156,7 +138,7 @@ async fn latest_mode_with_the_sample_events() {
 #[tokio::test(flavor = "multi_thread")]
 async fn append_mode_keeps_every_record() {
     let h = Harness::start().await;
-    let (api, _f) = h
+    let api = h
         .function(&[
             ("MODE", "append"),
             ("TABLE_NAME", "orders-log"),
@@ -178,7 +160,7 @@ async fn append_mode_keeps_every_record() {
 #[tokio::test(flavor = "multi_thread")]
 async fn strict_key_pointer_and_oversized_items_are_poison() {
     let h = Harness::start().await;
-    let (api, _f) = h.function(&[("PARTITION_KEY_SOURCE", "/id")]).await;
+    let api = h.function(&[("PARTITION_KEY_SOURCE", "/id")]).await;
     invoke(&api, sample("02-batch-with-poison.json")).await;
     let mut big = sample("01-normal-batch.json");
     let blob = json!({"id": "huge", "blob": "x".repeat(420 * 1024)}).to_string();
@@ -237,7 +219,7 @@ fn versioned(shard: u32, sequence: &str, arrival: f64, version: u32) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn latest_mode_orders_by_sequence_in_a_shard_and_by_arrival_across_shards() {
     let h = Harness::start().await;
-    let (api, _f) = h.function(&[("PARTITION_KEY_SOURCE", "/id")]).await;
+    let api = h.function(&[("PARTITION_KEY_SOURCE", "/id")]).await;
     let none = json!({"batchItemFailures": []});
     let version = async || {
         by(&scan(&h.db, "orders").await, "pk")["k"]["version"]
