@@ -4,8 +4,8 @@
 //! carries plain percent-encoding (`+` is a plus). Each path gets its own
 //! decoder, and a key that does not decode is an error naming the field.
 
+use crate::s3_key::{decode_eventbridge_key, decode_notification_key};
 use serde_json::Value;
-use shared::s3_key::{decode_eventbridge_key, decode_notification_key};
 
 /// One created object, its key decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,5 +14,6 @@ pub mod job;
 pub mod jobs;
 pub mod launcher;
 pub mod s3;
+pub mod s3_key;
 pub mod status;
 pub mod worker;

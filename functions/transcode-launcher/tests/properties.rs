@@ -1,4 +1,5 @@
-//! Key decoding and the worker's data header, over arbitrary keys.
+//! Key decoding (the S3 key decoders and the event parser) and the worker's
+//! data header, over arbitrary keys.
 
 mod common;
 
@@ -7,6 +8,7 @@ use proptest::prelude::*;
 use serde_json::json;
 use std::process::Command;
 use transcode_launcher::event::{Event, ObjectCreated, Record, parse};
+use transcode_launcher::s3_key::{decode_eventbridge_key, decode_notification_key};
 use transcode_launcher::worker::{DEFAULT_PRESETS, WorkerSettings, preset, render};
 
 fn only_record(event: &serde_json::Value) -> Record {
@@ -119,5 +121,26 @@ proptest! {
         let request: serde_json::Value = serde_json::from_str(words[2]).unwrap();
         let status_key = format!("{key}/tj-1/status.json");
         prop_assert_eq!(&request["Key"], status_key.as_str());
+    }
+}
+
+// The key decoders alone (moved here from shared/tests/properties.rs with s3_key).
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn key_decoding_never_panics(raw in any::<String>()) {
+        let _ = decode_notification_key(&raw);
+        let _ = decode_eventbridge_key(&raw);
+    }
+
+    #[test]
+    fn form_encoded_keys_round_trip(key in any::<String>()) {
+        let encoded: String = key.bytes().map(|b| match b {
+            b' ' => "+".to_owned(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        }).collect();
+        prop_assert_eq!(decode_notification_key(&encoded).unwrap(), key);
     }
 }
