@@ -3,7 +3,8 @@
 
 use crate::db::Row;
 use crate::digest::{Digest, SlowQuery};
-use crate::log::{Log, parse_time_of_day};
+use crate::log_table::Log;
+use crate::timestamp::parse_time_of_day;
 use aws_smithy_types::base64;
 use flate2::Compression;
 use flate2::write::GzEncoder;

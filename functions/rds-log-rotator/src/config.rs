@@ -1,6 +1,6 @@
 //! Settings from the environment, every problem reported at once.
 
-use crate::log::Log;
+use crate::log_table::Log;
 use crate::rotator::Settings;
 use crate::target::{Target, parse_entry};
 use shared::config::{ConfigError, EnvReader};

@@ -1,7 +1,7 @@
 //! What the rotator asks of a MySQL server, and an in-memory server that
 //! behaves like RDS's log tables for the domain tests.
 
-use crate::log::Log;
+use crate::log_table::Log;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};

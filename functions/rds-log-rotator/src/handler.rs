@@ -5,7 +5,7 @@ use crate::store::ArchiveStore;
 use crate::target::Connector;
 use futures_util::StreamExt;
 use lambda_runtime::LambdaEvent;
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::metrics::Emf;
 use std::time::{Duration, SystemTime};
 
@@ -107,16 +107,28 @@ fn work_deadline(deadline_ms: u64) -> tokio::time::Instant {
     deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline)
 }
 
-pub struct App<C, S> {
+/// Every target of a run, a few at a time: the targets come from the
+/// connector, and each one goes through the per-target [`Rotator`].
+pub struct FleetRotator<C, S> {
     pub connector: C,
     pub rotator: Rotator<S>,
     pub concurrency: usize,
 }
 
+/// The answer of a run that rotated every target. Fields in key order, as
+/// the former `json!` answer wrote them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Output {
+    pub dry_run: bool,
+    pub run_at: String,
+    pub targets: Vec<TargetReport>,
+}
+
 pub async fn handle<C: Connector, S: ArchiveStore>(
-    app: &App<C, S>,
+    app: &FleetRotator<C, S>,
     event: LambdaEvent<Value>,
-) -> Result<Value, HandlerError> {
+) -> Result<Output, HandlerError> {
     let request = parse(&event.payload)?;
     let stop_by = work_deadline(event.context.deadline);
     let targets =
@@ -124,7 +136,7 @@ pub async fn handle<C: Connector, S: ArchiveStore>(
             .await
             .map_err(|_| HandlerError::Targets(CUT_OFF.into()))?
             .map_err(HandlerError::Targets)?;
-    let run_time = crate::log::format_timestamp(SystemTime::now());
+    let run_time = crate::timestamp::format_timestamp(SystemTime::now());
     let reports: Vec<TargetReport> = futures_util::stream::iter(targets)
         .map(|target| {
             let run_time = run_time.clone();
@@ -172,11 +184,15 @@ pub async fn handle<C: Connector, S: ArchiveStore>(
             first: format!("{}: {reason}", first.instance),
         });
     }
-    Ok(json!({"runAt": run_time, "dryRun": request.dry_run, "targets": reports}))
+    Ok(Output {
+        dry_run: request.dry_run,
+        run_at: run_time,
+        targets: reports,
+    })
 }
 
 fn report(reports: &[TargetReport]) {
-    let mut emf = Emf::for_function("rds-log-rotator");
+    let mut emf = Emf::for_function(crate::FUNCTION_NAME);
     for target in reports {
         let summary = serde_json::to_string(target).unwrap_or_default();
         if target.failed() {
@@ -208,6 +224,25 @@ fn report(reports: &[TargetReport]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn output_writes_the_bytes_the_json_answer_wrote() {
+        let output = Output {
+            dry_run: true,
+            run_at: "2026-11-22 01:02:03.000000".into(),
+            targets: vec![TargetReport {
+                instance: "orders-db".into(),
+                ..TargetReport::default()
+            }],
+        };
+        let former =
+            json!({"runAt": output.run_at, "dryRun": output.dry_run, "targets": output.targets});
+        assert_eq!(
+            serde_json::to_string(&output).unwrap(),
+            serde_json::to_string(&former).unwrap()
+        );
+    }
 
     #[test]
     fn events() {

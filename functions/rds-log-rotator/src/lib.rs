@@ -1,5 +1,19 @@
 //! Archives RDS MySQL slow and general log tables to S3 before rotating
 //! them, so that rotation never destroys a row, and digests the slow log.
+//!
+//! - `main.rs`: wiring only (config, clients, adapters, run).
+//! - [`config`]: the environment read into [`config::Config`].
+//! - [`handler`]: the event to a run over every target ([`handler::FleetRotator`]).
+//! - [`rotator`]: one target: archive, rotate, archive again, keep watermarks.
+//! - [`target`]: an instance to rotate, as configured or discovered.
+//! - [`db`]: the database port and what the server reports before a rotation.
+//! - [`store`]: the archive store port.
+//! - [`log_table`]: the two log tables and their RDS names.
+//! - [`timestamp`]: MySQL's date and time text to and from epoch seconds.
+//! - [`archive`]: one archive part (gzip JSON lines).
+//! - [`digest`]: slow-query fingerprints and the digest.
+//! - [`aws`]: the SDK adapters (`aws::rds`, `aws::secrets_manager`, `aws::s3`).
+//! - [`mysql`]: the MySQL adapter.
 
 pub mod archive;
 pub mod aws;
@@ -7,9 +21,12 @@ pub mod config;
 pub mod db;
 pub mod digest;
 pub mod handler;
-pub mod log;
+pub mod log_table;
 pub mod mysql;
 pub mod rotator;
-pub mod s3;
 pub mod store;
 pub mod target;
+pub mod timestamp;
+
+/// The function's name in logs (`service`) and metrics (`Function`).
+pub const FUNCTION_NAME: &str = "rds-log-rotator";

@@ -1,12 +1,10 @@
 use lambda_runtime::service_fn;
-use rds_log_rotator::aws::RdsConnector;
-use rds_log_rotator::handler::{self, App};
+use rds_log_rotator::FUNCTION_NAME;
+use rds_log_rotator::aws::rds::RdsConnector;
+use rds_log_rotator::aws::s3::S3Store;
+use rds_log_rotator::handler::{self, FleetRotator};
 use rds_log_rotator::rotator::Rotator;
-use rds_log_rotator::s3::S3Store;
 use shared::config::EnvReader;
-
-/// The function's name in logs (`service`) and metrics (`Function`).
-const FUNCTION_NAME: &str = "rds-log-rotator";
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -22,11 +20,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         operation_timeout: std::time::Duration::from_secs(180),
         ..shared::aws::ClientPolicy::default()
     };
-    let s3 = rds_log_rotator::s3::client(
+    let s3 = rds_log_rotator::aws::s3::client(
         &shared::aws::with_policy(&sdk, archive_policy),
         config.s3_force_path_style,
     );
-    let app = App {
+    let app = FleetRotator {
         rotator: Rotator {
             store: S3Store {
                 client: s3,

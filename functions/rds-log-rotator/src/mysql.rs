@@ -2,7 +2,7 @@
 //! arrives as the server's own text).
 
 use crate::db::{DbError, LogDb, Row, RowStream, ServerState};
-use crate::log::Log;
+use crate::log_table::Log;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 use std::future::Future;

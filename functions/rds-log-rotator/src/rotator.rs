@@ -6,8 +6,9 @@
 use crate::archive::{ChunkWriter, row_hash, row_time};
 use crate::db::{LogDb, RowStream, ServerState};
 use crate::digest::{Digest, Entry, TopQuery};
-use crate::log::{Log, parse_timestamp};
+use crate::log_table::Log;
 use crate::store::ArchiveStore;
+use crate::timestamp::parse_timestamp;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq)]

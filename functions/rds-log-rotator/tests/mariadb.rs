@@ -419,7 +419,7 @@ async fn discovery_finds_tagged_mysql_instances_only() {
         ("ARCHIVE_BUCKET", "b"),
     ]))
     .unwrap();
-    let connector = rds_log_rotator::aws::RdsConnector {
+    let connector = rds_log_rotator::aws::rds::RdsConnector {
         rds,
         secrets: aws_sdk_secretsmanager::Client::new(&sdk),
         sdk,

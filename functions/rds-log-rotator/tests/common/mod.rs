@@ -28,7 +28,7 @@ pub async fn start() -> Stack {
     let db = MariaDb::start();
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
-    let s3 = rds_log_rotator::s3::client(&sdk, true);
+    let s3 = rds_log_rotator::aws::s3::client(&sdk, true);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let secret = aws_sdk_secretsmanager::Client::new(&sdk)
         .create_secret()

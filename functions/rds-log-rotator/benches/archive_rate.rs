@@ -1,4 +1,4 @@
-//! `make bench`: archive and digest slow_log rows from a local MariaDB
+//! `make bench` (`cargo bench -p rds-log-rotator --bench archive_rate`): archive and digest slow_log rows from a local MariaDB
 //! (Debian) into moto S3, through the real MySQL and S3 adapters. Prints
 //! rows per second and this process's peak RSS.
 //!
@@ -10,10 +10,10 @@
 //! rotation leaves it: the rotator archives it before rotating, as it would
 //! a backup RDS made.
 
-use rds_log_rotator::log::Log;
+use rds_log_rotator::aws::s3::S3Store;
+use rds_log_rotator::log_table::Log;
 use rds_log_rotator::mysql::MySqlDb;
 use rds_log_rotator::rotator::{Rotator, Settings};
-use rds_log_rotator::s3::S3Store;
 use std::time::Instant;
 use suite_tests::mariadb::{MariaDb, PASSWORD, USER};
 use suite_tests::moto::Moto;
@@ -72,7 +72,11 @@ fn peak_rss_mb() -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench` to a harness-less bench: not ours.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let backup_rows = match args.as_slice() {
         [] => None,
         [flag, rows] if flag == "--backup" => Some(rows.parse::<usize>().expect("--backup ROWS")),
@@ -97,7 +101,7 @@ async fn main() {
     let generated = started.elapsed();
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
-    let s3 = rds_log_rotator::s3::client(&sdk, true);
+    let s3 = rds_log_rotator::aws::s3::client(&sdk, true);
     s3.create_bucket()
         .bucket("bench")
         .send()

@@ -19,8 +19,8 @@ pub struct S3Store {
     pub bucket: String,
 }
 
-fn error<E: std::error::Error>(e: E) -> StoreError {
-    StoreError(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+fn error<E: std::error::Error + 'static>(e: E) -> StoreError {
+    StoreError(shared::aws::error_text(&e))
 }
 
 impl ArchiveStore for S3Store {

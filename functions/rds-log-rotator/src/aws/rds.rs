@@ -1,6 +1,8 @@
-//! Targets from the configuration or DescribeDBInstances, logins from
-//! Secrets Manager or IAM database authentication, one connection each.
+//! The RDS adapter: targets from the configuration or DescribeDBInstances,
+//! logins from Secrets Manager or IAM database authentication tokens, one
+//! connection each.
 
+use crate::aws::secrets_manager::login_of;
 use crate::config::{Config, Tls};
 use crate::mysql::MySqlDb;
 use crate::target::{Connector, Target};
@@ -46,25 +48,6 @@ pub async fn iam_token(
         .map_err(|e| format!("making the IAM auth token: {e}"))
 }
 
-/// A secret's password: RDS's JSON (`{"username": ..., "password": ...}`)
-/// or the plain string.
-pub fn password_of(secret: &str) -> Result<(Option<String>, String), String> {
-    match serde_json::from_str::<serde_json::Value>(secret) {
-        Ok(serde_json::Value::Object(fields)) => {
-            let password = fields
-                .get("password")
-                .and_then(|p| p.as_str())
-                .ok_or("the secret is JSON without a \"password\" string")?;
-            let user = fields
-                .get("username")
-                .and_then(|u| u.as_str())
-                .map(str::to_owned);
-            Ok((user, password.to_owned()))
-        }
-        _ => Ok((None, secret.to_owned())),
-    }
-}
-
 impl RdsConnector {
     async fn describe(
         &self,
@@ -78,7 +61,7 @@ impl RdsConnector {
             .send();
         let mut instances = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_sdk_rds::error::DisplayErrorContext(&e).to_string())?;
+            let page = page.map_err(|e| shared::aws::error_text(&e))?;
             instances.extend(page.db_instances().iter().cloned());
         }
         Ok(instances)
@@ -164,23 +147,7 @@ impl Connector for RdsConnector {
         let mut user = self.config.db_user.clone();
         let password = match &target.secret_arn {
             Some(arn) => {
-                let secret = self
-                    .secrets
-                    .get_secret_value()
-                    .secret_id(arn)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "GetSecretValue {arn}: {}",
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                        )
-                    })?;
-                let text = secret
-                    .secret_string()
-                    .ok_or_else(|| format!("secret {arn} has no SecretString"))?;
-                let (secret_user, password) =
-                    password_of(text).map_err(|e| format!("secret {arn}: {e}"))?;
+                let (secret_user, password) = login_of(&self.secrets, arn).await?;
                 if let Some(secret_user) = secret_user {
                     user = secret_user;
                 }
@@ -289,19 +256,5 @@ mod tests {
             on.0,
             on.1
         ));
-    }
-
-    #[test]
-    fn secrets() {
-        assert_eq!(
-            password_of(r#"{"username": "admin", "password": "p'w"}"#).unwrap(),
-            (Some("admin".into()), "p'w".into())
-        );
-        assert_eq!(password_of("plain").unwrap(), (None, "plain".into()));
-        assert!(
-            password_of(r#"{"user": "x"}"#)
-                .unwrap_err()
-                .contains("password")
-        );
     }
 }
