@@ -9,16 +9,11 @@
 
 use crate::cfn::CfnResponse;
 use crate::ports::Claim;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Completed entries are kept this long (DynamoDB TTL), well beyond Lambda's
 /// six-hour async retry window.
 pub(crate) const KEEP_FOR: Duration = Duration::from_secs(24 * 3600);
-
-pub(crate) fn epoch_millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 #[derive(Debug, Clone)]
 pub(crate) enum Entry {

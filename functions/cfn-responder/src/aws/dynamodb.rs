@@ -2,10 +2,11 @@
 //! owners.
 
 use crate::cfn::CfnResponse;
-use crate::idempotency::{Entry, KEEP_FOR, claim_outcome, epoch_millis};
+use crate::idempotency::{Entry, KEEP_FOR, claim_outcome};
 use crate::ports::{Claim, IdempotencyStore, TopicOwners};
 use aws_sdk_dynamodb::Client as DynamoDb;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use shared::time::millis_since_epoch;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,7 +26,7 @@ impl DynamoStore {
 
     fn expires_at() -> AttributeValue {
         let at = SystemTime::now() + KEEP_FOR;
-        AttributeValue::N((epoch_millis(at) / 1000).to_string())
+        AttributeValue::N((millis_since_epoch(at) / 1000).to_string())
     }
 }
 
@@ -39,7 +40,7 @@ impl IdempotencyStore for DynamoStore {
             .item("State", AttributeValue::S("RUNNING".into()))
             .item(
                 "RunningUntil",
-                AttributeValue::N(epoch_millis(until).to_string()),
+                AttributeValue::N(millis_since_epoch(until).to_string()),
             )
             .item("ExpiresAt", Self::expires_at())
             .condition_expression("attribute_not_exists(RequestId)")
@@ -54,7 +55,7 @@ impl IdempotencyStore for DynamoStore {
                 return Err(format!(
                     "DynamoDB PutItem on {}: {}",
                     self.table,
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    shared::aws::error_text(&e)
                 ));
             }
         }
@@ -70,7 +71,7 @@ impl IdempotencyStore for DynamoStore {
                 format!(
                     "DynamoDB GetItem on {}: {}",
                     self.table,
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    shared::aws::error_text(&e)
                 )
             })?
             .item
@@ -113,7 +114,7 @@ impl IdempotencyStore for DynamoStore {
                 format!(
                     "DynamoDB PutItem on {}: {}",
                     self.table,
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    shared::aws::error_text(&e)
                 )
             })
     }
@@ -135,11 +136,11 @@ impl DynamoOwners {
         }
     }
 
-    fn failed<E: std::error::Error>(&self, e: E) -> String {
+    fn failed<E: std::error::Error + 'static>(&self, e: E) -> String {
         format!(
             "DynamoDB UpdateItem on {}: {}",
             self.table,
-            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            shared::aws::error_text(&e)
         )
     }
 }

@@ -23,7 +23,7 @@ impl ImageCatalog for Ec2Images {
         let mut pages = request.into_paginator().send();
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_sdk_ec2::error::DisplayErrorContext(e).to_string())?;
+            let page = page.map_err(|e| shared::aws::error_text(&e))?;
             found.extend(page.images().iter().filter_map(|image| {
                 Some(ImageSummary {
                     image_id: image.image_id()?.to_owned(),

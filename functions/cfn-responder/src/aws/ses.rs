@@ -6,8 +6,8 @@ use crate::resources::ses_identity_notifications::{Kind, NotificationState};
 /// SES v1 through the SDK.
 pub struct SesV1(pub aws_sdk_ses::Client);
 
-fn ses_error<E: std::error::Error>(e: E) -> String {
-    aws_sdk_ses::error::DisplayErrorContext(e).to_string()
+fn ses_error<E: std::error::Error + 'static>(e: E) -> String {
+    shared::aws::error_text(&e)
 }
 
 impl IdentitySettings for SesV1 {
