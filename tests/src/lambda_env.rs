@@ -23,6 +23,9 @@ pub struct LambdaPackage {
     /// not give SAM, because their local values only hold together with a
     /// variable the template does not declare (which SAM drops).
     pub env_json_leaves_out: Vec<String>,
+    /// `[package.metadata.sam] env-json-sets`: values env.json gives instead
+    /// of the local ones, for a run against a real account (a dry run).
+    pub env_json_sets: Env,
 }
 
 /// The packages of the workspace at `root` with a
@@ -88,11 +91,25 @@ pub fn lambda_packages(root: &Path) -> anyhow::Result<Vec<LambdaPackage>> {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
+        let mut env_json_sets = Env::new();
+        for (key, value) in package["metadata"]["sam"]["env-json-sets"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            let Some(text) = value.as_str() else {
+                bail!(
+                    "{name}: [package.metadata.sam] env-json-sets {key} must be a string, found {value}"
+                );
+            };
+            env_json_sets.insert(key.clone(), text.to_owned());
+        }
         packages.push(LambdaPackage {
             name,
             bins,
             env,
             env_json_leaves_out,
+            env_json_sets,
         });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
@@ -104,7 +121,7 @@ pub fn lambda_packages(root: &Path) -> anyhow::Result<Vec<LambdaPackage>> {
 /// environment of the package building its `BuildProperties.Binary`, kept to
 /// the variables the template declares for it (Globals included): SAM passes
 /// only those and silently drops the rest. Less the package's
-/// `env-json-leaves-out`.
+/// `env-json-leaves-out`, plus its `env-json-sets` (each must be declared).
 pub fn sam_env_json(template: &Value, packages: &[LambdaPackage]) -> anyhow::Result<Value> {
     let declared_globally = variable_names(&template["Globals"]["Function"]);
     let mut functions = serde_json::Map::new();
@@ -122,15 +139,22 @@ pub fn sam_env_json(template: &Value, packages: &[LambdaPackage]) -> anyhow::Res
                 format!("{logical_id}: binary {binary} has no [package.metadata.lambda.env]")
             })?;
         let declared = variable_names(&resource["Properties"]);
-        let env: serde_json::Map<String, Value> = package
+        let is_declared = |k: &str| declared.contains(&k) || declared_globally.contains(&k);
+        if let Some(key) = package.env_json_sets.keys().find(|k| !is_declared(k)) {
+            bail!(
+                "{logical_id}: env-json-sets {key}, which the template does not declare (SAM would drop it)"
+            );
+        }
+        let mut env: serde_json::Map<String, Value> = package
             .env
             .iter()
-            .filter(|(k, _)| {
-                declared.contains(&k.as_str()) || declared_globally.contains(&k.as_str())
-            })
+            .filter(|(k, _)| is_declared(k))
             .filter(|(k, _)| !package.env_json_leaves_out.contains(k))
             .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
             .collect();
+        for (k, v) in &package.env_json_sets {
+            env.insert(k.clone(), Value::from(v.as_str()));
+        }
         functions.insert(logical_id.clone(), Value::Object(env));
     }
     Ok(Value::Object(functions))

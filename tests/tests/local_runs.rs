@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-use suite_tests::lambda_env::{lambda_packages, sam_env_json_text};
+use suite_tests::lambda_env::{LambdaPackage, lambda_packages, sam_env_json, sam_env_json_text};
 use suite_tests::process::{free_port, sam_template, venv_tool, workspace_root};
 use suite_tests::running::{Env, Running};
 
@@ -168,6 +168,63 @@ fn env_json_is_made_from_the_functions_metadata() {
         actual, expected,
         "env.json is stale: run `make env.json` and commit it"
     );
+}
+
+/// env.json is committed and meant for `sam local invoke` with real
+/// credentials: it carries no value that only fits the local demo (a bucket
+/// name someone else may own, the demo's retention or capacity), and
+/// snapshot-copier only reports what it would delete.
+#[test]
+fn env_json_carries_no_demo_only_values_and_keeps_the_sweep_dry() {
+    let root = workspace_root();
+    let env_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("env.json")).unwrap()).unwrap();
+    let demo_only = [
+        ("SnapshotCopierFunction", "KEEP_COPIES"),
+        ("SnapshotCopierFunction", "DEFAULT_DESTINATIONS"),
+        ("TranscodeLauncherFunction", "MAX_RUNNING_JOBS"),
+        ("TranscodeLauncherFunction", "INPUT_BUCKET"),
+        ("TranscodeLauncherFunction", "OUTPUT_BUCKET"),
+        ("RdsLogRotatorFunction", "ARCHIVE_BUCKET"),
+    ];
+    for (id, key) in demo_only {
+        assert!(
+            env_json[id].get(key).is_none(),
+            "env.json gives {id} the demo's {key}: {}",
+            env_json[id][key]
+        );
+    }
+    assert_eq!(
+        env_json["SnapshotCopierFunction"]["DRY_RUN"], "true",
+        "env.json must keep snapshot-copier's sweep a dry run"
+    );
+}
+
+/// A value env.json sets must reach the function: SAM drops a variable the
+/// template does not declare, so such a setting is refused, not lost.
+#[test]
+fn env_json_refuses_to_set_a_variable_the_template_does_not_declare() {
+    let template = serde_json::json!({"Resources": {"F": {
+        "Type": "AWS::Serverless::Function",
+        "Metadata": {"BuildProperties": {"Binary": "f"}},
+        "Properties": {"Environment": {"Variables": {"DRY_RUN": "false"}}},
+    }}});
+    let package = |sets: &[(&str, &str)]| LambdaPackage {
+        name: "f".into(),
+        bins: vec!["f".into()],
+        env: Default::default(),
+        env_json_leaves_out: vec![],
+        env_json_sets: sets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let set = sam_env_json(&template, &[package(&[("DRY_RUN", "true")])]).unwrap();
+    assert_eq!(set["F"]["DRY_RUN"], "true");
+    let error = sam_env_json(&template, &[package(&[("DRY_RUM", "true")])])
+        .expect_err("an undeclared variable is refused")
+        .to_string();
+    assert!(error.contains("DRY_RUM"), "{error}");
 }
 
 #[test]
