@@ -1,6 +1,6 @@
 //! Settings from the environment, every problem reported at once.
 
-use crate::ec2::{LaunchSettings, TemplateRef};
+use crate::aws::ec2::{LaunchSettings, TemplateRef};
 use crate::job::{Locations, normalize_prefix};
 use crate::launcher::Settings;
 use crate::worker::{DEFAULT_PRESETS, DEFAULT_SEARCH_DIRS, PRESETS, WorkerSettings, preset};

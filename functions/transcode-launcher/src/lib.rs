@@ -4,16 +4,14 @@
 //! DynamoDB table holds the capacity slots and the job ledger; a scheduled
 //! reconcile relaunches jobs whose worker died without a status.
 
+pub mod aws;
 pub mod config;
-pub mod dynamo;
-pub mod ec2;
 pub mod event;
 pub mod fleet;
 pub mod handler;
 pub mod job;
 pub mod jobs;
 pub mod launcher;
-pub mod s3;
 pub mod s3_key;
 pub mod status;
 pub mod worker;

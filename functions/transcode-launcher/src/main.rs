@@ -1,9 +1,9 @@
 use lambda_runtime::service_fn;
 use shared::config::EnvReader;
-use transcode_launcher::dynamo::DynamoStore;
-use transcode_launcher::ec2::Ec2Fleet;
+use transcode_launcher::aws::dynamodb::DynamoStore;
+use transcode_launcher::aws::ec2::Ec2Fleet;
+use transcode_launcher::aws::s3::S3Status;
 use transcode_launcher::launcher::Launcher;
-use transcode_launcher::s3::S3Status;
 use transcode_launcher::{config, handler};
 
 /// The function's name in logs (`service`) and metrics (`Function`).

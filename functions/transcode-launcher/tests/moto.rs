@@ -547,7 +547,7 @@ async fn two_sweeps_at_once_relaunch_each_dead_worker_once() {
 /// scan returns the active jobs only.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_jobs_table_adapter_against_moto_dynamodb() {
-    use transcode_launcher::dynamo::DynamoStore;
+    use transcode_launcher::aws::dynamodb::DynamoStore;
     use transcode_launcher::event::ObjectCreated;
     use transcode_launcher::jobs::{Job, JobState, JobStore, Slot};
 
