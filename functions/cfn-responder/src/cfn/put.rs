@@ -12,6 +12,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use shared::retry::{Deadline, Ended, until_deadline};
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -120,58 +122,87 @@ async fn put_counting<T: PutTransport>(
     stats: &mut PutStats,
 ) -> PutOutcome {
     let body = Bytes::copy_from_slice(body);
-    let mut attempts = 0;
-    let mut last_error = String::from("no attempt was made");
-    while attempts < policy.max_attempts {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        // The first attempt is made even past the deadline: an answer that
-        // may be late beats a certain silence. Later ones stay within it.
-        let timeout = match (attempts, remaining.is_zero()) {
-            (0, true) => FIRST_ATTEMPT_PAST_DEADLINE,
-            (_, true) => break,
-            _ => policy.attempt_timeout.min(remaining),
+    let timeouts = Cell::new(0);
+    // The first attempt is made even past the deadline: an answer that may
+    // be late beats a certain silence. Later ones stay within it.
+    let deadline = Deadline {
+        at: deadline.into_std(),
+        first_attempt_even_if_late: true,
+    };
+    let wait = |attempts| shared::retry::backoff(attempts, policy.base_delay, policy.max_delay);
+    let attempt = |remaining: Duration| {
+        let timeout = if remaining.is_zero() {
+            FIRST_ATTEMPT_PAST_DEADLINE
+        } else {
+            policy.attempt_timeout.min(remaining)
         };
-        attempts += 1;
-        stats.attempts = attempts;
-        let started = Instant::now();
-        // Bounded here too, so a transport that overruns its timeout cannot
-        // take the deadline with it.
-        let result =
-            match tokio::time::timeout(timeout, transport.put_once(url, body.clone(), timeout))
-                .await
-            {
-                Ok(result) => result,
-                Err(_) => Err(format!("no reply within {} ms", timeout.as_millis())),
+        put_attempt(transport, url, body.clone(), timeout, &timeouts)
+    };
+    let retried = until_deadline(
+        deadline,
+        Some(policy.max_attempts),
+        wait,
+        |failure: &AttemptFailure| matches!(failure, AttemptFailure::Retry(_)),
+        attempt,
+    )
+    .await;
+    stats.attempts = retried.attempts;
+    stats.timeouts = timeouts.get();
+    let attempts = retried.attempts;
+    let last_error = match retried.ended {
+        Ended::Attempted(Ok(status)) => return PutOutcome::Delivered { status, attempts },
+        Ended::Attempted(Err(AttemptFailure::Rejected(status, body))) => {
+            return PutOutcome::Rejected {
+                status,
+                attempts,
+                body,
             };
-        // Whichever timer fired, an error after the whole attempt time is a timeout.
-        if result.is_err() && started.elapsed() >= timeout {
-            stats.timeouts += 1;
         }
-        match result {
-            Ok((status, _)) if (200..300).contains(&status) => {
-                return PutOutcome::Delivered { status, attempts };
-            }
-            Ok((status, reply)) if (400..500).contains(&status) => {
-                return PutOutcome::Rejected {
-                    status,
-                    attempts,
-                    body: reply,
-                };
-            }
-            Ok((status, reply)) => last_error = format!("HTTP {status}: {reply}"),
-            Err(e) => last_error = e,
-        }
-        if attempts < policy.max_attempts {
-            let wait = shared::retry::backoff(attempts, policy.base_delay, policy.max_delay);
-            if Instant::now() + wait >= deadline {
-                break;
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
+        Ended::Attempted(Err(AttemptFailure::Retry(e))) => e,
+        Ended::NotStarted {
+            last: Some(AttemptFailure::Retry(e)),
+        } => e,
+        Ended::NotStarted { .. } => String::from("no attempt was made"),
+    };
     PutOutcome::GaveUp {
         attempts,
         last_error,
+    }
+}
+
+/// Why an attempt did not deliver: a 4xx is final, anything else is retried.
+enum AttemptFailure {
+    Rejected(u16, String),
+    Retry(String),
+}
+
+/// One PUT bounded by `timeout`; counts it in `timeouts` if it failed after
+/// the whole attempt time.
+async fn put_attempt<T: PutTransport>(
+    transport: &T,
+    url: &Uri,
+    body: Bytes,
+    timeout: Duration,
+    timeouts: &Cell<u32>,
+) -> Result<u16, AttemptFailure> {
+    let started = Instant::now();
+    // Bounded here too, so a transport that overruns its timeout cannot
+    // take the deadline with it.
+    let result = match tokio::time::timeout(timeout, transport.put_once(url, body, timeout)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no reply within {} ms", timeout.as_millis())),
+    };
+    // Whichever timer fired, an error after the whole attempt time is a timeout.
+    if result.is_err() && started.elapsed() >= timeout {
+        timeouts.set(timeouts.get() + 1);
+    }
+    match result {
+        Ok((status, _)) if (200..300).contains(&status) => Ok(status),
+        Ok((status, reply)) if (400..500).contains(&status) => {
+            Err(AttemptFailure::Rejected(status, reply))
+        }
+        Ok((status, reply)) => Err(AttemptFailure::Retry(format!("HTTP {status}: {reply}"))),
+        Err(e) => Err(AttemptFailure::Retry(e)),
     }
 }
 
