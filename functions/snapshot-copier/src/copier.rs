@@ -195,24 +195,31 @@ impl<R: Regions> Copier<R> {
     /// copied where retention keeps it, judged among its volume's other
     /// restore points. Deletions are left to the sweep.
     pub async fn copy_snapshot(&self, id: &str) -> Summary {
-        self.start();
         let mut summary = Summary::default();
+        self.copy_snapshot_into(id, &mut summary).await;
+        summary
+    }
+
+    /// [`Self::copy_snapshot`], reporting into `summary` as it goes, so a
+    /// caller that cuts it off keeps what was done.
+    pub async fn copy_snapshot_into(&self, id: &str, summary: &mut Summary) {
+        self.start();
         let snapshot = match self.source().describe(id).await {
             Ok(Some(snapshot)) => snapshot,
             Ok(None) => {
                 summary.ignored.push(format!("{id}: not found"));
-                return summary;
+                return;
             }
             Err(e) => {
                 summary.errors.push(format!("{id}: DescribeSnapshots: {e}"));
-                return summary;
+                return;
             }
         };
         let regions = match self.destinations(&snapshot) {
             Ok(regions) => regions,
             Err(why) => {
                 summary.ignored.push(why);
-                return summary;
+                return;
             }
         };
         let mut siblings = match self
@@ -226,7 +233,7 @@ impl<R: Regions> Copier<R> {
                     "{id}: listing snapshots of {}: {e}",
                     snapshot.volume_id
                 ));
-                return summary;
+                return;
             }
         };
         // The listing may lag behind the event.
@@ -250,23 +257,35 @@ impl<R: Regions> Copier<R> {
                 .cloned()
                 .collect();
             let plan = retention::plan(&sources, &copies, self.settings.retention, now);
-            for (source, errored) in self.report(&region, &plan, &sources, Some(id), &mut summary) {
+            for (source, errored) in self.report(&region, &plan, &sources, Some(id), summary) {
                 summary.merge(self.copy_to(source, &region, errored).await);
             }
         }
-        summary
     }
 
     /// A copySnapshot result seen in a destination region. A failed copy is
     /// replaced at once (the sweep would otherwise do it).
     pub async fn copy_finished(&self, region: &str, copy_id: &str, succeeded: bool) -> Summary {
         let mut summary = Summary::default();
+        self.copy_finished_into(region, copy_id, succeeded, &mut summary)
+            .await;
+        summary
+    }
+
+    /// [`Self::copy_finished`], reporting into `summary` as it goes.
+    pub async fn copy_finished_into(
+        &self,
+        region: &str,
+        copy_id: &str,
+        succeeded: bool,
+        summary: &mut Summary,
+    ) {
         summary.completions.push(format!(
             "{region}/{copy_id}: {}",
             if succeeded { "succeeded" } else { "failed" }
         ));
         if succeeded {
-            return summary;
+            return;
         }
         let source_id = match self.regions.region(region).describe(copy_id).await {
             Ok(Some(copy)) if copy.is_managed() => copy.tag(SOURCE_ID_TAG).map(str::to_owned),
@@ -275,13 +294,12 @@ impl<R: Regions> Copier<R> {
                 summary
                     .errors
                     .push(format!("{region}/{copy_id}: DescribeSnapshots: {e}"));
-                return summary;
+                return;
             }
         };
         if let Some(source_id) = source_id {
-            summary.merge(self.copy_snapshot(&source_id).await);
+            self.copy_snapshot_into(&source_id, summary).await;
         }
-        summary
     }
 }
 

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::metrics::Emf;
-use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
@@ -152,31 +151,52 @@ pub async fn handle<R: Regions>(
     copier: &Copier<R>,
     event: LambdaEvent<Value>,
 ) -> Result<Summary, HandlerError> {
+    answer(summarize(copier, event).await?)
+}
+
+/// What the event's work did, reported and counted in the metrics (an error
+/// only if the event is not understood).
+async fn summarize<R: Regions>(
+    copier: &Copier<R>,
+    event: LambdaEvent<Value>,
+) -> Result<Summary, HandlerError> {
     let stop_by = work_deadline(event.context.deadline);
-    let summary = match parse(&event.payload)? {
+    // The summary is ours: work cut off at the deadline adds its error to
+    // what it already reported, so the metrics count the work done.
+    let mut summary = Summary::default();
+    match parse(&event.payload)? {
         Request::Copy(ids) => {
-            let mut summary = Summary::default();
             for id in ids {
-                summary.merge(bounded(stop_by, &id, copier.copy_snapshot(&id)).await);
+                let work = copier.copy_snapshot_into(&id, &mut summary);
+                if !finished_by(stop_by, work).await {
+                    cut_off(&id, &mut summary);
+                }
             }
-            summary
         }
         Request::CopyFinished {
             region,
             copy,
             succeeded,
         } => {
-            let work = copier.copy_finished(&region, &copy, succeeded);
-            bounded(stop_by, &copy, work).await
+            let work = copier.copy_finished_into(&region, &copy, succeeded, &mut summary);
+            if !finished_by(stop_by, work).await {
+                cut_off(&copy, &mut summary);
+            }
         }
-        Request::Sweep => bounded(stop_by, "sweep", copier.sweep()).await,
-        Request::SnapshotFailed(why) => Summary {
-            ignored: vec![why],
-            ..Summary::default()
-        },
-    };
+        Request::Sweep => {
+            if !finished_by(stop_by, copier.sweep_into(&mut summary)).await {
+                cut_off("sweep", &mut summary);
+            }
+        }
+        Request::SnapshotFailed(why) => summary.ignored.push(why),
+    }
     emit(&summary);
     tracing::info!(?summary, "done");
+    Ok(summary)
+}
+
+/// The invocation's answer: an error if any work failed.
+fn answer(summary: Summary) -> Result<Summary, HandlerError> {
     match summary.errors.first() {
         Some(first) => Err(HandlerError::Incomplete {
             count: summary.errors.len(),
@@ -194,24 +214,20 @@ fn work_deadline(deadline_ms: u64) -> tokio::time::Instant {
     deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline)
 }
 
-/// `work`, cut off at `stop_by` as a Lambda timeout would cut it (a copy
+/// Whether `work` (which reports into the handler's summary as it goes)
+/// finished by `stop_by`. Cut off as a Lambda timeout would cut it (a copy
 /// whose answer never came keeps its claim until the lease runs out), but
-/// in time to report the error.
-async fn bounded(
-    stop_by: tokio::time::Instant,
-    what: &str,
-    work: impl Future<Output = Summary>,
-) -> Summary {
-    match tokio::time::timeout_at(stop_by, work).await {
-        Ok(summary) => summary,
-        Err(_) => Summary {
-            errors: vec![format!(
-                "{what}: cut off at the invocation deadline: EC2 or DynamoDB did not answer \
-                 in time; the next sweep retries"
-            )],
-            ..Summary::default()
-        },
-    }
+/// in time to report.
+async fn finished_by(stop_by: tokio::time::Instant, work: impl Future<Output = ()>) -> bool {
+    tokio::time::timeout_at(stop_by, work).await.is_ok()
+}
+
+/// The error of work cut off, next to what it reported before.
+fn cut_off(what: &str, summary: &mut Summary) {
+    summary.errors.push(format!(
+        "{what}: cut off at the invocation deadline: EC2 or DynamoDB did not answer \
+         in time; the next sweep retries"
+    ));
 }
 
 fn emit(summary: &Summary) {
@@ -283,6 +299,45 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("detail.snapshot_id"));
         assert!(parse(&json!({"detail-type": "Object Created"})).is_err());
+    }
+
+    /// Work done before a cut-off is still reported (and counted in the
+    /// metrics), next to the cut-off's error.
+    #[tokio::test]
+    async fn a_sweep_cut_off_keeps_the_copies_it_made() {
+        use crate::copier::Settings;
+        use crate::testing::{CopyFault, InMemoryRegions};
+        let ec2 = InMemoryRegions::default();
+        ec2.source("us-east-1", "vol-1", &[("dr:copy-to", "eu-west-1")]);
+        ec2.source("us-east-1", "vol-2", &[("dr:copy-to", "us-west-2")]);
+        ec2.fail_next_copy("us-west-2", CopyFault::Hangs);
+        let settings = Settings {
+            source_region: "us-east-1".into(),
+            default_destinations: vec![],
+            // One copy at a time: eu-west-1's, then us-west-2's, which hangs.
+            concurrency: 1,
+            ..crate::config::Config::default().copier
+        };
+        let copier = Copier::new(ec2.clone(), settings);
+        let deadline = SystemTime::now() + ANSWER_MARGIN + Duration::from_millis(500);
+        let deadline_ms = deadline
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = deadline_ms;
+        let event = LambdaEvent::new(json!({"detail-type": "Scheduled Event"}), context);
+        let summary = summarize(&copier, event).await.expect("a sweep");
+        let error = answer(summary.clone()).err();
+        assert!(SystemTime::now() < deadline, "answered before the deadline");
+        assert!(
+            matches!(error, Some(HandlerError::Incomplete { .. })),
+            "{error:?}"
+        );
+        assert_eq!(summary.copied.len(), 1, "{summary:?}");
+        assert_eq!(summary.copied[0].region, "eu-west-1");
+        assert_eq!(summary.errors.len(), 1, "{summary:?}");
+        assert!(summary.errors[0].contains("cut off"), "{summary:?}");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum CopyFault {
     MadeThenLost,
     /// EC2 refuses it (a 4xx): no copy.
     Refused,
+    /// EC2 never answers (and makes no copy).
+    Hangs,
 }
 
 #[derive(Clone, Default)]
@@ -308,6 +310,9 @@ impl SnapshotApi for InMemoryRegion {
             .expect("not poisoned")
             .get_mut(&self.region)
             .and_then(VecDeque::pop_front);
+        if fault == Some(CopyFault::Hangs) {
+            std::future::pending::<()>().await;
+        }
         if fault == Some(CopyFault::Refused) {
             return Err(Ec2Error::Refused(
                 "InvalidParameterValue: refused (injected)".into(),

@@ -14,10 +14,18 @@ impl<R: Regions> Copier<R> {
     /// Every destination brought to its retention plan: kept sources copied,
     /// dropped restore points' copies deleted.
     pub async fn sweep(&self) -> Summary {
-        self.start();
         let mut summary = Summary::default();
-        let Some(wanted) = self.wanted(&mut summary).await else {
-            return summary;
+        self.sweep_into(&mut summary).await;
+        summary
+    }
+
+    /// [`Self::sweep`], reporting into `summary` as each step ends, so a
+    /// caller that cuts it off (the invocation deadline) still reports and
+    /// counts what was done.
+    pub async fn sweep_into(&self, summary: &mut Summary) {
+        self.start();
+        let Some(wanted) = self.wanted(summary).await else {
+            return;
         };
         let listings = self.list_destinations(&wanted).await;
         let now = now();
@@ -35,8 +43,7 @@ impl<R: Regions> Copier<R> {
                     .push(format!("listing copies in {region}: {e}")),
             }
         }
-        summary.merge(self.apply_plans(&plans, &wanted).await);
-        summary
+        self.apply_plans(&plans, &wanted, summary).await;
     }
 
     /// The tagged sources grouped by destination (the default destinations
@@ -99,33 +106,27 @@ impl<R: Regions> Copier<R> {
     }
 
     /// Makes the copies the plans keep, then deletes what they drop.
-    async fn apply_plans(&self, plans: &[(String, Plan)], wanted: &Wanted) -> Summary {
-        let mut summary = Summary::default();
+    async fn apply_plans(&self, plans: &[(String, Plan)], wanted: &Wanted, summary: &mut Summary) {
         let mut work = Vec::new();
         for (region, plan) in plans {
-            for (source, errored) in self.report(region, plan, &wanted[region], None, &mut summary)
-            {
+            for (source, errored) in self.report(region, plan, &wanted[region], None, summary) {
                 work.push((source, region.as_str(), errored));
             }
         }
-        let results: Vec<Summary> =
-            stream::iter(work)
-                .map(|(source, region, errored)| async move {
-                    self.copy_to(source, region, errored).await
-                })
-                .buffer_unordered(self.settings.concurrency)
-                .collect()
-                .await;
-        for result in results {
-            summary.merge(result);
-        }
-        summary.merge(self.prune(plans).await);
-        summary
+        // Each copy's result lands as it comes, not when all are done.
+        stream::iter(work)
+            .map(|(source, region, errored)| self.copy_to(source, region, errored))
+            .buffer_unordered(self.settings.concurrency)
+            .for_each(|result| {
+                summary.merge(result);
+                std::future::ready(())
+            })
+            .await;
+        self.prune(plans, summary).await;
     }
 
     /// Deletes the copies the plans drop.
-    async fn prune(&self, plans: &[(String, Plan)]) -> Summary {
-        let mut summary = Summary::default();
+    async fn prune(&self, plans: &[(String, Plan)], summary: &mut Summary) {
         for (region, plan) in plans {
             if self.settings.dry_run {
                 summary
@@ -141,6 +142,5 @@ impl<R: Regions> Copier<R> {
                 }
             }
         }
-        summary
     }
 }
