@@ -36,7 +36,7 @@ invoke: venv system-deps
 	scripts/invoke.sh "$(FN)" "$(EVENT)"
 
 # `sam local invoke --env-vars env.json`, made from each function's
-# [package.metadata.lambda.env]; tests/tests/local_env.rs fails when it is stale.
+# [package.metadata.lambda.env]; tests/tests/local_runs.rs fails when it is stale.
 env.json: venv
 	cargo build --quiet -p suite-tests --bin lambda-env
 	target/debug/lambda-env sam-env-json >$@.tmp && mv $@.tmp $@
