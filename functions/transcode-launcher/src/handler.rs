@@ -97,7 +97,7 @@ pub async fn handle<F: Fleet, J: JobStore, S: StatusStore>(
 }
 
 fn report(results: &[RecordResult]) {
-    let mut emf = Emf::for_function("transcode-launcher");
+    let mut emf = Emf::for_function(crate::FUNCTION_NAME);
     for result in results {
         let summary = serde_json::to_string(result).unwrap_or_default();
         match result.outcome {
@@ -167,7 +167,7 @@ fn reconciled(report: ReconcileReport) -> Result<Value, HandlerError> {
     for failure in &report.workers_failed {
         tracing::error!(job = %failure.job_id, reason = %failure.reason, "transcode worker ended in failure; its status.json holds the details");
     }
-    let mut emf = Emf::for_function("transcode-launcher");
+    let mut emf = Emf::for_function(crate::FUNCTION_NAME);
     emf.add("JobsDone", report.done as u64);
     // The alarm's metric: workers that ran and failed (or left a garbled
     // status); their jobs are not relaunched.

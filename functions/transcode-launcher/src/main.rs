@@ -4,10 +4,7 @@ use transcode_launcher::aws::dynamodb::DynamoStore;
 use transcode_launcher::aws::ec2::Ec2Fleet;
 use transcode_launcher::aws::s3::S3Status;
 use transcode_launcher::launcher::Launcher;
-use transcode_launcher::{config, handler};
-
-/// The function's name in logs (`service`) and metrics (`Function`).
-const FUNCTION_NAME: &str = "transcode-launcher";
+use transcode_launcher::{FUNCTION_NAME, config, handler};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

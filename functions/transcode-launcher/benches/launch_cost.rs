@@ -1,7 +1,8 @@
 //! `make bench`: the handler's own time for an upload that launches a
 //! worker (decode, filter, job id, user-data render, tags), with an
 //! in-memory fleet instead of EC2. Each invoke has a fresh sequencer, so
-//! every one is a new job and takes the full path.
+//! every one is a new job and takes the full path. Takes no arguments (the
+//! `--bench` that `cargo bench` passes is ignored).
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
