@@ -12,7 +12,6 @@
 //! | [`redrive`] | moving a failure queue back to its function (the `lambda-redrive` tool, feature `redrive`) | operators of every function |
 //! | [`retry`] | jittered backoff and the retry loop bounded by a deadline | cfn-responder, kinesis-to-dynamodb |
 //! | [`runtime`] | Runtime API details: the invocation deadline, `fail_init`, per-invocation log keys and unreadable payloads | all six |
-//! | [`s3_key`] | decoding S3 object keys (form-encoded notifications, EventBridge) | cfn-responder's tests (the SES stand-in's form bodies); transcode-launcher has its own copy. It goes once that test decodes forms another way |
 //! | [`time`] | seconds and milliseconds since the epoch | every function that stamps TTLs or timestamps |
 
 pub mod aws;
@@ -23,5 +22,4 @@ pub mod metrics;
 pub mod redrive;
 pub mod retry;
 pub mod runtime;
-pub mod s3_key;
 pub mod time;

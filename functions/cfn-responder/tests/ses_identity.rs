@@ -214,12 +214,37 @@ impl FakeSes {
 
 /// The form fields of an SES query request.
 fn url_decode(body: &[u8]) -> Form {
-    let decode = |s: &str| shared::s3_key::decode_notification_key(s).expect("form-encoded");
     String::from_utf8_lossy(body)
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
+        .map(|(k, v)| (form_decode(k), form_decode(v)))
         .collect()
+}
+
+/// One `application/x-www-form-urlencoded` name or value: `+` is a space,
+/// `%XX` a byte. A bad escape panics, as the SDK never sends one.
+fn form_decode(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("form-encoded");
+                out.push(u8::from_str_radix(hex, 16).expect("form-encoded"));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            other => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("form-encoded UTF-8")
 }
 
 fn summarize(c: &Form) -> String {
