@@ -7,6 +7,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 work="$root/.demo"
 rm -rf "$work" && mkdir -p "$work"
+# MariaDB's data directory is 100 MB and worth nothing after the run (the
+# logs stay).
+trap 'cleanup; rm -rf "$work"/mariadb-*' EXIT
 # Each function's local environment comes from its Cargo.toml; what it needs
 # (services_*, seed_*) from local.sh, shared with `make invoke`.
 source scripts/local.sh

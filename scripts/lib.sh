@@ -8,6 +8,14 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # `wait` only waits for children: MariaDB's server is a grandchild, and its
+  # files must not be removed while it still writes them (up to 10 s each).
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
