@@ -73,30 +73,14 @@ fn fingerprint_in(chars: &[char], backslash_escapes: bool, masked: &[(usize, usi
             out.push('?');
             continue;
         }
+        if let Some(end) = comment_end(chars, i) {
+            i = end;
+            space(&mut out);
+            continue;
+        }
         let c = chars[i];
         let next = chars.get(i + 1).copied();
         match c {
-            // Comments: /* ... */ (including /*! hints), -- to end of line, # to end of line.
-            '/' if next == Some('*') => {
-                i += 2;
-                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                    i += 1;
-                }
-                i += 2;
-                space(&mut out);
-            }
-            '-' if next == Some('-') && chars.get(i + 2).is_none_or(|c| c.is_whitespace()) => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-                space(&mut out);
-            }
-            '#' => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-                space(&mut out);
-            }
             '\'' | '"' => {
                 let (end, terminated) = skip_quoted(chars, i, backslash_escapes);
                 literals.push((i, end));
@@ -106,14 +90,9 @@ fn fingerprint_in(chars: &[char], backslash_escapes: bool, masked: &[(usize, usi
             }
             '`' => {
                 // A quoted identifier stays, lowercased.
-                let start = i;
-                i += 1;
-                while i < chars.len() && chars[i] != '`' {
-                    i += 1;
-                }
-                i += 1;
-                let end = i.min(chars.len());
-                out.extend(chars[start..end].iter().flat_map(|c| c.to_lowercase()));
+                let end = backquoted_end(chars, i);
+                out.extend(chars[i..end].iter().flat_map(|c| c.to_lowercase()));
+                i = end;
             }
             c if c.is_whitespace() => {
                 space(&mut out);
@@ -145,6 +124,43 @@ fn fingerprint_in(chars: &[char], backslash_escapes: bool, masked: &[(usize, usi
         literals,
         closed,
     }
+}
+
+/// Where the comment starting at `i` ends, if one starts there: /* ... */
+/// (including /*! hints), -- to end of line, # to end of line.
+fn comment_end(chars: &[char], i: usize) -> Option<usize> {
+    let next = chars.get(i + 1).copied();
+    match chars[i] {
+        '/' if next == Some('*') => {
+            let mut end = i + 2;
+            while end < chars.len() && !(chars[end] == '*' && chars.get(end + 1) == Some(&'/')) {
+                end += 1;
+            }
+            Some(end + 2)
+        }
+        '-' if next == Some('-') && chars.get(i + 2).is_none_or(|c| c.is_whitespace()) => {
+            Some(line_end(chars, i))
+        }
+        '#' => Some(line_end(chars, i)),
+        _ => None,
+    }
+}
+
+fn line_end(chars: &[char], mut i: usize) -> usize {
+    while i < chars.len() && chars[i] != '\n' {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the `quoted identifier` starting at `start` (its closing
+/// backquote included, or the end of the text).
+fn backquoted_end(chars: &[char], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < chars.len() && chars[i] != '`' {
+        i += 1;
+    }
+    (i + 1).min(chars.len())
 }
 
 /// Keywords after which a value starts.

@@ -9,7 +9,7 @@ use shared::config::EnvReader;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init_for(FUNCTION_NAME);
-    let config = match rds_log_rotator::config::from_env(EnvReader::from_env()) {
+    let config = match rds_log_rotator::config::Config::from_env(EnvReader::from_env()) {
         Ok(config) => config,
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
     };

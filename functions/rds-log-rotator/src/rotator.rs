@@ -4,7 +4,7 @@
 //! watermark per target and log says what is archived.
 
 use crate::archive::{ChunkWriter, row_hash, row_time};
-use crate::db::{LogDb, RowStream, ServerState};
+use crate::db::{LogDb, Row, RowStream, ServerState};
 use crate::digest::{Digest, Entry, TopQuery};
 use crate::log_table::Log;
 use crate::store::ArchiveStore;
@@ -119,6 +119,15 @@ impl TargetReport {
 pub struct Rotator<S> {
     pub store: S,
     pub settings: Settings,
+}
+
+/// One log of one instance being rotated: what its steps read and update.
+struct LogRun<'a> {
+    log: Log,
+    instance: &'a str,
+    wm: Watermark,
+    digest: &'a mut Digest,
+    report: LogReport,
 }
 
 /// `2026-11-22 01:02:03.123456` -> (`2026-11-22`, `20261122T010203.123456`).
@@ -258,42 +267,68 @@ impl<S: ArchiveStore> Rotator<S> {
             report.reason = format!("skipped: {reason}");
             return report;
         }
-        let mut wm = match self.load_watermark(log, instance).await {
+        let wm = match self.load_watermark(log, instance).await {
             Ok(wm) => wm,
             Err(e) => {
                 report.error = Some(format!("{e}; not rotated"));
                 return report;
             }
         };
+        let mut run = LogRun {
+            log,
+            instance,
+            wm,
+            digest,
+            report,
+        };
         // Step 1: whatever the backup holds that is not archived yet.
-        if let Err(e) = self
-            .archive_backup(db, log, instance, &mut wm, dry_run, digest, &mut report)
-            .await
-        {
-            report.error = Some(format!(
+        if let Err(e) = self.archive_backup(db, &mut run, dry_run).await {
+            run.report.error = Some(format!(
                 "archiving mysql.{} failed: {e}; not rotated, so the backup keeps its rows for the next run",
                 log.backup_table()
             ));
-            return report;
+            return run.report;
         }
+        let Some(live) = self.rows_to_rotate(db, &mut run, dry_run).await else {
+            return run.report;
+        };
+        // Step 2: rotate, now that the backup it drops is archived.
+        if !self.rotate_checked(db, &mut run, live).await {
+            return run.report;
+        }
+        // Step 3: the new backup, at once.
+        if let Err(e) = self.archive_backup(db, &mut run, false).await {
+            run.report.error = Some(format!(
+                "rotated, but archiving the new mysql.{} failed: {e}; the next run archives it before rotating again",
+                log.backup_table()
+            ));
+        }
+        run.report
+    }
+
+    /// The live table's row count when it is due for rotation; `None` when
+    /// the report already says why it is not rotated.
+    async fn rows_to_rotate<D: LogDb>(
+        &self,
+        db: &mut D,
+        run: &mut LogRun<'_>,
+        dry_run: bool,
+    ) -> Option<u64> {
+        let log = run.log;
+        let report = &mut run.report;
         let live = match db.count(log.table()).await {
             Ok(n) => n.unwrap_or(0),
             Err(e) => {
                 report.error = Some(format!("counting mysql.{}: {e}; not rotated", log.table()));
-                return report;
+                return None;
             }
         };
         report.live_rows = Some(live);
         if let (Some(last), Ok(Some(oldest))) = (
-            wm.last_time.clone(),
+            run.wm.last_time.clone(),
             db.oldest(log.table(), log.time_column()).await,
         ) {
-            self.check_gap(
-                &last,
-                &oldest,
-                &format!("mysql.{}", log.table()),
-                &mut report,
-            );
+            self.check_gap(&last, &oldest, &format!("mysql.{}", log.table()), report);
         }
         if live < self.settings.min_rows {
             report.reason = format!(
@@ -301,16 +336,21 @@ impl<S: ArchiveStore> Rotator<S> {
                 log.table(),
                 self.settings.min_rows
             );
-            return report;
+            return None;
         }
         if dry_run {
             report.reason = format!("dry run: would rotate mysql.{} ({live} rows)", log.table());
-            return report;
+            return None;
         }
-        // Step 2: rotate, now that the backup it drops is archived. RDS
-        // may rotate on its own at any moment: the live table's first row
-        // seen now must be the backup's first row after the CALL, and the
-        // backup must still be the one archived.
+        Some(live)
+    }
+
+    /// Calls the rotate procedure; true when it ran. RDS may rotate on its
+    /// own at any moment: the live table's first row seen now must be the
+    /// backup's first row after the CALL, and the backup must still be the
+    /// one archived.
+    async fn rotate_checked<D: LogDb>(&self, db: &mut D, run: &mut LogRun<'_>, live: u64) -> bool {
+        let log = run.log;
         let live_first = match db.first_row(log.table()).await {
             Ok(first) => first.map(|(columns, row)| {
                 (
@@ -319,89 +359,95 @@ impl<S: ArchiveStore> Rotator<S> {
                 )
             }),
             Err(e) => {
-                report.error = Some(format!("reading mysql.{}: {e}; not rotated", log.table()));
-                return report;
+                run.report.error = Some(format!("reading mysql.{}: {e}; not rotated", log.table()));
+                return false;
             }
         };
         let backup_now = match db.first_row(log.backup_table()).await {
             Ok(first) => first.map(|(_, row)| row_hash(&row)),
             Err(e) => {
-                report.error = Some(format!(
+                run.report.error = Some(format!(
                     "reading mysql.{}: {e}; not rotated",
                     log.backup_table()
                 ));
-                return report;
+                return false;
             }
         };
-        let archived = wm.generation.as_ref().map(|g| &g.first_row_sha256);
+        let archived = run.wm.generation.as_ref().map(|g| &g.first_row_sha256);
         if backup_now.is_some() && backup_now.as_ref() != archived {
-            // Rotated since the archive: this backup is unread, so archive
-            // it instead of dropping it. The live table is fresh anyway.
-            if let Err(e) = self
-                .archive_backup(db, log, instance, &mut wm, false, digest, &mut report)
-                .await
-            {
-                report.error = Some(format!(
-                    "mysql.{} was replaced after the archive and archiving it failed: {e}; not rotated",
-                    log.backup_table()
-                ));
-                return report;
-            }
-            report.reason = format!(
-                "not rotated: mysql.{} was rotated outside the rotator after the archive; its new backup is archived, the next run rotates",
-                log.table()
-            );
-            return report;
+            self.archive_replaced_backup(db, run).await;
+            return false;
         }
-        wm.rotating = true;
-        if let Err(e) = self.save_watermark(log, instance, &wm).await {
-            report.error = Some(format!("{e}; not rotated"));
-            return report;
+        run.wm.rotating = true;
+        if let Err(e) = self.save_watermark(log, run.instance, &run.wm).await {
+            run.report.error = Some(format!("{e}; not rotated"));
+            return false;
         }
         if let Err(e) = db.rotate(log).await {
-            report.error = Some(format!("CALL mysql.{}: {e}", log.rotate_procedure()));
-            return report;
+            run.report.error = Some(format!("CALL mysql.{}: {e}", log.rotate_procedure()));
+            return false;
         }
-        report.rotated = true;
-        report.reason = format!("rotated mysql.{} ({live} rows)", log.table());
-        if let Some((live_first_time, live_first_hash)) = &live_first {
-            match db.first_row(log.backup_table()).await {
-                Ok(after) => {
-                    let after = after.map(|(columns, row)| {
-                        (row_time(log, &columns, &row).unwrap_or_default(), row_hash(&row))
-                    });
-                    if after.as_ref().map(|(_, hash)| hash) != Some(live_first_hash) {
-                        let until = after.map_or("an empty table".to_owned(), |(time, _)| {
-                            format!("its first row at {time}")
-                        });
-                        report.warnings.push(format!(
-                            "possible gap: mysql.{table} was rotated outside the rotator between the archive and this \
-                             rotator's CALL, which then dropped that backup unarchived: rows from {live_first_time} \
-                             (at least {live} rows counted before the CALL) up to the new mysql.{backup} ({until}) may be lost",
-                            table = log.table(),
-                            backup = log.backup_table(),
-                        ));
-                    }
-                }
-                Err(e) => report.warnings.push(format!(
-                    "reading mysql.{} after the CALL: {e}; a rotation by RDS during the CALL cannot be ruled out",
-                    log.backup_table()
-                )),
-            }
+        run.report.rotated = true;
+        run.report.reason = format!("rotated mysql.{} ({live} rows)", log.table());
+        if let Some(live_first) = &live_first {
+            self.check_rotated_during_call(db, run, live, live_first)
+                .await;
         }
-        // Step 3: the new backup, at once.
-        if let Err(e) = self
-            .archive_backup(db, log, instance, &mut wm, false, digest, &mut report)
-            .await
-        {
-            report.error = Some(format!(
-                "rotated, but archiving the new mysql.{} failed: {e}; the next run archives it before rotating again",
-                log.backup_table()
-            ));
-        }
-        report
+        true
     }
 
+    /// Rotated since the archive: this backup is unread, so archive it
+    /// instead of dropping it. The live table is fresh anyway.
+    async fn archive_replaced_backup<D: LogDb>(&self, db: &mut D, run: &mut LogRun<'_>) {
+        let log = run.log;
+        if let Err(e) = self.archive_backup(db, run, false).await {
+            run.report.error = Some(format!(
+                "mysql.{} was replaced after the archive and archiving it failed: {e}; not rotated",
+                log.backup_table()
+            ));
+            return;
+        }
+        run.report.reason = format!(
+            "not rotated: mysql.{} was rotated outside the rotator after the archive; its new backup is archived, the next run rotates",
+            log.table()
+        );
+    }
+
+    /// The backup after the CALL must start with the live table's first row
+    /// seen before it; otherwise RDS rotated in between and the CALL dropped
+    /// a backup nobody archived.
+    async fn check_rotated_during_call<D: LogDb>(
+        &self,
+        db: &mut D,
+        run: &mut LogRun<'_>,
+        live: u64,
+        (live_first_time, live_first_hash): &(String, String),
+    ) {
+        let log = run.log;
+        match db.first_row(log.backup_table()).await {
+            Ok(after) => {
+                let after = after.map(|(columns, row)| {
+                    (row_time(log, &columns, &row).unwrap_or_default(), row_hash(&row))
+                });
+                if after.as_ref().map(|(_, hash)| hash) != Some(live_first_hash) {
+                    let until = after.map_or("an empty table".to_owned(), |(time, _)| {
+                        format!("its first row at {time}")
+                    });
+                    run.report.warnings.push(format!(
+                        "possible gap: mysql.{table} was rotated outside the rotator between the archive and this \
+                         rotator's CALL, which then dropped that backup unarchived: rows from {live_first_time} \
+                         (at least {live} rows counted before the CALL) up to the new mysql.{backup} ({until}) may be lost",
+                        table = log.table(),
+                        backup = log.backup_table(),
+                    ));
+                }
+            }
+            Err(e) => run.report.warnings.push(format!(
+                "reading mysql.{} after the CALL: {e}; a rotation by RDS during the CALL cannot be ruled out",
+                log.backup_table()
+            )),
+        }
+    }
     fn check_gap(&self, last: &str, oldest: &str, table: &str, report: &mut LogReport) {
         let allowed = 2 * self.settings.schedule_secs;
         let (Some(last_secs), Some(oldest_secs)) = (parse_timestamp(last), parse_timestamp(oldest))
@@ -417,28 +463,15 @@ impl<S: ArchiveStore> Rotator<S> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn archive_backup<D: LogDb>(
         &self,
         db: &mut D,
-        log: Log,
-        instance: &str,
-        wm: &mut Watermark,
+        run: &mut LogRun<'_>,
         dry_run: bool,
-        digest: &mut Digest,
-        report: &mut LogReport,
     ) -> Result<(), String> {
+        let log = run.log;
         let backup = log.backup_table();
-        // A backup already archived to its end needs one row, not a scan.
-        let Some((_, seen_first)) = db.first_row(backup).await.map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
-        if let Some(g) = &wm.generation
-            && g.complete
-            && g.archived_rows >= g.rows
-            && g.first_row_sha256 == row_hash(&seen_first)
-        {
-            wm.rotating = false;
+        if self.already_archived(db, run).await? {
             return Ok(());
         }
         // One SELECT from the first row, streamed into parts: a part per
@@ -451,10 +484,7 @@ impl<S: ArchiveStore> Rotator<S> {
         let Some(first) = stream.next().await.map_err(|e| e.to_string())? else {
             return Ok(());
         };
-        let first_time = row_time(log, &columns, &first).unwrap_or_default();
-        self.adopt_generation(log, wm, first_time, row_hash(&first), report);
-        let mut generation = wm.generation.clone().expect("adopted above");
-        let (date, time) = key_parts(&generation.first_time);
+        let (mut generation, key_stem) = self.start_generation(run, &columns, &first);
         let mut writer = ChunkWriter::new(log);
         let mut rows_read = 0u64;
         let mut next = Some(first);
@@ -469,10 +499,10 @@ impl<S: ArchiveStore> Rotator<S> {
                     continue;
                 }
                 if dry_run {
-                    *report.would_archive_rows.get_or_insert(0) += 1;
+                    *run.report.would_archive_rows.get_or_insert(0) += 1;
                     continue;
                 }
-                writer.add(&columns, row, Some(&mut *digest));
+                writer.add(&columns, row, Some(&mut *run.digest));
             } else {
                 // The backup never changes: archived rows it no longer has
                 // mean it was replaced by one with the same first row.
@@ -495,38 +525,91 @@ impl<S: ArchiveStore> Rotator<S> {
                 || writer.compressed_len() >= self.settings.max_part_bytes;
             if writer.rows > 0 && (full || row.is_none()) {
                 let part = std::mem::replace(&mut writer, ChunkWriter::new(log));
-                let passed = part.rows;
-                let last_time = part.last_time.clone();
-                // Part names follow from the generation and part number, so a
-                // part re-sent after a lost watermark write replaces itself.
-                let key = format!(
-                    "{}dt={date}/{time}-{:05}.jsonl.gz",
-                    self.log_prefix(log, instance),
-                    generation.next_part
-                );
-                self.store
-                    .put(&key, part.finish(), "application/gzip")
-                    .await
-                    .map_err(|e| format!("uploading {key}: {e}"))?;
-                generation.archived_rows += passed;
-                generation.rows = generation.rows.max(rows_read);
-                generation.next_part += 1;
-                report.archived_rows += passed;
-                report.archives.push(key);
-                if last_time.is_some() {
-                    wm.last_time = last_time;
-                }
-                wm.generation = Some(generation.clone());
-                self.save_watermark(log, instance, wm).await?;
-            } else if row.is_none() && wm.generation.as_ref() != Some(&generation) {
-                wm.generation = Some(generation.clone());
-                self.save_watermark(log, instance, wm).await?;
+                self.put_part(run, part, &mut generation, rows_read, &key_stem)
+                    .await?;
+            } else if row.is_none() && run.wm.generation.as_ref() != Some(&generation) {
+                run.wm.generation = Some(generation.clone());
+                self.save_watermark(log, run.instance, &run.wm).await?;
             }
             if row.is_none() {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// The generation of the backup whose first row is given, and the stem
+    /// of its part names.
+    fn start_generation(
+        &self,
+        run: &mut LogRun<'_>,
+        columns: &[String],
+        first: &Row,
+    ) -> (Generation, String) {
+        let log = run.log;
+        let first_time = row_time(log, columns, first).unwrap_or_default();
+        self.adopt_generation(
+            log,
+            &mut run.wm,
+            first_time,
+            row_hash(first),
+            &mut run.report,
+        );
+        let generation = run.wm.generation.clone().expect("adopted above");
+        let (date, time) = key_parts(&generation.first_time);
+        let key_stem = format!("{}dt={date}/{time}", self.log_prefix(log, run.instance));
+        (generation, key_stem)
+    }
+
+    /// A backup already archived to its end needs one row, not a scan.
+    async fn already_archived<D: LogDb>(
+        &self,
+        db: &mut D,
+        run: &mut LogRun<'_>,
+    ) -> Result<bool, String> {
+        let backup = run.log.backup_table();
+        let Some((_, seen_first)) = db.first_row(backup).await.map_err(|e| e.to_string())? else {
+            return Ok(true);
+        };
+        if let Some(g) = &run.wm.generation
+            && g.complete
+            && g.archived_rows >= g.rows
+            && g.first_row_sha256 == row_hash(&seen_first)
+        {
+            run.wm.rotating = false;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Uploads one part, then moves the watermark past it.
+    async fn put_part(
+        &self,
+        run: &mut LogRun<'_>,
+        part: ChunkWriter,
+        generation: &mut Generation,
+        rows_read: u64,
+        key_stem: &str,
+    ) -> Result<(), String> {
+        let passed = part.rows;
+        let last_time = part.last_time.clone();
+        // Part names follow from the generation and part number, so a
+        // part re-sent after a lost watermark write replaces itself.
+        let key = format!("{key_stem}-{:05}.jsonl.gz", generation.next_part);
+        self.store
+            .put(&key, part.finish(), "application/gzip")
+            .await
+            .map_err(|e| format!("uploading {key}: {e}"))?;
+        generation.archived_rows += passed;
+        generation.rows = generation.rows.max(rows_read);
+        generation.next_part += 1;
+        run.report.archived_rows += passed;
+        run.report.archives.push(key);
+        if last_time.is_some() {
+            run.wm.last_time = last_time;
+        }
+        run.wm.generation = Some(generation.clone());
+        self.save_watermark(run.log, run.instance, &run.wm).await
     }
 
     /// Makes the backup whose first row is given the watermark's generation:

@@ -414,7 +414,7 @@ async fn discovery_finds_tagged_mysql_instances_only() {
             .await
             .unwrap();
     }
-    let config = rds_log_rotator::config::from_env(shared::config::EnvReader::from_map([
+    let config = rds_log_rotator::config::Config::from_env(shared::config::EnvReader::from_map([
         ("AWS_REGION", "us-east-1"),
         ("ARCHIVE_BUCKET", "b"),
     ]))
