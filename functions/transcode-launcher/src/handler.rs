@@ -8,7 +8,7 @@ use crate::status::StatusStore;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shared::metrics::Emf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -130,9 +130,7 @@ const SWEEP_MARGIN: Duration = Duration::from_secs(10);
 
 /// `deadline_ms`: Lambda's deadline, epoch milliseconds.
 fn sweep_deadline(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now_ms = shared::time::now_millis();
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     Instant::now() + left.saturating_sub(SWEEP_MARGIN)
 }

@@ -102,12 +102,6 @@ pub const LAUNCH_GRACE_SECS: u64 = 300;
 /// Instance states in which the worker can still write its status.
 const LIVE: &[&str] = &["pending", "running"];
 
-fn now_epoch_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// What one attempt to start a job came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dispatch {
@@ -180,7 +174,7 @@ impl<F: Fleet, J: JobStore, S: StatusStore> Launcher<F, J, S> {
             store,
             status,
             settings,
-            clock: now_epoch_secs,
+            clock: shared::time::now_secs,
         }
     }
 

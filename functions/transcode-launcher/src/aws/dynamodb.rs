@@ -67,11 +67,8 @@ impl DynamoStore {
     }
 }
 
-fn call_error<E: std::error::Error>(call: &str, e: E) -> StoreError {
-    StoreError(format!(
-        "{call}: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-    ))
+fn call_error<E: std::error::Error + 'static>(call: &str, e: E) -> StoreError {
+    StoreError(format!("{call}: {}", shared::aws::error_text(&e)))
 }
 
 fn n(value: impl ToString) -> AttributeValue {

@@ -66,8 +66,8 @@ impl Ec2Fleet {
     }
 }
 
-fn error<E: std::error::Error>(e: E) -> FleetError {
-    FleetError(aws_sdk_ec2::error::DisplayErrorContext(&e).to_string())
+fn error<E: std::error::Error + 'static>(e: E) -> FleetError {
+    FleetError(shared::aws::error_text(&e))
 }
 
 fn filter(name: &str, values: &[&str]) -> Filter {

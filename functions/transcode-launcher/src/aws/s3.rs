@@ -15,11 +15,8 @@ impl S3Status {
     }
 }
 
-fn error<E: std::error::Error>(call: &str, e: E) -> StatusError {
-    StatusError(format!(
-        "{call}: {}",
-        aws_sdk_s3::error::DisplayErrorContext(&e)
-    ))
+fn error<E: std::error::Error + 'static>(call: &str, e: E) -> StatusError {
+    StatusError(format!("{call}: {}", shared::aws::error_text(&e)))
 }
 
 impl StatusStore for S3Status {

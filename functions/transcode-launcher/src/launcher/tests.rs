@@ -78,7 +78,7 @@ async fn a_launch_cut_off_at_the_deadline_fails_and_the_sweep_launches_it_once()
     assert!(launcher.fleet().instances.lock().unwrap().is_empty());
     // ...and the sweep after the launch grace launches it, once.
     fn after_the_grace() -> u64 {
-        now_epoch_secs() + LAUNCH_GRACE_SECS + 1
+        shared::time::now_secs() + LAUNCH_GRACE_SECS + 1
     }
     let launcher = launcher.with_clock(after_the_grace);
     let report = launcher.reconcile(far()).await;
