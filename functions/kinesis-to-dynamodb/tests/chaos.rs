@@ -6,11 +6,9 @@
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 use suite_tests::dynamodb::{DynamoStandIn, Faults};
-use suite_tests::function::FunctionProcess;
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 
 const SHARDS: u64 = 4;
 const PER_SHARD: u64 = 5_000;
@@ -67,11 +65,8 @@ async fn run(mode: &str, seed: u64) {
     )
     .await
     .unwrap();
-    let api = RuntimeApi::start().await.unwrap();
-    let mut env: Vec<(String, String)> = [
+    let mut env = Env::test_credentials().extend(&[
         ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint().as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
         // Our retry rules are under test, not the SDK's.
         ("AWS_MAX_ATTEMPTS", "1"),
         ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
@@ -82,18 +77,11 @@ async fn run(mode: &str, seed: u64) {
         ("RETRY_BASE_DELAY_MS", "2"),
         ("RETRY_MAX_DELAY_MS", "40"),
         ("DEADLINE_MARGIN_MS", "300"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     if append {
-        env.push(("SORT_KEY".into(), "sk".into()));
+        env = env.set("SORT_KEY", "sk");
     }
-    let _function = FunctionProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_kinesis-to-dynamodb")),
-        &api.host_port(),
-        &env,
-    );
+    let function = Running::start(env!("CARGO_BIN_EXE_kinesis-to-dynamodb"), &env).await;
 
     let mut newest: HashMap<String, u64> = HashMap::new();
     let (mut invocations, mut resumed) = (0u32, 0u32);
@@ -118,7 +106,9 @@ async fn run(mode: &str, seed: u64) {
             } else {
                 Duration::from_secs(3)
             };
-            let answer = api.invoke(json!({"Records": batch}), time).await.unwrap();
+            let answer = function
+                .invoke_within(json!({"Records": batch}), time)
+                .await;
             let response = answer.result.expect("the invocation itself never fails");
             match response["batchItemFailures"]
                 .as_array()

@@ -3,11 +3,9 @@
 //! checkpoint keeps every record (none is lost, none reported written).
 
 use serde_json::{Value, json};
-use std::path::Path;
-use std::time::{Duration, Instant};
-use suite_tests::function::FunctionProcess;
+use std::time::Duration;
 use suite_tests::http::SilentServer;
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 
 fn record(i: u64) -> Value {
     let seq = format!("4959033827149025660855969253836157109592157500{i:08}");
@@ -24,39 +22,22 @@ fn record(i: u64) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_table_fails_the_batch_from_its_first_record_before_the_deadline() {
     let silent = SilentServer::start().await.unwrap();
-    let api = RuntimeApi::start().await.unwrap();
-    let env: Vec<(String, String)> = [
+    let env = Env::test_credentials().extend(&[
         ("AWS_ENDPOINT_URL_DYNAMODB", silent.endpoint().as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("TABLE_NAME", "items"),
         ("PARTITION_KEY", "pk"),
         ("REJECTS_TABLE_NAME", "rejects"),
         ("MODE", "latest"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let _function = FunctionProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_kinesis-to-dynamodb")),
-        &api.host_port(),
-        &env,
-    );
+    ]);
+    let function = Running::start(env!("CARGO_BIN_EXE_kinesis-to-dynamodb"), &env).await;
     let records: Vec<Value> = (0..3).map(record).collect();
     let first = records[0]["kinesis"]["sequenceNumber"].clone();
     // The default margin (2 s) against a 6 s Lambda deadline.
     let time = Duration::from_secs(6);
     for _ in 0..2 {
-        let deadline = Instant::now() + time;
-        let answer = api
-            .invoke(json!({"Records": records}), time)
-            .await
-            .expect("an answer");
-        assert!(
-            answer.finished <= deadline,
-            "answered {:?} after the deadline",
-            answer.finished - deadline
-        );
+        let answer = function
+            .invoke_before_deadline(json!({"Records": records}), time)
+            .await;
         let response = answer.result.expect("the invocation itself succeeds");
         assert_eq!(
             response["batchItemFailures"][0]["itemIdentifier"], first,

@@ -6,11 +6,9 @@
 
 use kinesis_to_dynamodb::kpl::{UserRecord, aggregate};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
 use suite_tests::dynamodb::{DynamoStandIn, Faults};
-use suite_tests::function::FunctionProcess;
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 
 const SHARD: &str = "shardId-000000000003";
 
@@ -30,8 +28,7 @@ fn record(i: u64, partition_key: &str, data: &[u8]) -> Value {
 
 struct Harness {
     db: DynamoStandIn,
-    api: RuntimeApi,
-    function: FunctionProcess,
+    function: Running,
 }
 
 async fn start(mode: &str, latency: Duration, extra: &[(&str, &str)]) -> Harness {
@@ -46,38 +43,28 @@ async fn start(mode: &str, latency: Duration, extra: &[(&str, &str)]) -> Harness
     )
     .await
     .unwrap();
-    let api = RuntimeApi::start().await.unwrap();
-    let mut env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint().as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
-        ("TABLE_NAME", "items"),
-        ("PARTITION_KEY", "pk"),
-        ("REJECTS_TABLE_NAME", "rejects"),
-        ("MODE", mode),
-    ]
-    .iter()
-    .chain(extra)
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let mut env = Env::test_credentials()
+        .extend(&[
+            ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint().as_str()),
+            ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+            ("TABLE_NAME", "items"),
+            ("PARTITION_KEY", "pk"),
+            ("REJECTS_TABLE_NAME", "rejects"),
+            ("MODE", mode),
+        ])
+        .extend(extra);
     if mode == "append" {
-        env.push(("SORT_KEY".into(), "sk".into()));
+        env = env.set("SORT_KEY", "sk");
     }
-    let function = FunctionProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_kinesis-to-dynamodb")),
-        &api.host_port(),
-        &env,
-    );
-    Harness { db, api, function }
+    let function = Running::start(env!("CARGO_BIN_EXE_kinesis-to-dynamodb"), &env).await;
+    Harness { db, function }
 }
 
 impl Harness {
     async fn invoke(&self, records: Vec<Value>) -> Value {
-        self.api
-            .invoke(json!({"Records": records}), Duration::from_secs(30))
+        self.function
+            .invoke(json!({"Records": records}))
             .await
-            .unwrap()
             .result
             .expect("the invocation succeeds")
     }
@@ -195,13 +182,12 @@ async fn fan_out_aggregates_of_poison_answer_before_their_deadline() {
     let h = start("latest", Duration::from_millis(10), &[]).await;
     let deadline = Duration::from_secs(60);
     let answer = h
-        .api
-        .invoke(
+        .function
+        .invoke_within(
             json!({"Records": poison_aggregates(4, PER_AGGREGATE)}),
             deadline,
         )
-        .await
-        .expect("an answer");
+        .await;
     assert!(
         answer.duration() < deadline,
         "answered after its deadline: {:?}",
@@ -210,7 +196,7 @@ async fn fan_out_aggregates_of_poison_answer_before_their_deadline() {
     eprintln!(
         "answered in {:?}, peak RSS {:?} KiB",
         answer.duration(),
-        h.function.peak_rss_kib()
+        h.function.process().peak_rss_kib()
     );
     let response = answer.result.expect("the invocation succeeds");
     assert!(failures(&response).is_empty(), "{response}");
@@ -234,10 +220,9 @@ async fn what_a_deadline_cuts_off_is_reported_through_the_checkpoint() {
         invocations += 1;
         assert!(invocations < 50, "no progress from {checkpoint}");
         let answer = h
-            .api
-            .invoke(json!({"Records": records[checkpoint..]}), deadline)
-            .await
-            .expect("an answer");
+            .function
+            .invoke_within(json!({"Records": records[checkpoint..]}), deadline)
+            .await;
         assert!(
             answer.duration() < deadline,
             "answered after its deadline: {:?}",
@@ -279,10 +264,9 @@ async fn a_dynamodb_that_hangs_does_not_make_the_function_overrun() {
         .collect();
     let deadline = Duration::from_secs(3);
     let answer = h
-        .api
-        .invoke(json!({"Records": records}), deadline)
-        .await
-        .expect("an answer");
+        .function
+        .invoke_within(json!({"Records": records}), deadline)
+        .await;
     assert!(
         answer.duration() < deadline,
         "answered after its deadline: {:?}",
