@@ -5,39 +5,30 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::{Duration, Instant};
 use suite_tests::function::FunctionProcess;
 use suite_tests::http::{Received, reply, serve};
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 use suite_tests::sink::Sink;
 
-fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_cfn-responder"))
-}
-
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+/// The binary with exactly the variables `pairs`.
+async fn start(pairs: &[(&str, &str)]) -> Running {
+    Running::start(
+        env!("CARGO_BIN_EXE_cfn-responder"),
+        &Env::new().extend(pairs),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn bad_configuration_still_answers_failed() {
-    let (api, sink) = (
-        RuntimeApi::start().await.unwrap(),
-        Sink::start(0).await.unwrap(),
-    );
-    let _function = FunctionProcess::spawn(
-        binary(),
-        &api.host_port(),
-        &env(&[
-            ("ALLOW_LOCAL_RESPONSE_URL", "true"),
-            ("TIMEOUT_MARGIN_MS", "soon"),
-            ("RESPONSE_PUT_MAX_ATTEMPTS", "0"),
-        ]),
-    );
+    let sink = Sink::start(0).await.unwrap();
+    let function = start(&[
+        ("ALLOW_LOCAL_RESPONSE_URL", "true"),
+        ("TIMEOUT_MARGIN_MS", "soon"),
+        ("RESPONSE_PUT_MAX_ATTEMPTS", "0"),
+    ])
+    .await;
     let sent = request(
         "Create",
         "r1",
@@ -45,10 +36,9 @@ async fn bad_configuration_still_answers_failed() {
         "Custom::AmiLookup",
         json!({}),
     );
-    let invocation = api
-        .invoke(sent.clone(), Duration::from_secs(20))
-        .await
-        .unwrap();
+    let invocation = function
+        .invoke_within(sent.clone(), Duration::from_secs(20))
+        .await;
     assert!(invocation.result.is_ok(), "{:?}", invocation.result);
     let body = the_one_response(&sink, "r1", &sent);
     assert_eq!(body["Status"], "FAILED");
@@ -66,10 +56,7 @@ async fn bad_configuration_still_answers_failed() {
 
 #[tokio::test]
 async fn hanging_aws_call_is_answered_failed_before_the_deadline() {
-    let (api, sink) = (
-        RuntimeApi::start().await.unwrap(),
-        Sink::start(0).await.unwrap(),
-    );
+    let sink = Sink::start(0).await.unwrap();
     // An EC2 endpoint that accepts and never answers.
     let (ec2, _task) = serve(0, |_: Received| async {
         tokio::time::sleep(Duration::from_secs(600)).await;
@@ -78,23 +65,19 @@ async fn hanging_aws_call_is_answered_failed_before_the_deadline() {
     .await
     .unwrap();
     let ec2_url = format!("http://{ec2}");
-    let _function = FunctionProcess::spawn(
-        binary(),
-        &api.host_port(),
-        &env(&[
-            ("ALLOW_LOCAL_RESPONSE_URL", "true"),
-            ("TIMEOUT_MARGIN_MS", "1500"),
-            ("AWS_ENDPOINT_URL_EC2", &ec2_url),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ]),
-    );
+    let function = start(&[
+        ("ALLOW_LOCAL_RESPONSE_URL", "true"),
+        ("TIMEOUT_MARGIN_MS", "1500"),
+        ("AWS_ENDPOINT_URL_EC2", &ec2_url),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ])
+    .await;
     let props = json!({"Owners": "amazon", "NamePattern": "al2023-ami-*", "Architecture": "arm64"});
     let sent = request("Create", "r1", &sink.url("r1"), "Custom::AmiLookup", props);
-    let invocation = api
-        .invoke(sent.clone(), Duration::from_secs(5))
-        .await
-        .unwrap();
+    let invocation = function
+        .invoke_within(sent.clone(), Duration::from_secs(5))
+        .await;
     assert!(
         invocation.duration() < Duration::from_secs(5),
         "answered within the 5 s deadline"
@@ -142,20 +125,14 @@ async fn log_lines(
 /// in the EMF lines, under the namespace and stack the environment names.
 #[tokio::test]
 async fn json_logs_and_metrics_fit_powertools_and_the_stack() {
-    let (api, sink) = (
-        RuntimeApi::start().await.unwrap(),
-        Sink::start(0).await.unwrap(),
-    );
-    let function = FunctionProcess::spawn(
-        binary(),
-        &api.host_port(),
-        &env(&[
-            ("ALLOW_LOCAL_RESPONSE_URL", "true"),
-            ("METRICS_NAMESPACE", "TeamSuite"),
-            ("STACK_NAME", "stack-a"),
-            ("POWERTOOLS_SERVICE_NAME", "custom-resources"),
-        ]),
-    );
+    let sink = Sink::start(0).await.unwrap();
+    let function = start(&[
+        ("ALLOW_LOCAL_RESPONSE_URL", "true"),
+        ("METRICS_NAMESPACE", "TeamSuite"),
+        ("STACK_NAME", "stack-a"),
+        ("POWERTOOLS_SERVICE_NAME", "custom-resources"),
+    ])
+    .await;
     // A FAILED answer whose PUT needs a retry.
     sink.script(&[503]);
     let failed = request(
@@ -165,7 +142,9 @@ async fn json_logs_and_metrics_fit_powertools_and_the_stack() {
         "Custom::Nope",
         json!({}),
     );
-    api.invoke(failed, Duration::from_secs(20)).await.unwrap();
+    function
+        .invoke_within(failed, Duration::from_secs(20))
+        .await;
     // A SUCCESS answer: the Delete of an id never issued touches nothing.
     let never_issued = delete(
         "logs-2",
@@ -174,12 +153,15 @@ async fn json_logs_and_metrics_fit_powertools_and_the_stack() {
         "never-issued",
         json!({}),
     );
-    api.invoke(never_issued, Duration::from_secs(20))
-        .await
-        .unwrap();
+    function
+        .invoke_within(never_issued, Duration::from_secs(20))
+        .await;
     assert_eq!(sink.received("logs-1").len(), 2, "one retry");
 
-    let delivered = log_lines(&function, 2, |l| l["message"] == "response delivered").await;
+    let delivered = log_lines(function.process(), 2, |l| {
+        l["message"] == "response delivered"
+    })
+    .await;
     for (line, request_id, cold_start) in [
         (&delivered[0], "logs-1", true),
         (&delivered[1], "logs-2", false),
@@ -213,7 +195,7 @@ async fn json_logs_and_metrics_fit_powertools_and_the_stack() {
         "00000000-0000-4000-8000-000000000002"
     );
 
-    let emf = log_lines(&function, 3, |l| l.get("_aws").is_some()).await;
+    let emf = log_lines(function.process(), 3, |l| l.get("_aws").is_some()).await;
     for line in &emf {
         let def = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(def["Namespace"], "TeamSuite", "{line}");
@@ -234,15 +216,8 @@ async fn json_logs_and_metrics_fit_powertools_and_the_stack() {
 /// counted as PutRejected (the alarm's metric), without retries.
 #[tokio::test]
 async fn a_response_cloudformation_refuses_is_counted_as_put_rejected() {
-    let (api, sink) = (
-        RuntimeApi::start().await.unwrap(),
-        Sink::start(0).await.unwrap(),
-    );
-    let function = FunctionProcess::spawn(
-        binary(),
-        &api.host_port(),
-        &env(&[("ALLOW_LOCAL_RESPONSE_URL", "true")]),
-    );
+    let sink = Sink::start(0).await.unwrap();
+    let function = start(&[("ALLOW_LOCAL_RESPONSE_URL", "true")]).await;
     sink.script(&[403]);
     let sent = request(
         "Create",
@@ -251,9 +226,9 @@ async fn a_response_cloudformation_refuses_is_counted_as_put_rejected() {
         "Custom::Nope",
         json!({}),
     );
-    api.invoke(sent, Duration::from_secs(20)).await.unwrap();
+    function.invoke_within(sent, Duration::from_secs(20)).await;
     assert_eq!(sink.received("refused-1").len(), 1, "a 4xx is not retried");
-    let emf = log_lines(&function, 1, |l| l.get("AnswersFailed").is_some()).await;
+    let emf = log_lines(function.process(), 1, |l| l.get("AnswersFailed").is_some()).await;
     assert_eq!(emf[0]["PutRejected"], 1, "{}", emf[0]);
     assert_eq!(emf[0]["PutRetries"], 0, "{}", emf[0]);
 }
@@ -262,20 +237,14 @@ async fn a_response_cloudformation_refuses_is_counted_as_put_rejected() {
 /// an answer that could not be delivered still counts as sent.
 #[tokio::test]
 async fn put_attempts_without_a_reply_are_counted_as_timeouts() {
-    let (api, sink) = (
-        RuntimeApi::start().await.unwrap(),
-        Sink::start(0).await.unwrap(),
-    );
+    let sink = Sink::start(0).await.unwrap();
     // Longer than the 5 s attempt timeout.
     sink.delay_replies(Duration::from_secs(7));
-    let function = FunctionProcess::spawn(
-        binary(),
-        &api.host_port(),
-        &env(&[
-            ("ALLOW_LOCAL_RESPONSE_URL", "true"),
-            ("RESPONSE_PUT_MAX_ATTEMPTS", "2"),
-        ]),
-    );
+    let function = start(&[
+        ("ALLOW_LOCAL_RESPONSE_URL", "true"),
+        ("RESPONSE_PUT_MAX_ATTEMPTS", "2"),
+    ])
+    .await;
     let sent = request(
         "Create",
         "slow-1",
@@ -283,12 +252,12 @@ async fn put_attempts_without_a_reply_are_counted_as_timeouts() {
         "Custom::Nope",
         json!({}),
     );
-    let invocation = api.invoke(sent, Duration::from_secs(30)).await.unwrap();
+    let invocation = function.invoke_within(sent, Duration::from_secs(30)).await;
     assert_eq!(
         invocation.result.unwrap_err()["errorType"],
         "ResponseNotDelivered"
     );
-    let emf = log_lines(&function, 1, |l| l.get("PutTimeouts").is_some()).await;
+    let emf = log_lines(function.process(), 1, |l| l.get("PutTimeouts").is_some()).await;
     assert_eq!(emf[0]["PutTimeouts"], 2, "{}", emf[0]);
     assert_eq!(emf[0]["PutRetries"], 1, "{}", emf[0]);
     assert_eq!(emf[0]["AnswersFailed"], 1, "{}", emf[0]);

@@ -12,37 +12,22 @@ use cfn_responder::resource::{CustomResource, Outcome, Registry, RequestContext,
 use cfn_responder::responder::{Responder, Settings};
 use common::*;
 use serde_json::json;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
-use suite_tests::function::FunctionProcess;
 use suite_tests::http::SilentServer;
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 use suite_tests::sink::Sink;
 use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_answers_before_the_deadline_when_every_aws_call_hangs() {
     let silent = SilentServer::start().await.unwrap();
-    let (api, sink) = (
-        RuntimeApi::start().await.unwrap(),
-        Sink::start(0).await.unwrap(),
-    );
-    let env: Vec<(String, String)> = [
+    let sink = Sink::start(0).await.unwrap();
+    let env = Env::aws(&silent.endpoint()).extend(&[
         ("ALLOW_LOCAL_RESPONSE_URL", "true"),
         ("TIMEOUT_MARGIN_MS", "1500"),
         ("IDEMPOTENCY_TABLE", "idempotency"),
-        ("AWS_ENDPOINT_URL", silent.endpoint().as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let _function = FunctionProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_cfn-responder")),
-        &api.host_port(),
-        &env,
-    );
+    ]);
+    let function = Running::start(env!("CARGO_BIN_EXE_cfn-responder"), &env).await;
     let time = Duration::from_secs(5);
     for (id, resource_type, props) in [
         (
@@ -60,7 +45,7 @@ async fn the_binary_answers_before_the_deadline_when_every_aws_call_hangs() {
     ] {
         let sent = request("Create", id, &sink.url(id), resource_type, props);
         let deadline = std::time::Instant::now() + time;
-        let invocation = api.invoke(sent.clone(), time).await.expect("an answer");
+        let invocation = function.invoke_within(sent.clone(), time).await;
         assert!(
             invocation.finished <= deadline,
             "{id}: answered {:?} after the deadline",
@@ -173,19 +158,14 @@ async fn a_hung_record_of_the_response_does_not_hold_the_response_back() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_response_url_fails_the_invocation_before_the_deadline() {
     let silent = SilentServer::start().await.unwrap();
-    let api = RuntimeApi::start().await.unwrap();
-    let env = vec![("ALLOW_LOCAL_RESPONSE_URL".to_string(), "true".to_string())];
-    let _function = FunctionProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_cfn-responder")),
-        &api.host_port(),
-        &env,
-    );
+    let env = Env::new().set("ALLOW_LOCAL_RESPONSE_URL", "true");
+    let function = Running::start(env!("CARGO_BIN_EXE_cfn-responder"), &env).await;
     let url = format!("{}/response", silent.endpoint());
     let sent = request("Create", "put", &url, "Custom::Nope", json!({}));
     // Room for more than one 5 s attempt.
     let time = Duration::from_secs(14);
     let deadline = std::time::Instant::now() + time;
-    let invocation = api.invoke(sent, time).await.expect("an answer");
+    let invocation = function.invoke_within(sent, time).await;
     assert!(
         invocation.finished <= deadline,
         "answered {:?} after the deadline",
