@@ -271,10 +271,8 @@ async fn a_burst_of_50_uploads_launches_at_most_max_running_jobs() {
     assert_eq!(with_outcome("launched").len(), 5, "{answers:?}");
     let mut queued = with_outcome("capacityQueued");
     assert_eq!(queued.len(), 45, "{answers:?}");
-    let logs = launcher.logs();
-    let metric = |name: &str| logs.iter().filter(|l| l.contains(name)).count();
-    assert_eq!(metric("\"CapacityQueued\":1"), 45);
-    assert_eq!(metric("\"Failed\":1"), 0);
+    assert_eq!(launcher.lines_with("\"CapacityQueued\":1", 45).await, 45);
+    assert_eq!(launcher.lines_with("\"Failed\":1", 0).await, 0);
 
     // Workers end round after round; each sweep launches queued jobs into
     // the freed slots, never more than five at once, each job once.
@@ -438,10 +436,7 @@ async fn a_dead_worker_is_relaunched_then_failed_and_a_finished_job_is_left_alon
     assert_eq!(failure["attempts"], 2);
     assert_eq!(failure["source"]["key"], "lost.mp4");
     assert!(
-        launcher
-            .logs()
-            .iter()
-            .any(|l| l.contains("\"JobsFailed\":1")),
+        launcher.lines_with("\"JobsFailed\":1", 1).await >= 1,
         "the JobsFailed metric is emitted"
     );
 
@@ -492,7 +487,11 @@ async fn a_worker_that_reports_failure_raises_workers_failed_once_and_is_not_rel
             .filter(|l| l.contains("\"WorkersFailed\":1"))
             .count()
     };
-    assert_eq!(raised(&launcher.logs()), 1, "the WorkersFailed metric");
+    assert_eq!(
+        launcher.lines_with("\"WorkersFailed\":1", 1).await,
+        1,
+        "the WorkersFailed metric"
+    );
 
     // A fixed point: later sweeps and redeliveries count and launch nothing.
     let second = launcher.invoke(tick()).await.unwrap();

@@ -91,6 +91,20 @@ impl Launcher {
         self.functions.iter().flat_map(|f| f.logs()).collect()
     }
 
+    /// How many log lines contain `needle`, once there are `count` (or 10 s
+    /// have passed): stdout reaches the reader thread a moment after the
+    /// answer reaches the test.
+    pub async fn lines_with(&self, needle: &str, count: usize) -> usize {
+        let started = std::time::Instant::now();
+        loop {
+            let found = self.logs().iter().filter(|l| l.contains(needle)).count();
+            if found >= count || started.elapsed() > Duration::from_secs(10) {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
         self.api
             .invoke(event, Duration::from_secs(60))
