@@ -1,9 +1,9 @@
 //! One archive part: log rows as gzip-compressed JSON lines, built in
 //! memory up to a size bound, and the digest fed on the way.
 
-use crate::db::Row;
 use crate::digest::{Digest, SlowQuery};
 use crate::log_table::Log;
+use crate::ports::Row;
 use crate::timestamp::parse_time_of_day;
 use aws_smithy_types::base64;
 use flate2::Compression;

@@ -1,17 +1,10 @@
-//! What the rotator asks of a MySQL server, and an in-memory server that
+//! What the server reports before a rotation, and an in-memory server that
 //! behaves like RDS's log tables for the domain tests.
 
 use crate::log_table::Log;
+use crate::ports::{DbError, LogDb, Row, RowStream};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-
-/// One row as the server sent it: each column's text, or NULL.
-pub type Row = Vec<Option<Vec<u8>>>;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DbError(pub String);
 
 /// What the pre-checks look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,47 +49,6 @@ impl ServerState {
         }
         None
     }
-}
-
-/// The rows of one SELECT, as the server sends them.
-pub trait RowStream: Send {
-    fn columns(&self) -> &[String];
-    /// The next row; None at the end.
-    fn next(&mut self) -> impl Future<Output = Result<Option<Row>, DbError>> + Send;
-}
-
-pub trait LogDb: Send {
-    fn server_state(&mut self) -> impl Future<Output = Result<ServerState, DbError>> + Send;
-    /// GET_LOCK(name, 0): false when another session holds it.
-    fn try_lock(&mut self, name: &str) -> impl Future<Output = Result<bool, DbError>> + Send;
-    fn release_lock(&mut self, name: &str) -> impl Future<Output = Result<(), DbError>> + Send;
-    /// Rows in `mysql.<table>`, or None when the table does not exist.
-    fn count(&mut self, table: &str) -> impl Future<Output = Result<Option<u64>, DbError>> + Send;
-    /// The oldest `column` value in `mysql.<table>`.
-    fn oldest(
-        &mut self,
-        table: &str,
-        column: &str,
-    ) -> impl Future<Output = Result<Option<String>, DbError>> + Send;
-    /// The first row of `mysql.<table>` in storage order, with the column
-    /// names; None when the table is empty or does not exist. A log table
-    /// only grows at its end, so its first row names it.
-    fn first_row(
-        &mut self,
-        table: &str,
-    ) -> impl Future<Output = Result<Option<(Vec<String>, Row)>, DbError>> + Send;
-    /// Every row of `mysql.<table>` from its first, in storage order (log
-    /// tables are append-only CSV files, so the order of a backup table never
-    /// changes), from one SELECT streamed row by row: never all in memory,
-    /// and the table is walked once whatever the part size. The first row
-    /// read names the table the rest come from.
-    fn rows(&mut self, table: &str)
-    -> impl Future<Output = Result<Self::Rows<'_>, DbError>> + Send;
-    type Rows<'a>: RowStream
-    where
-        Self: 'a;
-    /// CALL mysql.rds_rotate_<log>_log.
-    fn rotate(&mut self, log: Log) -> impl Future<Output = Result<(), DbError>> + Send;
 }
 
 /// A server in memory. Clones share it, like connections to one server.
@@ -312,7 +264,7 @@ impl LogDb for MemorySession {
             .expect("not poisoned")
             .tables
             .get(table)
-            .ok_or_else(|| DbError(format!("Table 'mysql.{table}' doesn't exist")))?
+            .ok_or_else(|| DbError::Failed(format!("Table 'mysql.{table}' doesn't exist")))?
             .clone();
         Ok(MemoryRows {
             server: self.server.clone(),

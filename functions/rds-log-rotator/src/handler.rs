@@ -1,8 +1,7 @@
 //! Scheduled and manual invocations: every target, a few at a time.
 
+use crate::ports::{ArchiveStore, Connector};
 use crate::rotator::{Rotator, TargetReport};
-use crate::store::ArchiveStore;
-use crate::target::Connector;
 use futures_util::StreamExt;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -135,7 +134,7 @@ pub async fn handle<C: Connector, S: ArchiveStore>(
         tokio::time::timeout_at(stop_by, app.connector.targets(request.instances.as_deref()))
             .await
             .map_err(|_| HandlerError::Targets(CUT_OFF.into()))?
-            .map_err(HandlerError::Targets)?;
+            .map_err(|e| HandlerError::Targets(e.to_string()))?;
     let run_time = crate::timestamp::format_timestamp(SystemTime::now());
     let reports: Vec<TargetReport> = futures_util::stream::iter(targets)
         .map(|target| {

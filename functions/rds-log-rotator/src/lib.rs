@@ -5,9 +5,12 @@
 //! - [`config`]: the environment read into [`config::Config`].
 //! - [`handler`]: the event to a run over every target ([`handler::FleetRotator`]).
 //! - [`rotator`]: one target: archive, rotate, archive again, keep watermarks.
+//! - [`ports`]: the traits the domain runs over (`LogDb`, `ArchiveStore`,
+//!   `Connector`) and their error enums.
 //! - [`target`]: an instance to rotate, as configured or discovered.
-//! - [`db`]: the database port and what the server reports before a rotation.
-//! - [`store`]: the archive store port.
+//! - [`db`]: what the server reports before a rotation, and an in-memory
+//!   server for the domain tests.
+//! - [`store`]: an in-memory archive store for the domain tests.
 //! - [`log_table`]: the two log tables and their RDS names.
 //! - [`timestamp`]: MySQL's date and time text to and from epoch seconds.
 //! - [`archive`]: one archive part (gzip JSON lines).
@@ -23,6 +26,7 @@ pub mod digest;
 pub mod handler;
 pub mod log_table;
 pub mod mysql;
+pub mod ports;
 pub mod rotator;
 pub mod store;
 pub mod target;

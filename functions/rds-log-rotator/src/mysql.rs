@@ -1,8 +1,9 @@
 //! The log tables through a MySQL connection (text protocol, so every value
 //! arrives as the server's own text).
 
-use crate::db::{DbError, LogDb, Row, RowStream, ServerState};
+use crate::db::ServerState;
 use crate::log_table::Log;
+use crate::ports::{DbError, LogDb, Row, RowStream};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 use std::future::Future;
@@ -13,7 +14,7 @@ pub struct MySqlDb {
 }
 
 fn error(e: mysql_async::Error) -> DbError {
-    DbError(e.to_string())
+    DbError::Failed(e.to_string())
 }
 
 /// Table and column names come from [`Log`], never from input; quoting
@@ -42,10 +43,10 @@ async fn bounded<T>(
 ) -> Result<T, DbError> {
     match tokio::time::timeout(STATEMENT_TIMEOUT, run).await {
         Ok(result) => result.map_err(error),
-        Err(_) => Err(DbError(format!(
-            "{statement}: no answer within {} s",
-            STATEMENT_TIMEOUT.as_secs()
-        ))),
+        Err(_) => Err(DbError::TimedOut {
+            statement: statement.to_owned(),
+            secs: STATEMENT_TIMEOUT.as_secs(),
+        }),
     }
 }
 
@@ -110,7 +111,7 @@ impl LogDb for MySqlDb {
                 .query_first("SELECT @@log_output, @@slow_query_log, @@general_log, @@read_only"),
         )
         .await?
-        .ok_or_else(|| DbError("SELECT @@log_output returned no row".into()))?;
+        .ok_or_else(|| DbError::Failed("SELECT @@log_output returned no row".into()))?;
         let names: Vec<String> = Log::ALL
             .iter()
             .map(|l| sql_string(l.rotate_procedure()))
@@ -193,10 +194,10 @@ impl LogDb for MySqlDb {
         };
         match tokio::time::timeout(STATEMENT_TIMEOUT, first_row).await {
             Ok(result) => result,
-            Err(_) => Err(DbError(format!(
-                "SELECT * LIMIT 1: no answer within {} s",
-                STATEMENT_TIMEOUT.as_secs()
-            ))),
+            Err(_) => Err(DbError::TimedOut {
+                statement: "SELECT * LIMIT 1".to_owned(),
+                secs: STATEMENT_TIMEOUT.as_secs(),
+            }),
         }
     }
 

@@ -1,24 +1,8 @@
-//! Where archives, digests and watermarks go: S3 in production, memory in
-//! the domain tests.
+//! An in-memory archive store for the domain tests (S3 in production).
 
+use crate::ports::{ArchiveStore, StoreError};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Mutex;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
-
-pub trait ArchiveStore: Send + Sync {
-    fn put(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &'static str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// None when there is no such object.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
-}
 
 /// Objects in memory; `failing` makes every call fail, like S3 answering 500.
 #[derive(Debug, Default)]
@@ -32,7 +16,7 @@ pub struct MemoryStore {
 impl MemoryStore {
     fn check(&self) -> Result<(), StoreError> {
         if *self.failing.lock().expect("not poisoned") {
-            return Err(StoreError(
+            return Err(StoreError::Failed(
                 "InternalError: We encountered an internal error".into(),
             ));
         }
@@ -60,7 +44,7 @@ impl ArchiveStore for MemoryStore {
         let mut budget = self.puts_before_failing.lock().expect("not poisoned");
         if let Some(left) = budget.as_mut() {
             if *left == 0 {
-                return Err(StoreError(
+                return Err(StoreError::Failed(
                     "InternalError: We encountered an internal error".into(),
                 ));
             }

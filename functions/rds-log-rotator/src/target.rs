@@ -1,6 +1,4 @@
-//! Which servers to rotate, and how to reach and log in to each.
-
-use std::future::Future;
+//! Which servers to rotate, as configured or discovered.
 
 /// A server as configured or discovered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,17 +44,6 @@ pub fn parse_entry(entry: &str) -> Result<(String, Option<(String, u16)>), Strin
         }
     };
     Ok((id.to_owned(), endpoint))
-}
-
-/// A connection and login ready for one target.
-pub trait Connector: Send + Sync {
-    type Db: crate::db::LogDb;
-    /// The targets to run: `only` (from a manual invoke) or all.
-    fn targets(
-        &self,
-        only: Option<&[String]>,
-    ) -> impl Future<Output = Result<Vec<Target>, String>> + Send;
-    fn connect(&self, target: &Target) -> impl Future<Output = Result<Self::Db, String>> + Send;
 }
 
 #[cfg(test)]

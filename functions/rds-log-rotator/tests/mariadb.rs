@@ -387,7 +387,7 @@ async fn bad_configuration_fails_init_naming_every_variable() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_finds_tagged_mysql_instances_only() {
-    use rds_log_rotator::target::Connector;
+    use rds_log_rotator::ports::Connector;
     let moto = suite_tests::moto::Moto::start();
     let sdk = moto.sdk_config().await;
     let rds = aws_sdk_rds::Client::new(&sdk);
@@ -445,7 +445,8 @@ async fn discovery_finds_tagged_mysql_instances_only() {
     let missing = connector
         .targets(Some(&["reports-db".to_owned()]))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         missing.contains("not a MySQL or MariaDB instance tagged log-rotation=enabled"),
         "{missing}"

@@ -5,7 +5,8 @@
 use crate::aws::secrets_manager::login_of;
 use crate::config::{Config, Tls};
 use crate::mysql::MySqlDb;
-use crate::target::{Connector, Target};
+use crate::ports::{ConnectError, Connector, TargetsError};
+use crate::target::Target;
 use aws_config::SdkConfig;
 use aws_sdk_rds::auth_token::{AuthTokenGenerator, Config as TokenConfig};
 use aws_sdk_rds::config::Region;
@@ -88,7 +89,7 @@ fn endpoint(instance: &aws_sdk_rds::types::DbInstance) -> Option<(String, u16)> 
 impl Connector for RdsConnector {
     type Db = MySqlDb;
 
-    async fn targets(&self, only: Option<&[String]>) -> Result<Vec<Target>, String> {
+    async fn targets(&self, only: Option<&[String]>) -> Result<Vec<Target>, TargetsError> {
         let configured = &self.config.targets;
         if !configured.is_empty() {
             let chosen: Vec<Target> = configured
@@ -100,13 +101,13 @@ impl Connector for RdsConnector {
                 ids.iter()
                     .find(|id| !configured.iter().any(|t| &t.id == *id))
             }) {
-                return Err(format!("instance {missing:?} is not in DB_INSTANCES"));
+                return Err(TargetsError::NotConfigured(missing.clone()));
             }
             return Ok(chosen);
         }
         let (key, value) = &self.config.discovery_tag;
         let mut targets = Vec::new();
-        for instance in self.describe(None).await? {
+        for instance in self.describe(None).await.map_err(TargetsError::Describe)? {
             let id = instance
                 .db_instance_identifier()
                 .unwrap_or_default()
@@ -127,27 +128,32 @@ impl Connector for RdsConnector {
         if let Some(missing) =
             only.and_then(|ids| ids.iter().find(|id| !targets.iter().any(|t| &t.id == *id)))
         {
-            return Err(format!(
-                "instance {missing:?} is not a MySQL or MariaDB instance tagged {key}={value}"
-            ));
+            return Err(TargetsError::NotDiscovered {
+                id: missing.clone(),
+                key: key.clone(),
+                value: value.clone(),
+            });
         }
         Ok(targets)
     }
 
-    async fn connect(&self, target: &Target) -> Result<MySqlDb, String> {
+    async fn connect(&self, target: &Target) -> Result<MySqlDb, ConnectError> {
         let (host, port) = match &target.endpoint {
             Some(endpoint) => endpoint.clone(),
             None => self
                 .describe(Some(&target.id))
-                .await?
+                .await
+                .map_err(ConnectError::Describe)?
                 .first()
                 .and_then(endpoint)
-                .ok_or_else(|| format!("DescribeDBInstances gave no endpoint for {}", target.id))?,
+                .ok_or_else(|| ConnectError::NoEndpoint(target.id.clone()))?,
         };
         let mut user = self.config.db_user.clone();
         let password = match &target.secret_arn {
             Some(arn) => {
-                let (secret_user, password) = login_of(&self.secrets, arn).await?;
+                let (secret_user, password) = login_of(&self.secrets, arn)
+                    .await
+                    .map_err(ConnectError::Login)?;
                 if let Some(secret_user) = secret_user {
                     user = secret_user;
                 }
@@ -155,9 +161,11 @@ impl Connector for RdsConnector {
             }
             None => {
                 if self.config.tls == Tls::Disabled {
-                    return Err("IAM database authentication needs TLS, but DB_TLS=disabled".into());
+                    return Err(ConnectError::IamNeedsTls);
                 }
-                iam_token(&self.sdk, &host, port, &user, &self.config.region).await?
+                iam_token(&self.sdk, &host, port, &user, &self.config.region)
+                    .await
+                    .map_err(ConnectError::Login)?
             }
         };
         let ssl = match &self.config.tls {
@@ -181,13 +189,14 @@ impl Connector for RdsConnector {
         // invocation's cut-off and starve the targets queued behind it.
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, mysql_async::Conn::new(opts))
             .await
-            .map_err(|_| {
-                format!(
-                    "{host}:{port}: no handshake within {} s",
-                    CONNECT_TIMEOUT.as_secs()
-                )
+            .map_err(|_| ConnectError::NoHandshake {
+                address: format!("{host}:{port}"),
+                secs: CONNECT_TIMEOUT.as_secs(),
             })?
-            .map_err(|e| format!("{host}:{port}: {e}"))?;
+            .map_err(|e| ConnectError::Handshake {
+                address: format!("{host}:{port}"),
+                reason: e.to_string(),
+            })?;
         Ok(MySqlDb { conn })
     }
 }

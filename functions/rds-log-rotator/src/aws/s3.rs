@@ -1,6 +1,6 @@
 //! Archives in S3.
 
-use crate::store::{ArchiveStore, StoreError};
+use crate::ports::{ArchiveStore, StoreError};
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -20,7 +20,7 @@ pub struct S3Store {
 }
 
 fn error<E: std::error::Error + 'static>(e: E) -> StoreError {
-    StoreError(shared::aws::error_text(&e))
+    StoreError::Failed(shared::aws::error_text(&e))
 }
 
 impl ArchiveStore for S3Store {
