@@ -1,9 +1,9 @@
 //! The log tables through a MySQL connection (text protocol, so every value
 //! arrives as the server's own text).
 
-use crate::db::ServerState;
 use crate::log_table::Log;
 use crate::ports::{DbError, LogDb, Row, RowStream};
+use crate::preflight::ServerState;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 use std::future::Future;

@@ -30,7 +30,7 @@ pub trait RowStream: Send {
 pub trait LogDb: Send {
     fn server_state(
         &mut self,
-    ) -> impl Future<Output = Result<crate::db::ServerState, DbError>> + Send;
+    ) -> impl Future<Output = Result<crate::preflight::ServerState, DbError>> + Send;
     /// GET_LOCK(name, 0): false when another session holds it.
     fn try_lock(&mut self, name: &str) -> impl Future<Output = Result<bool, DbError>> + Send;
     fn release_lock(&mut self, name: &str) -> impl Future<Output = Result<(), DbError>> + Send;

@@ -4,10 +4,10 @@
 //! watermark per target and log says what is archived.
 
 use crate::archive::{ChunkWriter, row_hash, row_time};
-use crate::db::ServerState;
 use crate::digest::{Digest, Entry, TopQuery};
 use crate::log_table::Log;
 use crate::ports::{ArchiveStore, LogDb, Row, RowStream};
+use crate::preflight::ServerState;
 use crate::timestamp::parse_timestamp;
 use serde::{Deserialize, Serialize};
 

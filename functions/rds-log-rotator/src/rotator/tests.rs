@@ -1,13 +1,12 @@
 use super::*;
-use crate::db::MemoryServer;
-use crate::store::MemoryStore;
+use crate::testing::{InMemoryArchive, InMemoryServer};
 use flate2::read::GzDecoder;
 use std::collections::HashMap;
 use std::io::Read;
 
-fn rotator() -> Rotator<MemoryStore> {
+fn rotator() -> Rotator<InMemoryArchive> {
     Rotator {
-        store: MemoryStore::default(),
+        store: InMemoryArchive::default(),
         settings: Settings {
             part_rows: 3,
             ..Settings::default()
@@ -16,7 +15,7 @@ fn rotator() -> Rotator<MemoryStore> {
 }
 
 /// Every archived row's sql (slow) or argument (general), counted.
-fn archived(store: &MemoryStore, log: Log) -> HashMap<String, usize> {
+fn archived(store: &InMemoryArchive, log: Log) -> HashMap<String, usize> {
     let field = if log == Log::Slow {
         "sql_text"
     } else {
@@ -39,7 +38,7 @@ fn archived(store: &MemoryStore, log: Log) -> HashMap<String, usize> {
     seen
 }
 
-fn queries(server: &MemoryServer, round: u32, n: u32) -> Vec<String> {
+fn queries(server: &InMemoryServer, round: u32, n: u32) -> Vec<String> {
     (0..n)
         .map(|i| {
             let sql = format!("select {i} /* round {round} */");
@@ -53,7 +52,7 @@ fn queries(server: &MemoryServer, round: u32, n: u32) -> Vec<String> {
         .collect()
 }
 
-fn exactly_once(store: &MemoryStore, issued: &[String]) {
+fn exactly_once(store: &InMemoryArchive, issued: &[String]) {
     for log in Log::ALL {
         let seen = archived(store, log);
         for sql in issued {
@@ -65,7 +64,7 @@ fn exactly_once(store: &MemoryStore, issued: &[String]) {
 
 #[tokio::test]
 async fn over_many_rounds_every_row_is_archived_exactly_once() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     let rotator = rotator();
     let mut issued = Vec::new();
     for round in 1..=4 {
@@ -109,7 +108,7 @@ async fn over_many_rounds_every_row_is_archived_exactly_once() {
 
 #[tokio::test]
 async fn an_s3_outage_prevents_rotation_and_the_next_run_archives_everything() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     let rotator = rotator();
     let mut issued = queries(&server, 1, 5);
     rotator
@@ -137,7 +136,7 @@ async fn an_s3_outage_prevents_rotation_and_the_next_run_archives_everything() {
 
 #[tokio::test]
 async fn a_failure_between_parts_resumes_without_duplicates() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     let rotator = rotator();
     let mut issued = queries(&server, 1, 4);
     rotator
@@ -167,7 +166,7 @@ async fn a_failure_between_parts_resumes_without_duplicates() {
 
 #[tokio::test]
 async fn an_outside_rotation_is_a_warning_and_its_rows_are_archived() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     let rotator = rotator();
     let mut issued = queries(&server, 1, 3);
     rotator
@@ -212,7 +211,7 @@ async fn an_outside_rotation_is_a_warning_and_its_rows_are_archived() {
 
 #[tokio::test]
 async fn a_rotation_just_before_our_call_is_reported_as_a_gap() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     let rotator = rotator();
     queries(&server, 1, 3);
     rotator
@@ -258,7 +257,7 @@ async fn a_rotation_just_before_our_call_is_reported_as_a_gap() {
 
 #[tokio::test]
 async fn a_rotation_after_the_archive_is_archived_not_dropped() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     let rotator = rotator();
     let mut issued = queries(&server, 1, 3);
     rotator
@@ -288,7 +287,7 @@ async fn a_rotation_after_the_archive_is_archived_not_dropped() {
 }
 
 /// Every archived part's key and the sql of its rows, slow log.
-fn parts(store: &MemoryStore) -> Vec<(String, Vec<String>)> {
+fn parts(store: &InMemoryArchive) -> Vec<(String, Vec<String>)> {
     let objects = store.objects.lock().unwrap();
     objects
         .iter()
@@ -310,7 +309,7 @@ fn parts(store: &MemoryStore) -> Vec<(String, Vec<String>)> {
 
 #[tokio::test]
 async fn a_backup_replaced_under_a_resume_is_detected_before_anything_is_written() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     let rotator = Rotator {
         settings: Settings {
             logs: vec![Log::Slow],
@@ -381,7 +380,7 @@ async fn a_backup_replaced_under_a_resume_is_detected_before_anything_is_written
 
 #[tokio::test]
 async fn the_backup_is_read_once_however_many_parts() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     let rotator = Rotator {
         settings: Settings {
             logs: vec![Log::Slow],
@@ -416,7 +415,7 @@ async fn the_backup_is_read_once_however_many_parts() {
 
 #[tokio::test]
 async fn a_second_run_skips_while_the_first_holds_the_lock() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     let rotator = rotator();
     let mut first = server.session();
     assert!(first.try_lock(LOCK_NAME).await.unwrap());
@@ -432,7 +431,7 @@ async fn a_second_run_skips_while_the_first_holds_the_lock() {
 
 #[tokio::test]
 async fn pre_checks_skip_with_the_reason_and_dry_runs_write_nothing() {
-    let server = MemoryServer::default();
+    let server = InMemoryServer::default();
     queries(&server, 1, 3);
     server.rotate(Log::Slow);
     let rotator = rotator();
@@ -465,7 +464,7 @@ async fn pre_checks_skip_with_the_reason_and_dry_runs_write_nothing() {
             "slow_query_log is OFF",
         ),
     ] {
-        let server = MemoryServer::default();
+        let server = InMemoryServer::default();
         change(&mut server.inner.lock().unwrap().state);
         let report = rotator
             .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")

@@ -1,64 +1,21 @@
-//! What the server reports before a rotation, and an in-memory server that
-//! behaves like RDS's log tables for the domain tests.
+//! In-memory doubles of the ports for tests and benches (feature
+//! `testing`; release builds never compile them): a server that behaves like
+//! RDS's log tables, and an archive store.
 
 use crate::log_table::Log;
-use crate::ports::{DbError, LogDb, Row, RowStream};
-use std::collections::HashMap;
+use crate::ports::{ArchiveStore, DbError, LogDb, Row, RowStream, StoreError};
+use crate::preflight::ServerState;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-
-/// What the pre-checks look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerState {
-    /// `@@log_output`, such as "TABLE" or "FILE,TABLE".
-    pub log_output: String,
-    pub slow_log_on: bool,
-    pub general_log_on: bool,
-    pub read_only: bool,
-    /// Which rotate procedures exist in `mysql`.
-    pub procedures: Vec<String>,
-}
-
-impl ServerState {
-    /// Why `log` cannot be rotated here, or None.
-    pub fn skip_reason(&self, log: Log) -> Option<String> {
-        if !self
-            .log_output
-            .split(',')
-            .any(|o| o.trim().eq_ignore_ascii_case("TABLE"))
-        {
-            return Some(format!(
-                "log_output is {:?}: the log is not written to a table",
-                self.log_output
-            ));
-        }
-        let on = match log {
-            Log::Slow => self.slow_log_on,
-            Log::General => self.general_log_on,
-        };
-        if !on {
-            return Some(format!("{} is OFF", log.enabled_variable()));
-        }
-        if self.read_only {
-            return Some("the server is read-only (a replica): rotate on the primary".into());
-        }
-        if !self.procedures.iter().any(|p| p == log.rotate_procedure()) {
-            return Some(format!(
-                "procedure mysql.{} does not exist: not an RDS MySQL server",
-                log.rotate_procedure()
-            ));
-        }
-        None
-    }
-}
 
 /// A server in memory. Clones share it, like connections to one server.
 #[derive(Debug, Clone)]
-pub struct MemoryServer {
-    pub inner: Arc<Mutex<MemoryInner>>,
+pub struct InMemoryServer {
+    pub inner: Arc<Mutex<InMemoryServerState>>,
 }
 
 #[derive(Debug)]
-pub struct MemoryInner {
+pub struct InMemoryServerState {
     pub state: ServerState,
     pub tables: HashMap<String, Vec<Row>>,
     pub lock_holder: Option<u64>,
@@ -74,13 +31,13 @@ pub struct MemoryInner {
 pub const SLOW_COLUMNS: [&str; 3] = ["start_time", "query_time", "sql_text"];
 pub const GENERAL_COLUMNS: [&str; 2] = ["event_time", "argument"];
 
-impl Default for MemoryServer {
+impl Default for InMemoryServer {
     fn default() -> Self {
         let mut tables = HashMap::new();
         tables.insert("slow_log".to_owned(), Vec::new());
         tables.insert("general_log".to_owned(), Vec::new());
         Self {
-            inner: Arc::new(Mutex::new(MemoryInner {
+            inner: Arc::new(Mutex::new(InMemoryServerState {
                 state: ServerState {
                     log_output: "TABLE".into(),
                     slow_log_on: true,
@@ -102,11 +59,11 @@ impl Default for MemoryServer {
     }
 }
 
-impl MemoryServer {
-    pub fn session(&self) -> MemorySession {
+impl InMemoryServer {
+    pub fn session(&self) -> InMemorySession {
         let mut inner = self.inner.lock().expect("not poisoned");
         inner.next_session += 1;
-        MemorySession {
+        InMemorySession {
             server: self.clone(),
             id: inner.next_session,
         }
@@ -148,13 +105,13 @@ fn columns_of(table: &str) -> Vec<String> {
     names.iter().map(|c| (*c).to_owned()).collect()
 }
 
-pub struct MemoryRows {
-    server: MemoryServer,
+pub struct InMemoryRows {
+    server: InMemoryServer,
     columns: Vec<String>,
     rows: std::vec::IntoIter<Row>,
 }
 
-impl RowStream for MemoryRows {
+impl RowStream for InMemoryRows {
     fn columns(&self) -> &[String] {
         &self.columns
     }
@@ -168,12 +125,12 @@ impl RowStream for MemoryRows {
     }
 }
 
-pub struct MemorySession {
-    server: MemoryServer,
+pub struct InMemorySession {
+    server: InMemoryServer,
     id: u64,
 }
 
-impl MemorySession {
+impl InMemorySession {
     /// Performs the outside rotations injected before `operation`.
     fn before(&self, operation: &str) {
         let due: Vec<Log> = {
@@ -190,7 +147,7 @@ impl MemorySession {
     }
 }
 
-impl LogDb for MemorySession {
+impl LogDb for InMemorySession {
     async fn server_state(&mut self) -> Result<ServerState, DbError> {
         Ok(self
             .server
@@ -253,9 +210,9 @@ impl LogDb for MemorySession {
             .map(|row| (columns_of(table), row.clone())))
     }
 
-    type Rows<'a> = MemoryRows;
+    type Rows<'a> = InMemoryRows;
 
-    async fn rows(&mut self, table: &str) -> Result<MemoryRows, DbError> {
+    async fn rows(&mut self, table: &str) -> Result<InMemoryRows, DbError> {
         self.before(&format!("rows:{table}"));
         let rows: Vec<Row> = self
             .server
@@ -266,7 +223,7 @@ impl LogDb for MemorySession {
             .get(table)
             .ok_or_else(|| DbError::Failed(format!("Table 'mysql.{table}' doesn't exist")))?
             .clone();
-        Ok(MemoryRows {
+        Ok(InMemoryRows {
             server: self.server.clone(),
             columns: columns_of(table),
             rows: rows.into_iter(),
@@ -277,5 +234,64 @@ impl LogDb for MemorySession {
         self.before(&format!("rotate:{}", log.name()));
         self.server.rotate(log);
         Ok(())
+    }
+}
+
+/// Objects in memory; `failing` makes every call fail, like S3 answering 500.
+#[derive(Debug, Default)]
+pub struct InMemoryArchive {
+    pub objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    pub failing: Mutex<bool>,
+    /// Puts that succeed before every later one fails.
+    pub puts_before_failing: Mutex<Option<usize>>,
+}
+
+impl InMemoryArchive {
+    fn check(&self) -> Result<(), StoreError> {
+        if *self.failing.lock().expect("not poisoned") {
+            return Err(StoreError::Failed(
+                "InternalError: We encountered an internal error".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.objects
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+impl ArchiveStore for InMemoryArchive {
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &'static str,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut budget = self.puts_before_failing.lock().expect("not poisoned");
+        if let Some(left) = budget.as_mut() {
+            if *left == 0 {
+                return Err(StoreError::Failed(
+                    "InternalError: We encountered an internal error".into(),
+                ));
+            }
+            *left -= 1;
+        }
+        self.objects
+            .lock()
+            .expect("not poisoned")
+            .insert(key.to_owned(), body);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        Ok(self.objects.lock().expect("not poisoned").get(key).cloned())
     }
 }
