@@ -110,12 +110,7 @@ bold "snapshot-copier: tagged snapshots in moto us-east-1, copied to us-west-2 a
 seed_snapshot_copier
 echo "> before"
 for region in us-east-1 us-west-2 eu-west-1; do ec2_demo show "$region"; done
-python3 - events/snapshot-copier/01-create-snapshot-succeeded.json "$announced" "$work/created.json" <<'PY'
-import json, sys
-event = json.load(open(sys.argv[1]))
-event["detail"]["snapshot_id"] = f"arn:aws:ec2::us-east-1:snapshot/{sys.argv[2]}"
-json.dump(event, open(sys.argv[3], "w"))
-PY
+local_event_snapshot_copier events/snapshot-copier/01-create-snapshot-succeeded.json "$work/created.json"
 for event in "$work/created.json" events/snapshot-copier/02-create-snapshot-failed.json events/snapshot-copier/04-scheduled-sweep.json; do
   echo
   echo "> $(basename "$event" | sed 's/^created.json$/01-create-snapshot-succeeded.json (with the real id)/')"

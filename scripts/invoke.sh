@@ -38,6 +38,9 @@ echo "invoking $fn with $(basename "$event")"
 if [ "$fn" = cfn-responder ]; then
   cfn_local_event "$event" "$work/event.json"
   event=$work/event.json
+elif [ "$fn" = snapshot-copier ] && grep -q 'arn:aws:ec2::us-east-1:snapshot/' "$event"; then
+  local_event_snapshot_copier "$event" "$work/event.json"
+  event=$work/event.json
 fi
 status=0
 invoke "$fn" "$event" "$work/response.json" --output-format json || status=$?

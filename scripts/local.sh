@@ -108,6 +108,18 @@ seed_snapshot_copier() {
   announced=$(ec2_demo setup)
 }
 
+# local_event_snapshot_copier EVENT OUT: EVENT with its us-east-1 snapshot ids
+# (made up in the samples, unknown to moto) replaced by the seeded one.
+local_event_snapshot_copier() {
+  python3 - "$1" "$announced" "$2" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+text = re.sub(r"(arn:aws:ec2::us-east-1:snapshot/)snap-[0-9a-f]+", lambda m: m.group(1) + sys.argv[2], text)
+open(sys.argv[3], "w").write(text)
+PY
+  grep -q "snapshot/$announced\"" "$2" || { echo "$1: no us-east-1 snapshot id to replace" >&2; return 1; }
+}
+
 # The worker's aws CLI (pointed at moto) and a recorder instead of shutdown,
 # for running a worker's user data locally.
 services_transcode_launcher() {
