@@ -90,6 +90,22 @@ impl RuntimeApi {
         self.addr.to_string()
     }
 
+    /// Invokes with `time` left and checks the answer came before that
+    /// deadline; panics on a transport error.
+    pub async fn invoke_before_deadline(&self, event: Value, time: Duration) -> Invocation {
+        let deadline = Instant::now() + time;
+        let answer = self
+            .invoke(event, time)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            answer.finished <= deadline,
+            "answered {:?} after the deadline",
+            answer.finished - deadline
+        );
+        answer
+    }
+
     /// Sends `payload` with `timeout` as the function's remaining time and
     /// waits (up to `timeout` plus a grace) for its answer.
     pub async fn invoke(&self, payload: Value, timeout: Duration) -> anyhow::Result<Invocation> {

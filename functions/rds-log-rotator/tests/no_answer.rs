@@ -5,24 +5,11 @@
 mod common;
 
 use common::{BUCKET, INSTANCE, scheduled, start};
-use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use suite_tests::function::FunctionProcess;
 use suite_tests::http::SilentServer;
-use suite_tests::runtime_api::{Invocation, RuntimeApi};
-
-/// Invokes with `time` left and checks the answer came before that deadline.
-async fn invoke_within(api: &RuntimeApi, event: Value, time: Duration) -> Invocation {
-    let deadline = Instant::now() + time;
-    let answer = api.invoke(event, time).await.expect("an answer");
-    assert!(
-        answer.finished <= deadline,
-        "answered {:?} after the deadline",
-        answer.finished - deadline
-    );
-    answer
-}
+use suite_tests::runtime_api::RuntimeApi;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_rds_api_fails_the_target_before_the_deadline() {
@@ -49,7 +36,9 @@ async fn a_hung_rds_api_fails_the_target_before_the_deadline() {
         &api.host_port(),
         &env,
     );
-    let answer = invoke_within(&api, scheduled(), Duration::from_secs(6)).await;
+    let answer = api
+        .invoke_before_deadline(scheduled(), Duration::from_secs(6))
+        .await;
     let error = answer.result.expect_err("the run fails");
     assert_eq!(error["errorType"], "RotationFailed", "{error}");
     assert!(
@@ -67,7 +56,10 @@ async fn a_hung_s3_fails_the_target_before_the_deadline_and_the_next_run_loses_n
         .rotator(1, &[("AWS_ENDPOINT_URL_S3", &silent.endpoint())])
         .await;
     let issued = stack.markers(1, 10);
-    let answer = invoke_within(&hung.api, scheduled(), Duration::from_secs(8)).await;
+    let answer = hung
+        .api
+        .invoke_before_deadline(scheduled(), Duration::from_secs(8))
+        .await;
     let error = answer.result.expect_err("the run fails");
     assert_eq!(error["errorType"], "RotationFailed", "{error}");
     assert!(silent.connections() > 0, "S3 was really called");
@@ -98,7 +90,10 @@ async fn a_silent_database_fails_alone_and_frees_its_slot_for_the_others() {
         .rotator(1, &[("DB_INSTANCES", &instances), ("CONCURRENCY", "1")])
         .await;
     let issued = stack.markers(1, 5);
-    let answer = invoke_within(&rotator.api, scheduled(), Duration::from_secs(40)).await;
+    let answer = rotator
+        .api
+        .invoke_before_deadline(scheduled(), Duration::from_secs(40))
+        .await;
     let error = answer.result.expect_err("the run fails");
     assert_eq!(error["errorType"], "RotationFailed", "{error}");
     let message = error["errorMessage"].as_str().unwrap();
