@@ -4,6 +4,8 @@ use crate::ports::{ArchiveStore, Connector};
 use crate::rotator::{Rotator, TargetReport};
 use futures_util::StreamExt;
 use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use shared::metrics::Emf;
 use std::time::{Duration, SystemTime};
@@ -40,8 +42,23 @@ pub struct Request {
     pub dry_run: bool,
 }
 
+/// A manual run; both fields are optional.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ManualRun {
+    /// Absent: every target. `null` is refused, as any other non-list is.
+    #[serde(default, deserialize_with = "instance_list")]
+    instances: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "flag")]
+    dry_run: bool,
+}
+
+/// `ManualRun`'s fields as the event spells them.
+const MANUAL_FIELDS: [&str; 2] = ["instances", "dryRun"];
+
 /// An EventBridge "Scheduled Event", or `{"instances": [...], "dryRun": true}`.
 pub fn parse(event: &Value) -> Result<Request, HandlerError> {
+    // The rest of a scheduled event is EventBridge's: only its type is read.
     if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
         return Ok(Request {
             instances: None,
@@ -51,48 +68,101 @@ pub fn parse(event: &Value) -> Result<Request, HandlerError> {
     let Some(object) = event.as_object() else {
         return Err(HandlerError::InvalidEvent("expected a JSON object".into()));
     };
-    if let Some(unknown) = object
-        .keys()
-        .find(|k| !["instances", "dryRun"].contains(&k.as_str()))
-    {
+    // Unknown fields are refused before any value is read: an event meant
+    // for another function is named as such, not by its first odd value.
+    if let Some(unknown) = object.keys().find(|k| !MANUAL_FIELDS.contains(&k.as_str())) {
         return Err(HandlerError::InvalidEvent(format!(
             "unknown field {unknown:?}: expected a Scheduled Event or {{\"instances\": [...], \"dryRun\": bool}}"
         )));
     }
-    let dry_run = match object.get("dryRun") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(HandlerError::InvalidEvent(format!(
-                "dryRun: expected true or false, got {other}"
-            )));
+    let run: ManualRun = serde_path_to_error::deserialize(event)
+        .map_err(|e| HandlerError::InvalidEvent(format!("{}: {}", e.path(), e.inner())))?;
+    Ok(Request {
+        instances: run.instances,
+        dry_run: run.dry_run,
+    })
+}
+
+/// `true` or `false`, nothing else (not even `null`).
+fn flag<'de, D: Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    match Value::deserialize(value)? {
+        Value::Bool(b) => Ok(b),
+        other => Err(de::Error::custom(format!(
+            "expected true or false, got {other}"
+        ))),
+    }
+}
+
+fn instance_list<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Vec<String>>, D::Error> {
+    value.deserialize_any(InstanceList).map(Some)
+}
+
+/// A list of instance identifiers, read item by item so that a bad one is
+/// named by its index; anything but a list is refused showing it as JSON.
+struct InstanceList;
+
+fn not_a_list<E: de::Error>(got: Value) -> E {
+    E::custom(format!("expected an array of identifiers, got {got}"))
+}
+
+impl<'de> Visitor<'de> for InstanceList {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of identifiers")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Vec<String>, A::Error> {
+        let mut ids = Vec::new();
+        while let Some(InstanceId(id)) = items.next_element()? {
+            ids.push(id);
         }
-    };
-    let instances = match object.get("instances") {
-        None => None,
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    v.as_str()
-                        .filter(|s| crate::target::is_instance_id(s))
-                        .map(str::to_owned)
-                        .ok_or_else(|| {
-                            HandlerError::InvalidEvent(format!(
-                                "instances[{i}]: {v} is not a DB instance identifier"
-                            ))
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        Some(other) => {
-            return Err(HandlerError::InvalidEvent(format!(
-                "instances: expected an array of identifiers, got {other}"
-            )));
+        Ok(ids)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<String>, E> {
+        Err(not_a_list(Value::Null))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Vec<String>, E> {
+        Err(not_a_list(v.into()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Vec<String>, E> {
+        Err(not_a_list(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Vec<String>, E> {
+        Err(not_a_list(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Vec<String>, E> {
+        Err(not_a_list(v.into()))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+        Err(not_a_list(v.into()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Vec<String>, A::Error> {
+        let object = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Err(not_a_list(object))
+    }
+}
+
+/// A DB instance identifier (see [`crate::target::is_instance_id`]).
+struct InstanceId(String);
+
+impl<'de> Deserialize<'de> for InstanceId {
+    fn deserialize<D: Deserializer<'de>>(value: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(value)?;
+        match value.as_str() {
+            Some(id) if crate::target::is_instance_id(id) => Ok(InstanceId(id.to_owned())),
+            _ => Err(de::Error::custom(format!(
+                "{value} is not a DB instance identifier"
+            ))),
         }
-    };
-    Ok(Request { instances, dry_run })
+    }
 }
 
 /// Time kept after the targets are cut off, to report and answer.
@@ -269,6 +339,96 @@ mod tests {
         ] {
             let message = parse(&bad).unwrap_err().to_string();
             assert!(message.contains(field), "{field}: {message}");
+        }
+    }
+
+    /// The texts a caller reads, word for word, including which problem
+    /// an event with several is refused for.
+    #[test]
+    fn invalid_events_are_refused_with_the_same_texts() {
+        let hint = r#"expected a Scheduled Event or {"instances": [...], "dryRun": bool}"#;
+        for (bad, text) in [
+            (json!(["orders-db"]), "expected a JSON object".to_owned()),
+            (json!("Scheduled Event"), "expected a JSON object".into()),
+            (json!(null), "expected a JSON object".into()),
+            (
+                json!({"detail-type": "Object Created", "detail": {}}),
+                format!("unknown field \"detail\": {hint}"),
+            ),
+            (
+                json!({"dryRun": "yes", "zone": 1}),
+                format!("unknown field \"zone\": {hint}"),
+            ),
+            (
+                json!({"dryRun": null}),
+                "dryRun: expected true or false, got null".into(),
+            ),
+            (
+                json!({"instances": [5], "dryRun": 1}),
+                "dryRun: expected true or false, got 1".into(),
+            ),
+            (
+                json!({"instances": "orders-db"}),
+                r#"instances: expected an array of identifiers, got "orders-db""#.into(),
+            ),
+            (
+                json!({"instances": null}),
+                "instances: expected an array of identifiers, got null".into(),
+            ),
+            (
+                json!({"instances": {"id": "orders-db"}}),
+                r#"instances: expected an array of identifiers, got {"id":"orders-db"}"#.into(),
+            ),
+            (
+                json!({"instances": 1.5}),
+                "instances: expected an array of identifiers, got 1.5".into(),
+            ),
+            (
+                json!({"instances": -3}),
+                "instances: expected an array of identifiers, got -3".into(),
+            ),
+            (
+                json!({"instances": false}),
+                "instances: expected an array of identifiers, got false".into(),
+            ),
+            (
+                json!({"instances": ["ok", "9x"]}),
+                r#"instances[1]: "9x" is not a DB instance identifier"#.into(),
+            ),
+            (
+                json!({"instances": ["ok", ["a"]]}),
+                r#"instances[1]: ["a"] is not a DB instance identifier"#.into(),
+            ),
+            (
+                json!({"instances": [null]}),
+                "instances[0]: null is not a DB instance identifier".into(),
+            ),
+        ] {
+            let error = parse(&bad).unwrap_err();
+            assert!(matches!(error, HandlerError::InvalidEvent(_)), "{bad}");
+            assert_eq!(error.to_string(), format!("invalid event: {text}"), "{bad}");
+        }
+        let every = |dry_run| Request {
+            instances: None,
+            dry_run,
+        };
+        for (good, request) in [
+            (json!({}), every(false)),
+            (json!({"dryRun": false}), every(false)),
+            (json!({"dryRun": true}), every(true)),
+            (
+                json!({"detail-type": "Scheduled Event", "dryRun": "yes", "x": 1}),
+                every(false),
+            ),
+            (
+                json!({"instances": []}),
+                Request {
+                    instances: Some(vec![]),
+                    dry_run: false,
+                },
+            ),
+        ] {
+            assert_eq!(parse(&good).unwrap(), request, "{good}");
         }
     }
 }
