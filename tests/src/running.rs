@@ -2,6 +2,7 @@
 //! every function's integration tests start their binary with.
 
 use crate::function::FunctionProcess;
+use crate::http::SilentServer;
 use crate::runtime_api::{Invocation, RuntimeApi};
 use serde_json::Value;
 use std::path::Path;
@@ -89,6 +90,21 @@ impl Running {
     /// and `env`, polling a fresh Runtime API stand-in.
     pub async fn start(binary: impl AsRef<Path>, env: &Env) -> Running {
         Running::start_many(binary, env, 1).await
+    }
+
+    /// One process of `binary` whose every AWS call goes to a server that
+    /// accepts the connection and never answers (the "no answer" tests),
+    /// with the test credentials and then `env` (which wins). The server
+    /// comes back with it, to count the calls the function made.
+    pub async fn start_with_silent_aws(
+        binary: impl AsRef<Path>,
+        env: &Env,
+    ) -> (Running, SilentServer) {
+        let silent = SilentServer::start()
+            .await
+            .expect("the silent server starts");
+        let env = Env::aws(&silent.endpoint()).extend(env.as_pairs());
+        (Running::start(binary, &env).await, silent)
     }
 
     /// `count` processes polling one API: that many invocations run at once,
@@ -179,8 +195,9 @@ mod tests {
     }
 
     /// A stand-in function: prints that it is ready, then answers each
-    /// event with the event, its pid and the variables the test reads,
-    /// after sleeping the event's "sleep" seconds.
+    /// event with the event, its pid, the variables the test reads and
+    /// those the event names in "env", after sleeping the event's "sleep"
+    /// seconds.
     const ECHO: &str = r#"#!/usr/bin/python3
 import json, os, sys, time, urllib.request
 api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
@@ -192,7 +209,8 @@ def serve():
             event = json.load(r)
         time.sleep(event.get("sleep", 0))
         answer = {"event": event, "pid": os.getpid(),
-                  "GREETING": os.environ.get("GREETING"), "HOME": os.environ.get("HOME")}
+                  "GREETING": os.environ.get("GREETING"), "HOME": os.environ.get("HOME"),
+                  "env": {name: os.environ.get(name) for name in event.get("env", [])}}
         urllib.request.urlopen(urllib.request.Request(
             api + request_id + "/response", data=json.dumps(answer).encode(), method="POST")).read()
 try:
@@ -275,6 +293,39 @@ sys.exit(1)
         );
         let pid = |i: &Invocation| i.result.as_ref().unwrap()["pid"].clone();
         assert_ne!(pid(&first), pid(&second), "each ran in its own process");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn silent_aws_is_the_endpoint_the_function_is_given() {
+        let env = Env::new().set("GREETING", "hi");
+        let (running, silent) = Running::start_with_silent_aws(echo_function(), &env).await;
+        let names = [
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ];
+        let body = running
+            .invoke(json!({ "env": names }))
+            .await
+            .result
+            .expect("the echo answers");
+        assert_eq!(body["env"]["AWS_ENDPOINT_URL"], silent.endpoint());
+        assert_eq!(body["env"]["AWS_ACCESS_KEY_ID"], "testing");
+        assert_eq!(body["env"]["AWS_SECRET_ACCESS_KEY"], "testing");
+        assert_eq!(body["GREETING"], "hi", "the caller's env is kept");
+
+        let endpoint = "http://127.0.0.1:9";
+        let env = Env::new().set("AWS_ENDPOINT_URL", endpoint);
+        let (running, _silent) = Running::start_with_silent_aws(echo_function(), &env).await;
+        let body = running
+            .invoke(json!({ "env": names }))
+            .await
+            .result
+            .unwrap();
+        assert_eq!(
+            body["env"]["AWS_ENDPOINT_URL"], endpoint,
+            "the caller's env wins"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
