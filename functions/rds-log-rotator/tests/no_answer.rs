@@ -4,21 +4,14 @@
 
 mod common;
 
-use common::{BUCKET, INSTANCE, scheduled, start};
-use std::path::Path;
+use common::{BUCKET, INSTANCE, RUN_TIME, scheduled, start};
 use std::time::Duration;
-use suite_tests::function::FunctionProcess;
 use suite_tests::http::SilentServer;
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_rds_api_fails_the_target_before_the_deadline() {
-    let silent = SilentServer::start().await.unwrap();
-    let api = RuntimeApi::start().await.unwrap();
-    let env: Vec<(String, String)> = [
-        ("AWS_ENDPOINT_URL", silent.endpoint().as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    let env = Env::new().extend(&[
         // No host: connecting asks DescribeDBInstances for the endpoint.
         ("DB_INSTANCES", INSTANCE),
         ("DB_TLS", "disabled"),
@@ -27,16 +20,10 @@ async fn a_hung_rds_api_fails_the_target_before_the_deadline() {
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-AbCdEf",
         ),
         ("ARCHIVE_BUCKET", BUCKET),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let _function = FunctionProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_rds-log-rotator")),
-        &api.host_port(),
-        &env,
-    );
-    let answer = api
+    ]);
+    let (function, silent) =
+        Running::start_with_silent_aws(env!("CARGO_BIN_EXE_rds-log-rotator"), &env).await;
+    let answer = function
         .invoke_before_deadline(scheduled(), Duration::from_secs(6))
         .await;
     let error = answer.result.expect_err("the run fails");
@@ -57,7 +44,6 @@ async fn a_hung_s3_fails_the_target_before_the_deadline_and_the_next_run_loses_n
         .await;
     let issued = stack.markers(1, 10);
     let answer = hung
-        .api
         .invoke_before_deadline(scheduled(), Duration::from_secs(8))
         .await;
     let error = answer.result.expect_err("the run fails");
@@ -70,7 +56,11 @@ async fn a_hung_s3_fails_the_target_before_the_deadline_and_the_next_run_loses_n
     assert_eq!(live.trim(), "10");
 
     let healthy = stack.rotator(1, &[]).await;
-    healthy.invoke(scheduled()).await.unwrap();
+    healthy
+        .invoke_within(scheduled(), RUN_TIME)
+        .await
+        .result
+        .unwrap();
     stack.assert_archived_exactly_once(&issued).await;
 }
 
@@ -91,7 +81,6 @@ async fn a_silent_database_fails_alone_and_frees_its_slot_for_the_others() {
         .await;
     let issued = stack.markers(1, 5);
     let answer = rotator
-        .api
         .invoke_before_deadline(scheduled(), Duration::from_secs(40))
         .await;
     let error = answer.result.expect_err("the run fails");

@@ -3,19 +3,21 @@
 #![allow(dead_code)]
 
 use flate2::read::GzDecoder;
+use rds_log_rotator::FUNCTION_NAME;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
-use suite_tests::function::FunctionProcess;
+use suite_tests::events::sample;
 use suite_tests::mariadb::{MariaDb, PASSWORD, USER};
 use suite_tests::moto::Moto;
-use suite_tests::process::workspace_root;
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 
 pub const BUCKET: &str = "rds-archive";
 pub const INSTANCE: &str = "orders-db";
+/// The time each invocation is given: runs against MariaDB and moto take
+/// seconds, a few of them many.
+pub const RUN_TIME: Duration = Duration::from_secs(120);
 
 pub struct Stack {
     pub db: MariaDb,
@@ -45,48 +47,32 @@ pub async fn start() -> Stack {
     }
 }
 
-/// A rotator process and its Runtime API.
-pub struct Rotator {
-    pub api: RuntimeApi,
-    processes: Vec<FunctionProcess>,
-}
-
 impl Stack {
-    pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut env = self.moto.env();
-        for (k, v) in [
-            (
-                "DB_INSTANCES",
-                format!("{INSTANCE}=127.0.0.1:{}", self.db.port),
-            ),
-            ("SECRET_ARN", self.secret_arn.clone()),
-            ("DB_TLS", "disabled".into()),
-            ("ARCHIVE_BUCKET", BUCKET.into()),
-            ("S3_FORCE_PATH_STYLE", "true".into()),
-        ] {
-            env.push((k.to_owned(), v));
-        }
-        for (k, v) in extra {
-            env.retain(|(name, _)| name != k);
-            env.push(((*k).to_owned(), (*v).to_owned()));
-        }
-        env
+    /// The rotator's environment against this stack, then `extra` (later
+    /// entries win).
+    pub fn env(&self, extra: &[(&str, &str)]) -> Env {
+        Env::from(self.moto.env())
+            .extend(&[
+                (
+                    "DB_INSTANCES",
+                    format!("{INSTANCE}=127.0.0.1:{}", self.db.port).as_str(),
+                ),
+                ("SECRET_ARN", &self.secret_arn),
+                ("DB_TLS", "disabled"),
+                ("ARCHIVE_BUCKET", BUCKET),
+                ("S3_FORCE_PATH_STYLE", "true"),
+            ])
+            .extend(extra)
     }
 
     /// `processes` rotator processes polling one Runtime API.
-    pub async fn rotator(&self, processes: usize, extra: &[(&str, &str)]) -> Rotator {
-        let api = RuntimeApi::start().await.unwrap();
-        let env = self.env(extra);
-        let processes = (0..processes)
-            .map(|_| {
-                FunctionProcess::spawn(
-                    Path::new(env!("CARGO_BIN_EXE_rds-log-rotator")),
-                    &api.host_port(),
-                    &env,
-                )
-            })
-            .collect();
-        Rotator { api, processes }
+    pub async fn rotator(&self, processes: usize, extra: &[(&str, &str)]) -> Running {
+        Running::start_many(
+            env!("CARGO_BIN_EXE_rds-log-rotator"),
+            &self.env(extra),
+            processes,
+        )
+        .await
     }
 
     /// Statements that each leave one row in slow_log and one in
@@ -172,28 +158,8 @@ impl Stack {
     }
 }
 
-impl Rotator {
-    /// Every line the processes wrote so far.
-    pub fn logs(&self) -> Vec<String> {
-        self.processes.iter().flat_map(|p| p.logs()).collect()
-    }
-
-    pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
-        self.api
-            .invoke(event, Duration::from_secs(120))
-            .await
-            .unwrap()
-            .result
-    }
-}
-
-pub fn sample(name: &str) -> Value {
-    let path = workspace_root().join("events/rds-log-rotator").join(name);
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
 pub fn scheduled() -> Value {
-    sample("01-scheduled.json")
+    sample(FUNCTION_NAME, "01-scheduled.json")
 }
 
 /// The report for one log of the only target.
