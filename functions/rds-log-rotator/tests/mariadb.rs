@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BUCKET, INSTANCE, RUN_TIME, log_report, scheduled, start};
+use common::{BUCKET, INSTANCE, invoke, log_report, scheduled, start};
 use rds_log_rotator::FUNCTION_NAME;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -18,11 +18,7 @@ async fn over_many_rounds_every_row_lands_in_the_archive_exactly_once() {
     let mut issued = Vec::new();
     for round in 1..=4 {
         issued.extend(stack.markers(round, 25));
-        let answer = rotator
-            .invoke_within(scheduled(), RUN_TIME)
-            .await
-            .result
-            .unwrap();
+        let answer = invoke(&rotator, scheduled()).await.unwrap();
         for log in ["slow", "general"] {
             let report = log_report(&answer, log);
             assert_eq!(report["rotated"], true, "{answer}");
@@ -47,11 +43,7 @@ async fn over_many_rounds_every_row_lands_in_the_archive_exactly_once() {
     stack.assert_archived_exactly_once(&issued).await;
 
     // The digest of the last run, and its watermark, next to the archive.
-    let answer = rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    let answer = invoke(&rotator, scheduled()).await.unwrap();
     let digest_key = answer["targets"][0]["digest"].as_str().unwrap();
     assert!(
         digest_key.starts_with(&format!("rds-logs/slow/instance={INSTANCE}/dt=")),
@@ -84,11 +76,7 @@ async fn the_digest_ranks_the_worst_statements() {
          SELECT 'quick' AS q;",
     );
     let rotator = stack.rotator(1, &[("LOGS", "slow")]).await;
-    let answer = rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    let answer = invoke(&rotator, scheduled()).await.unwrap();
     let top = &answer["targets"][0]["topQueries"][0];
     assert_eq!(
         top["fingerprint"], "select sleep(?) from dual where ? in (?+)",
@@ -120,11 +108,7 @@ async fn no_sql_literal_appears_in_the_function_output() {
     let rotator = stack
         .rotator(1, &[("LOGS", "slow"), ("AWS_LAMBDA_LOG_LEVEL", "DEBUG")])
         .await;
-    let answer = rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    let answer = invoke(&rotator, scheduled()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = rotator.logs().join("\n");
     assert!(
@@ -162,11 +146,8 @@ async fn two_runs_at_once_one_skips_and_nothing_is_lost_or_doubled() {
     let slow_s3 = format!("http://{slow_s3}");
     let rotator = stack.rotator(2, &[("AWS_ENDPOINT_URL_S3", &slow_s3)]).await;
     let mut issued = stack.markers(1, 20);
-    let (a, b) = tokio::join!(
-        rotator.invoke_within(scheduled(), RUN_TIME),
-        rotator.invoke_within(scheduled(), RUN_TIME)
-    );
-    let (a, b) = (a.result.unwrap(), b.result.unwrap());
+    let (a, b) = tokio::join!(invoke(&rotator, scheduled()), invoke(&rotator, scheduled()));
+    let (a, b) = (a.unwrap(), b.unwrap());
     let skipped: Vec<&Value> = [&a, &b]
         .into_iter()
         .filter(|r| r["targets"][0]["skipped"].is_string())
@@ -179,11 +160,7 @@ async fn two_runs_at_once_one_skips_and_nothing_is_lost_or_doubled() {
             .contains("already running")
     );
     issued.extend(stack.markers(2, 20));
-    rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    invoke(&rotator, scheduled()).await.unwrap();
     stack.assert_archived_exactly_once(&issued).await;
 }
 
@@ -192,11 +169,7 @@ async fn an_s3_outage_rotates_nothing_and_the_next_run_archives_everything() {
     let stack = start().await;
     let healthy = stack.rotator(1, &[]).await;
     let mut issued = stack.markers(1, 10);
-    healthy
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    invoke(&healthy, scheduled()).await.unwrap();
     issued.extend(stack.markers(2, 10));
     let backup_before = stack.db.sql("SELECT COUNT(*) FROM mysql.slow_log_backup");
 
@@ -210,11 +183,7 @@ async fn an_s3_outage_rotates_nothing_and_the_next_run_archives_everything() {
     .unwrap();
     let failing = format!("http://{failing}");
     let broken = stack.rotator(1, &[("AWS_ENDPOINT_URL_S3", &failing)]).await;
-    let error = broken
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap_err();
+    let error = invoke(&broken, scheduled()).await.unwrap_err();
     assert_eq!(error["errorType"], "RotationFailed", "{error}");
     assert!(
         error["errorMessage"]
@@ -233,11 +202,7 @@ async fn an_s3_outage_rotates_nothing_and_the_next_run_archives_everything() {
         .sql("SELECT COUNT(*) FROM mysql.slow_log WHERE sql_text LIKE 'SELECT ''marker-2-%'");
     assert_eq!(live.trim(), "10");
 
-    healthy
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    invoke(&healthy, scheduled()).await.unwrap();
     stack.assert_archived_exactly_once(&issued).await;
 }
 
@@ -271,19 +236,11 @@ async fn a_run_failing_between_parts_resumes_where_it_stopped() {
         )
         .await;
     let issued = stack.markers(1, 25);
-    broken
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap_err();
+    invoke(&broken, scheduled()).await.unwrap_err();
     assert_eq!(stack.archive().await["slow"].len(), 10, "one part archived");
     // The next run reads the backup once more, from the 11th row on.
     let healthy = stack.rotator(1, &settings).await;
-    let answer = healthy
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    let answer = invoke(&healthy, scheduled()).await.unwrap();
     let slow = log_report(&answer, "slow");
     assert!(
         slow["archivedRows"].as_u64().unwrap() >= 15,
@@ -304,22 +261,14 @@ async fn an_outside_rotation_is_a_gap_warning_and_loses_nothing() {
     let stack = start().await;
     let rotator = stack.rotator(1, &[]).await;
     let mut issued = stack.markers(1, 10);
-    rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    invoke(&rotator, scheduled()).await.unwrap();
     issued.extend(stack.markers(2, 10));
     // RDS rotating on its own, or someone calling the procedure by hand.
     stack
         .db
         .sql("CALL mysql.rds_rotate_slow_log(); CALL mysql.rds_rotate_general_log();");
     issued.extend(stack.markers(3, 10));
-    let answer = rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    let answer = invoke(&rotator, scheduled()).await.unwrap();
     for log in ["slow", "general"] {
         let report = log_report(&answer, log);
         assert!(
@@ -348,33 +297,21 @@ async fn pre_checks_skip_with_a_clear_reason() {
     };
 
     stack.db.sql("SET GLOBAL read_only = 1;");
-    let answer = rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    let answer = invoke(&rotator, scheduled()).await.unwrap();
     for reason in reasons(&answer) {
         assert!(reason.contains("read-only (a replica)"), "{reason}");
     }
     stack
         .db
         .sql("SET GLOBAL read_only = 0; SET GLOBAL log_output = 'FILE';");
-    let answer = rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    let answer = invoke(&rotator, scheduled()).await.unwrap();
     for reason in reasons(&answer) {
         assert!(reason.contains("log_output is \"FILE\""), "{reason}");
     }
     stack
         .db
         .sql("SET GLOBAL log_output = 'TABLE'; DROP PROCEDURE mysql.rds_rotate_slow_log;");
-    let answer = rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    let answer = invoke(&rotator, scheduled()).await.unwrap();
     let [slow, general] = reasons(&answer);
     assert!(
         slow.contains("procedure mysql.rds_rotate_slow_log does not exist"),
@@ -394,10 +331,8 @@ async fn a_dry_run_reports_and_changes_nothing() {
     let stack = start().await;
     let rotator = stack.rotator(1, &[]).await;
     stack.markers(1, 5);
-    let answer = rotator
-        .invoke_within(sample(FUNCTION_NAME, "02-manual-dry-run.json"), RUN_TIME)
+    let answer = invoke(&rotator, sample(FUNCTION_NAME, "02-manual-dry-run.json"))
         .await
-        .result
         .unwrap();
     assert_eq!(answer["dryRun"], true);
     assert!(
@@ -416,10 +351,8 @@ async fn a_dry_run_reports_and_changes_nothing() {
         .unwrap();
     assert_eq!(listed.key_count(), Some(0));
 
-    let error = rotator
-        .invoke_within(json!({"instances": ["other-db"]}), RUN_TIME)
+    let error = invoke(&rotator, json!({"instances": ["other-db"]}))
         .await
-        .result
         .unwrap_err();
     assert_eq!(error["errorType"], "TargetsUnavailable");
     assert!(
@@ -428,11 +361,7 @@ async fn a_dry_run_reports_and_changes_nothing() {
             .unwrap()
             .contains("\"other-db\" is not in DB_INSTANCES")
     );
-    let error = rotator
-        .invoke_within(json!({"dryrun": true}), RUN_TIME)
-        .await
-        .result
-        .unwrap_err();
+    let error = invoke(&rotator, json!({"dryrun": true})).await.unwrap_err();
     assert_eq!(error["errorType"], "InvalidEvent");
     assert!(
         error["errorMessage"]
@@ -561,11 +490,7 @@ async fn a_statement_time_limit_does_not_kill_the_archive_stream() {
             ],
         )
         .await;
-    let answer = rotator
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    let answer = invoke(&rotator, scheduled()).await.unwrap();
     let slow = log_report(&answer, "slow");
     assert_eq!(slow["rotated"], true, "{answer}");
     let archive = stack.archive().await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BUCKET, INSTANCE, RUN_TIME, scheduled, start};
+use common::{BUCKET, INSTANCE, invoke, scheduled, start};
 use std::time::Duration;
 use suite_tests::http::SilentServer;
 use suite_tests::running::{Env, Running};
@@ -56,11 +56,7 @@ async fn a_hung_s3_fails_the_target_before_the_deadline_and_the_next_run_loses_n
     assert_eq!(live.trim(), "10");
 
     let healthy = stack.rotator(1, &[]).await;
-    healthy
-        .invoke_within(scheduled(), RUN_TIME)
-        .await
-        .result
-        .unwrap();
+    invoke(&healthy, scheduled()).await.unwrap();
     stack.assert_archived_exactly_once(&issued).await;
 }
 

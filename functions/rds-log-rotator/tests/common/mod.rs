@@ -158,6 +158,11 @@ impl Stack {
     }
 }
 
+/// `event`'s answer from `rotator`, given [`RUN_TIME`].
+pub async fn invoke(rotator: &Running, event: Value) -> Result<Value, Value> {
+    rotator.invoke_within(event, RUN_TIME).await.result
+}
+
 pub fn scheduled() -> Value {
     sample(FUNCTION_NAME, "01-scheduled.json")
 }
