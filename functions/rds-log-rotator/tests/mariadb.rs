@@ -393,7 +393,7 @@ async fn discovery_finds_tagged_mysql_instances_only() {
     let rds = aws_sdk_rds::Client::new(&sdk);
     for (id, engine, tagged) in [
         ("orders-db", "mysql", true),
-        // moto cannot create MariaDB instances; aws.rs's unit test covers the engine.
+        // moto cannot create MariaDB instances; aws/rds.rs's unit test covers the engine.
         ("catalog-db", "mysql", true),
         ("reports-db", "postgres", true),
         ("scratch-db", "mysql", false),
