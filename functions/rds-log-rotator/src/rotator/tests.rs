@@ -14,6 +14,51 @@ fn rotator() -> Rotator<InMemoryArchive> {
     }
 }
 
+/// As [`rotator`], for the slow log only.
+fn slow_log_rotator() -> Rotator<InMemoryArchive> {
+    let rotator = rotator();
+    Rotator {
+        settings: Settings {
+            logs: vec![Log::Slow],
+            ..rotator.settings
+        },
+        ..rotator
+    }
+}
+
+/// A scheduled run (not a dry run) of `rotator` over `server`'s db1.
+async fn run(
+    rotator: &Rotator<InMemoryArchive>,
+    server: &InMemoryServer,
+    run_time: &str,
+) -> TargetReport {
+    rotator
+        .run_target(&mut server.session(), "db1", false, run_time)
+        .await
+}
+
+/// Each archive part whose key `keep` accepts, with its rows (gzip JSON
+/// lines).
+fn part_rows(
+    store: &InMemoryArchive,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<(String, Vec<serde_json::Value>)> {
+    let objects = store.objects.lock().unwrap();
+    objects
+        .iter()
+        .filter(|(key, _)| key.ends_with(".jsonl.gz") && keep(key))
+        .map(|(key, body)| {
+            let mut text = String::new();
+            GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
+            let rows = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            (key.clone(), rows)
+        })
+        .collect()
+}
+
 /// Every archived row's sql (slow) or argument (general), counted.
 fn archived(store: &InMemoryArchive, log: Log) -> HashMap<String, usize> {
     let field = if log == Log::Slow {
@@ -22,14 +67,9 @@ fn archived(store: &InMemoryArchive, log: Log) -> HashMap<String, usize> {
         "argument"
     };
     let mut seen = HashMap::new();
-    for (key, body) in store.objects.lock().unwrap().iter() {
-        if !key.ends_with(".jsonl.gz") || !key.contains(&format!("/{}/", log.name())) {
-            continue;
-        }
-        let mut text = String::new();
-        GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
-        for line in text.lines() {
-            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+    let folder = format!("/{}/", log.name());
+    for (_, rows) in part_rows(store, |key| key.contains(&folder)) {
+        for row in rows {
             *seen
                 .entry(row[field].as_str().unwrap().to_owned())
                 .or_default() += 1;
@@ -69,14 +109,7 @@ async fn over_many_rounds_every_row_is_archived_exactly_once() {
     let mut issued = Vec::new();
     for round in 1..=4 {
         issued.extend(queries(&server, round, 2 + round * 2));
-        let report = rotator
-            .run_target(
-                &mut server.session(),
-                "db1",
-                false,
-                &format!("2026-11-22 0{round}:30:00"),
-            )
-            .await;
+        let report = run(&rotator, &server, &format!("2026-11-22 0{round}:30:00")).await;
         assert!(!report.failed(), "{report:?}");
         assert!(
             report
@@ -111,14 +144,10 @@ async fn an_s3_outage_prevents_rotation_and_the_next_run_archives_everything() {
     let server = InMemoryServer::default();
     let rotator = rotator();
     let mut issued = queries(&server, 1, 5);
-    rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
-        .await;
+    run(&rotator, &server, "2026-11-22 01:30:00").await;
     issued.extend(queries(&server, 2, 4));
     *rotator.store.failing.lock().unwrap() = true;
-    let failed = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
-        .await;
+    let failed = run(&rotator, &server, "2026-11-22 02:30:00").await;
     assert!(failed.failed());
     assert!(failed.logs.iter().all(|l| !l.rotated), "{failed:?}");
     assert_eq!(
@@ -127,9 +156,7 @@ async fn an_s3_outage_prevents_rotation_and_the_next_run_archives_everything() {
         "only the first run rotated"
     );
     *rotator.store.failing.lock().unwrap() = false;
-    let next = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
-        .await;
+    let next = run(&rotator, &server, "2026-11-22 03:30:00").await;
     assert!(!next.failed(), "{next:?}");
     exactly_once(&rotator.store, &issued);
 }
@@ -139,23 +166,17 @@ async fn a_failure_between_parts_resumes_without_duplicates() {
     let server = InMemoryServer::default();
     let rotator = rotator();
     let mut issued = queries(&server, 1, 4);
-    rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
-        .await;
+    run(&rotator, &server, "2026-11-22 01:30:00").await;
     // 8 rows in the next backup: three parts. Fail after the first part and its watermark.
     issued.extend(queries(&server, 2, 8));
     server.rotate(Log::Slow);
     *rotator.store.puts_before_failing.lock().unwrap() = Some(2);
-    let failed = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
-        .await;
+    let failed = run(&rotator, &server, "2026-11-22 02:30:00").await;
     let slow = &failed.logs[0];
     assert_eq!(slow.archived_rows, 3, "{failed:?}");
     assert!(!slow.rotated && slow.error.as_ref().unwrap().contains("not rotated"));
     *rotator.store.puts_before_failing.lock().unwrap() = None;
-    let next = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
-        .await;
+    let next = run(&rotator, &server, "2026-11-22 03:30:00").await;
     assert!(!next.failed(), "{next:?}");
     // The outside rotation of the slow log is reported, and nothing is lost twice.
     let seen = archived(&rotator.store, Log::Slow);
@@ -169,16 +190,12 @@ async fn an_outside_rotation_is_a_warning_and_its_rows_are_archived() {
     let server = InMemoryServer::default();
     let rotator = rotator();
     let mut issued = queries(&server, 1, 3);
-    rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
-        .await;
+    run(&rotator, &server, "2026-11-22 01:30:00").await;
     issued.extend(queries(&server, 2, 3));
     server.rotate(Log::Slow);
     server.rotate(Log::General);
     issued.extend(queries(&server, 3, 2));
-    let report = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
-        .await;
+    let report = run(&rotator, &server, "2026-11-22 03:30:00").await;
     assert!(!report.failed(), "{report:?}");
     for log in &report.logs {
         assert!(
@@ -195,9 +212,7 @@ async fn an_outside_rotation_is_a_warning_and_its_rows_are_archived() {
     server.rotate(Log::Slow);
     issued = queries(&server, 8, 2);
     server.rotate(Log::Slow);
-    let report = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 08:30:00")
-        .await;
+    let report = run(&rotator, &server, "2026-11-22 08:30:00").await;
     assert!(
         report.logs[0]
             .warnings
@@ -214,9 +229,7 @@ async fn a_rotation_just_before_our_call_is_reported_as_a_gap() {
     let server = InMemoryServer::default();
     let rotator = rotator();
     queries(&server, 1, 3);
-    rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
-        .await;
+    run(&rotator, &server, "2026-11-22 01:30:00").await;
     // RDS rotates between the archive and our CALL: our CALL then drops
     // the backup RDS made, rows nobody read.
     queries(&server, 2, 4);
@@ -226,9 +239,7 @@ async fn a_rotation_just_before_our_call_is_reported_as_a_gap() {
         .unwrap()
         .rotate_before
         .push(("rotate:slow".into(), Log::Slow));
-    let report = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
-        .await;
+    let report = run(&rotator, &server, "2026-11-22 02:30:00").await;
     let slow = &report.logs[0];
     let warning = slow
         .warnings
@@ -244,9 +255,7 @@ async fn a_rotation_just_before_our_call_is_reported_as_a_gap() {
     assert!(report.logs[1].warnings.is_empty(), "{report:?}");
     // The next run archives what came after, without a warning.
     let issued = queries(&server, 3, 2);
-    let next = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
-        .await;
+    let next = run(&rotator, &server, "2026-11-22 03:30:00").await;
     assert!(!next.failed(), "{next:?}");
     let seen = archived(&rotator.store, Log::Slow);
     assert!(
@@ -260,9 +269,7 @@ async fn a_rotation_after_the_archive_is_archived_not_dropped() {
     let server = InMemoryServer::default();
     let rotator = rotator();
     let mut issued = queries(&server, 1, 3);
-    rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
-        .await;
+    run(&rotator, &server, "2026-11-22 01:30:00").await;
     issued.extend(queries(&server, 2, 4));
     // RDS rotates after the backup was archived and the live table counted.
     server
@@ -271,14 +278,10 @@ async fn a_rotation_after_the_archive_is_archived_not_dropped() {
         .unwrap()
         .rotate_before
         .push(("oldest:slow_log".into(), Log::Slow));
-    let report = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
-        .await;
+    let report = run(&rotator, &server, "2026-11-22 02:30:00").await;
     assert!(!report.failed(), "{report:?}");
     issued.extend(queries(&server, 3, 2));
-    let next = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 03:30:00")
-        .await;
+    let next = run(&rotator, &server, "2026-11-22 03:30:00").await;
     assert!(!next.failed(), "{next:?}");
     let seen = archived(&rotator.store, Log::Slow);
     for sql in &issued {
@@ -287,22 +290,16 @@ async fn a_rotation_after_the_archive_is_archived_not_dropped() {
 }
 
 /// Every archived part's key and the sql of its rows, slow log.
+/// The slow log's parts, each with its rows' SQL.
 fn parts(store: &InMemoryArchive) -> Vec<(String, Vec<String>)> {
-    let objects = store.objects.lock().unwrap();
-    objects
-        .iter()
-        .filter(|(key, _)| key.starts_with("rds-logs/slow/") && key.ends_with(".jsonl.gz"))
-        .map(|(key, body)| {
-            let mut text = String::new();
-            GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
-            let sql = text
-                .lines()
-                .map(|l| {
-                    let row: serde_json::Value = serde_json::from_str(l).unwrap();
-                    row["sql_text"].as_str().unwrap().to_owned()
-                })
+    part_rows(store, |key| key.starts_with("rds-logs/slow/"))
+        .into_iter()
+        .map(|(key, rows)| {
+            let sql = rows
+                .iter()
+                .map(|row| row["sql_text"].as_str().unwrap().to_owned())
                 .collect();
-            (key.clone(), sql)
+            (key, sql)
         })
         .collect()
 }
@@ -310,20 +307,12 @@ fn parts(store: &InMemoryArchive) -> Vec<(String, Vec<String>)> {
 #[tokio::test]
 async fn a_backup_replaced_under_a_resume_is_detected_before_anything_is_written() {
     let server = InMemoryServer::default();
-    let rotator = Rotator {
-        settings: Settings {
-            logs: vec![Log::Slow],
-            ..rotator().settings
-        },
-        ..rotator()
-    };
+    let rotator = slow_log_rotator();
     // Old backup: 6 rows; the first run archives one part (3 rows), then fails.
     let old = queries(&server, 1, 6);
     server.rotate(Log::Slow);
     *rotator.store.puts_before_failing.lock().unwrap() = Some(2);
-    let failed = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
-        .await;
+    let failed = run(&rotator, &server, "2026-11-22 01:30:00").await;
     assert!(
         failed.failed() && failed.logs[0].archived_rows == 3,
         "{failed:?}"
@@ -337,9 +326,7 @@ async fn a_backup_replaced_under_a_resume_is_detected_before_anything_is_written
         .unwrap()
         .rotate_before
         .push(("rows:slow_log_backup".into(), Log::Slow));
-    let report = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
-        .await;
+    let report = run(&rotator, &server, "2026-11-22 02:30:00").await;
     assert!(!report.failed(), "{report:?}");
     // Parts of a generation hold only that generation's rows.
     for (key, sqls) in parts(&rotator.store) {
@@ -368,9 +355,7 @@ async fn a_backup_replaced_under_a_resume_is_detected_before_anything_is_written
     }
     assert_eq!(seen.len(), 8, "{seen:?}");
     // A run once more changes nothing.
-    let again = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 02:40:00")
-        .await;
+    let again = run(&rotator, &server, "2026-11-22 02:40:00").await;
     assert!(
         !again.failed() && again.logs[0].archived_rows == 0,
         "{again:?}"
@@ -381,18 +366,10 @@ async fn a_backup_replaced_under_a_resume_is_detected_before_anything_is_written
 #[tokio::test]
 async fn the_backup_is_read_once_however_many_parts() {
     let server = InMemoryServer::default();
-    let rotator = Rotator {
-        settings: Settings {
-            logs: vec![Log::Slow],
-            ..rotator().settings
-        },
-        ..rotator()
-    };
+    let rotator = slow_log_rotator();
     let issued = queries(&server, 1, 30);
     server.rotate(Log::Slow);
-    let report = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
-        .await;
+    let report = run(&rotator, &server, "2026-11-22 01:30:00").await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(report.logs[0].archives.len(), 10, "parts of 3 rows");
     let seen = archived(&rotator.store, Log::Slow);
@@ -402,9 +379,7 @@ async fn the_backup_is_read_once_however_many_parts() {
     let read = server.inner.lock().unwrap().rows_read;
     assert_eq!(read, 31, "rows walked by the server to archive 30");
     // Archived to its end: the next run looks at one row of it.
-    let next = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 02:30:00")
-        .await;
+    let next = run(&rotator, &server, "2026-11-22 02:30:00").await;
     assert!(
         !next.failed() && next.logs[0].archived_rows == 0,
         "{next:?}"
@@ -419,9 +394,7 @@ async fn a_second_run_skips_while_the_first_holds_the_lock() {
     let rotator = rotator();
     let mut first = server.session();
     assert!(first.try_lock(LOCK_NAME).await.unwrap());
-    let second = rotator
-        .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
-        .await;
+    let second = run(&rotator, &server, "2026-11-22 01:30:00").await;
     assert_eq!(
         second.skipped.as_deref(),
         Some("already running: another rotator run holds the lock")
@@ -466,9 +439,7 @@ async fn pre_checks_skip_with_the_reason_and_dry_runs_write_nothing() {
     ] {
         let server = InMemoryServer::default();
         change(&mut server.inner.lock().unwrap().state);
-        let report = rotator
-            .run_target(&mut server.session(), "db1", false, "2026-11-22 01:30:00")
-            .await;
+        let report = run(&rotator, &server, "2026-11-22 01:30:00").await;
         assert!(
             report.logs[0].reason.contains(reason),
             "{reason}: {report:?}"
