@@ -10,6 +10,9 @@
 //! forever. Where an invocation deadline matters, each function also cuts
 //! its work off at the deadline (less a margin to answer), so a hung call
 //! fails its work in time instead of eating the whole invocation.
+//!
+//! Also here: SDK error text ([`error_text`], [`service_error_text`]) and
+//! [`absent_as_none`], which reads a not-found answer as `None`.
 
 /// Re-exported so function crates can name it without depending on aws-config.
 pub use aws_config::SdkConfig;
@@ -134,6 +137,22 @@ where
     }
 }
 
+/// A call's answer, or `None` where the service answered with the error
+/// `absent` picks out (no such key, no such item): an answer the caller
+/// expects, not a failure. Every other error stays an error.
+///
+/// `absent_as_none(call.send().await, |e| e.is_no_such_key())`
+pub fn absent_as_none<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    absent: impl FnOnce(&E) -> bool,
+) -> Result<Option<T>, SdkError<E, R>> {
+    match result {
+        Ok(answer) => Ok(Some(answer)),
+        Err(e) if e.as_service_error().is_some_and(absent) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +187,29 @@ mod tests {
         assert_eq!(service_error_text(&bare), "UnknownError: no message");
         let dispatch: SdkError<ErrorMetadata, ()> = SdkError::timeout_error(Refused);
         assert_eq!(service_error_text(&dispatch), error_text(&dispatch));
+    }
+
+    #[test]
+    fn only_the_picked_service_error_reads_as_absent() {
+        let no_such_key = |e: &ErrorMetadata| e.code() == Some("NoSuchKey");
+        let answered: Result<u8, SdkError<ErrorMetadata, ()>> = Ok(7);
+        assert_eq!(absent_as_none(answered, no_such_key).ok(), Some(Some(7)));
+        let service = |code: &str| -> Result<u8, SdkError<ErrorMetadata, ()>> {
+            Err(SdkError::service_error(
+                ErrorMetadata::builder().code(code).build(),
+                (),
+            ))
+        };
+        assert_eq!(
+            absent_as_none(service("NoSuchKey"), no_such_key).ok(),
+            Some(None)
+        );
+        let denied = absent_as_none(service("AccessDenied"), no_such_key).unwrap_err();
+        assert_eq!(service_error_text(&denied), "AccessDenied: no message");
+        let timeout: Result<u8, SdkError<ErrorMetadata, ()>> =
+            Err(SdkError::timeout_error(Refused));
+        let kept = absent_as_none(timeout, |_| panic!("not a service error")).unwrap_err();
+        assert!(error_text(&kept).contains("connection refused"));
     }
 
     #[test]

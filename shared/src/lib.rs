@@ -4,14 +4,14 @@
 //!
 //! | module | role | used by |
 //! |---|---|---|
-//! | [`aws`] | SDK configuration: one timeout and retry policy for every client; SDK error text | all six functions |
+//! | [`aws`] | SDK configuration: one timeout and retry policy for every client; SDK error text; a not-found answer as `None` | all six functions |
 //! | [`batch`] | the partial-batch answer (`batchItemFailures`) of stream and queue events | kinesis-to-dynamodb, ses-bounce-handler |
 //! | [`config`] | `EnvReader`: typed environment variables, every problem reported at once | all six |
 //! | [`logging`] | JSON logs with the keys Powertools users query; e-mail addresses masked | all six |
 //! | [`metrics`] | CloudWatch EMF documents per function and stack | all six |
 //! | [`redrive`] | moving a failure queue back to its function (the `lambda-redrive` tool, feature `redrive`) | operators of every function |
 //! | [`retry`] | jittered backoff and the retry loop bounded by a deadline | cfn-responder, kinesis-to-dynamodb |
-//! | [`runtime`] | Runtime API details: the invocation deadline, `fail_init`, per-invocation log keys and unreadable payloads | all six |
+//! | [`runtime`] | Runtime API details: the start-up (logs, configuration or `fail_init`, SDK configuration), the invocation deadline, per-invocation log keys and unreadable payloads | all six |
 //! | [`time`] | seconds and milliseconds since the epoch | every function that stamps TTLs or timestamps |
 
 pub mod aws;

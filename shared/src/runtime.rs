@@ -1,9 +1,12 @@
-//! Runtime API details: the invocation deadline, reporting an init
-//! failure, and what each invocation adds to logs and metrics.
+//! Runtime API details: a function's start-up ([`start`]), the invocation
+//! deadline, reporting an init failure, and what each invocation adds to
+//! logs and metrics.
 //!
 //! lambda_runtime has no public call for `/runtime/init/error`; without it a
 //! bad configuration only shows as "Runtime exited with error".
 
+use crate::aws::SdkConfig;
+use crate::config::EnvReader;
 use crate::metrics::Emf;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Deserializer};
@@ -126,6 +129,27 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Payload<T> {
         });
         Ok(Self(read))
     }
+}
+
+/// The error type a function's init reports for a configuration it cannot
+/// run with.
+pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
+
+/// A function's start-up, before its clients: logs for `function`, its
+/// configuration from the environment, and the SDK configuration. A
+/// configuration `from_env` refuses is reported with [`fail_init`] as
+/// [`INVALID_CONFIGURATION`], naming every problem, and the process exits;
+/// nothing AWS is loaded for it.
+pub async fn start<C, E: std::fmt::Display>(
+    function: &str,
+    from_env: impl FnOnce(EnvReader) -> Result<C, E>,
+) -> (C, SdkConfig) {
+    crate::logging::init_for(function);
+    let config = match from_env(EnvReader::from_env()) {
+        Ok(config) => config,
+        Err(e) => fail_init(INVALID_CONFIGURATION, &e).await,
+    };
+    (config, crate::aws::load_sdk_config().await)
 }
 
 /// Posts the error to `/runtime/init/error`, logs it, and exits with status 1.
