@@ -25,7 +25,7 @@ fn main() {
         &std::fs::read_to_string(SAMPLE).expect("run from the repository root"),
     )
     .expect("sample is JSON");
-    let (settings, _) = transcode_launcher::config::from_env(EnvReader::from_map([
+    let settings = transcode_launcher::config::Config::from_env(EnvReader::from_map([
         ("AWS_REGION", "us-east-1"),
         ("INPUT_BUCKET", "video-uploads-123456789012"),
         ("INPUT_PREFIX", "videos"),
@@ -35,7 +35,8 @@ fn main() {
         ("JOBS_TABLE", "transcode-jobs"),
         ("MAX_RUNNING_JOBS", "100000"),
     ]))
-    .expect("valid settings");
+    .expect("valid settings")
+    .launcher;
     let launcher = Launcher::new(
         MemoryFleet::default(),
         MemoryStore::default(),

@@ -3,14 +3,15 @@ use shared::config::EnvReader;
 use transcode_launcher::aws::dynamodb::DynamoStore;
 use transcode_launcher::aws::ec2::Ec2Fleet;
 use transcode_launcher::aws::s3::S3Status;
+use transcode_launcher::config::Config;
 use transcode_launcher::launcher::Launcher;
-use transcode_launcher::{FUNCTION_NAME, config, handler};
+use transcode_launcher::{FUNCTION_NAME, handler};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init_for(FUNCTION_NAME);
-    let (settings, launch) = match config::from_env(EnvReader::from_env()) {
-        Ok(settings) => settings,
+    let config = match Config::from_env(EnvReader::from_env()) {
+        Ok(config) => config,
         Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
     };
     let sdk = shared::aws::load_sdk_config().await;
@@ -18,8 +19,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let s3 = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(sdk.endpoint_url().is_some())
         .build();
+    let settings = config.launcher;
     let launcher = Launcher::new(
-        Ec2Fleet::new(aws_sdk_ec2::Client::new(&sdk), launch),
+        Ec2Fleet::new(aws_sdk_ec2::Client::new(&sdk), config.launch),
         DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             settings.jobs_table.clone(),
