@@ -6,16 +6,10 @@ use ses_bounce_handler::config::Config;
 use ses_bounce_handler::fallback::{Account, Disabled, SystemClock};
 use ses_bounce_handler::handler;
 use ses_bounce_handler::processor::Processor;
-use shared::config::EnvReader;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_for(FUNCTION_NAME);
-    let config = match Config::from_env(EnvReader::from_env()) {
-        Ok(config) => config,
-        Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
-    };
-    let sdk = shared::aws::load_sdk_config().await;
+    let (config, sdk) = shared::runtime::start(FUNCTION_NAME, Config::from_env).await;
     let account = if config.account_suppression {
         Account::SesV2(SesV2(aws_sdk_sesv2::Client::new(&sdk)))
     } else {
