@@ -144,3 +144,43 @@ proptest! {
         prop_assert_eq!(decode_notification_key(&encoded).unwrap(), key);
     }
 }
+
+/// The values `render` writes before worker.sh's fixed text, byte for byte,
+/// for one object with every setting and preset in use (a refactor of
+/// `render` must not change a byte). `UPDATE_GOLDEN=1` rewrites the file
+/// after a deliberate change.
+#[test]
+fn the_rendered_header_matches_the_golden_file() {
+    let settings = WorkerSettings {
+        region: "eu-west-1".into(),
+        output_bucket: "outputs".into(),
+        output_prefix: "transcoded/".into(),
+        ffmpeg_path: Some("/opt/ff'mpeg/bin/ffmpeg".into()),
+        aws_cli_path: Some("/usr/local/bin/aws".into()),
+        search_dirs: "/usr/local/bin:/usr/bin".into(),
+        max_runtime_secs: 1800,
+        presets: transcode_launcher::worker::PRESETS.iter().collect(),
+    };
+    let object = ObjectCreated {
+        bucket: "uploads".into(),
+        key: "videos/$(id)'\"`x`\n動画 file://a.mp4".into(),
+        size: Some(42),
+        etag: Some("0123456789abcdef".into()),
+        version_id: Some("v'1".into()),
+        sequencer: Some("0A".into()),
+    };
+    let script = render(&settings, &object, "tj-0123abcd").unwrap();
+    let header = &script[..script.find("# --- Everything below").unwrap()];
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/worker-header.sh");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, header).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap();
+    assert_eq!(
+        header,
+        expected,
+        "the header differs from {}",
+        golden.display()
+    );
+}
