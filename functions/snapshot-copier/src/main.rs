@@ -1,5 +1,4 @@
 use lambda_runtime::service_fn;
-use shared::config::EnvReader;
 use snapshot_copier::aws::dynamodb::DynamoClaims;
 use snapshot_copier::aws::ec2::Ec2Regions;
 use snapshot_copier::config::Config;
@@ -9,12 +8,7 @@ use snapshot_copier::{FUNCTION_NAME, handler};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_for(FUNCTION_NAME);
-    let config = match Config::from_env(EnvReader::from_env()) {
-        Ok(config) => config,
-        Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
-    };
-    let sdk = shared::aws::load_sdk_config().await;
+    let (config, sdk) = shared::runtime::start(FUNCTION_NAME, Config::from_env).await;
     let claims = match config.claim_table {
         Some(table) => ClaimStore::Dynamo(DynamoClaims {
             client: aws_sdk_dynamodb::Client::new(&sdk),
