@@ -3,17 +3,11 @@ use kinesis_to_dynamodb::aws::dynamodb::DynamoTable;
 use kinesis_to_dynamodb::config::Config;
 use kinesis_to_dynamodb::handler;
 use lambda_runtime::service_fn;
-use shared::config::EnvReader;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_for(FUNCTION_NAME);
     kinesis_to_dynamodb::malloc::keep_large_buffers_out_of_the_heap();
-    let config = match Config::from_env(EnvReader::from_env()) {
-        Ok(config) => config,
-        Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
-    };
-    let sdk = shared::aws::load_sdk_config().await;
+    let (config, sdk) = shared::runtime::start(FUNCTION_NAME, Config::from_env).await;
     let table = DynamoTable::from_sdk(&sdk);
     let (table, config) = (&table, &config);
     lambda_runtime::run(service_fn(shared::runtime::observed(
