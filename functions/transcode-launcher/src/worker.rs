@@ -158,6 +158,8 @@ pub fn dead_man_minutes(max_runtime_secs: u64) -> u64 {
         .div_ceil(60)
 }
 
+/// The user data for one job: its values (settings as literals, the
+/// object's fields as base64), then worker.sh's fixed text.
 pub fn render(
     settings: &WorkerSettings,
     object: &ObjectCreated,
@@ -166,93 +168,11 @@ pub fn render(
     if object.key.contains('\0') {
         return Err(RenderError::NulInKey);
     }
-    let source = serde_json::json!({
-        "bucket": object.bucket,
-        "key": object.key,
-        "versionId": object.version_id,
-        "eTag": object.etag,
-    });
-    let dest = format!("{}{job_id}/", settings.output_prefix);
-    // What the aws CLI is given for each upload: JSON from a real encoder,
-    // whose values the CLI never reads as file:// or http:// references.
-    let put_request = |name: &str| {
-        serde_json::json!({"Bucket": settings.output_bucket, "Key": format!("{dest}{name}")})
-            .to_string()
-    };
     let mut script = String::with_capacity(BODY.len() + 2048);
-    script.push_str("#!/bin/bash\n");
-    script.push_str(&format!(
-        "# transcode-launcher worker for job {job_id}: transcode one S3 object, upload the\n\
-         # outputs and status.json, then shut down (which terminates the instance).\n"
-    ));
-    script.push_str("set -euo pipefail\n");
-    // printf x keeps trailing newlines, which $(...) would strip. `fail` is
-    // defined below, before the first call.
-    script.push_str(
-        "decode() { # variable, base64 text\n  local v\n  \
-         v=$(printf '%s' \"$2\" | base64 -d && printf x) || fail 65 \"could not decode $1 from the user data\"\n  \
-         printf -v \"$1\" '%s' \"${v%x}\"\n}\n",
-    );
-    script
-        .push_str("# Settings are plain literals: reporting and shutting down need no decoding.\n");
-    literal(&mut script, "JOB_ID", job_id);
-    literal(&mut script, "REGION", &settings.region);
-    let unset = String::new();
-    literal(
-        &mut script,
-        "FFMPEG_PATH",
-        settings.ffmpeg_path.as_ref().unwrap_or(&unset),
-    );
-    literal(
-        &mut script,
-        "AWS_CLI_PATH",
-        settings.aws_cli_path.as_ref().unwrap_or(&unset),
-    );
-    literal(&mut script, "PROGRAM_SEARCH_DIRS", &settings.search_dirs);
-    script.push_str(&format!("MAX_RUNTIME={}\n", settings.max_runtime_secs));
-    script.push_str(&format!(
-        "DEAD_MAN_MINUTES={}\n",
-        dead_man_minutes(settings.max_runtime_secs)
-    ));
-    script.push_str(&format!(
-        "DOWNLOAD_TIMEOUT={DOWNLOAD_TIMEOUT_SECS}\nUPLOADS_TIMEOUT={UPLOADS_TIMEOUT_SECS}\n\
-         STATUS_UPLOAD_TIMEOUT={STATUS_UPLOAD_TIMEOUT_SECS}\nKILL_GRACE={KILL_GRACE_SECS}\n"
-    ));
-    literal(&mut script, "STATUS_REQUEST", &put_request("status.json"));
-    let outputs: Vec<&str> = settings.presets.iter().map(|p| p.output).collect();
-    array(&mut script, "OUTPUTS", outputs.iter().copied());
-    let requests: Vec<String> = outputs.iter().map(|o| put_request(o)).collect();
-    array(
-        &mut script,
-        "OUTPUT_REQUESTS",
-        requests.iter().map(String::as_str),
-    );
-    let keys: Vec<String> = outputs
-        .iter()
-        .map(|o| serde_json::Value::from(format!("{dest}{o}")).to_string())
-        .collect();
-    array(
-        &mut script,
-        "OUTPUT_KEYS_JSON",
-        keys.iter().map(String::as_str),
-    );
-    array(
-        &mut script,
-        "FFMPEG_ARGS",
-        settings
-            .presets
-            .iter()
-            .flat_map(|p| p.args.iter().chain([&p.output]))
-            .copied(),
-    );
-    script.push_str("# From the event: base64, decoded at run time.\n");
-    let uri = format!("s3://{}/{}", object.bucket, object.key);
-    literal(&mut script, "ENCODED_SOURCE_URI", &base64::encode(uri));
-    literal(
-        &mut script,
-        "ENCODED_SOURCE_JSON",
-        &base64::encode(source.to_string()),
-    );
+    render_preamble(&mut script, job_id);
+    render_settings(&mut script, settings, job_id);
+    render_outputs(&mut script, settings, job_id);
+    render_object(&mut script, object);
     script.push_str(&BODY);
     if script.len() > USER_DATA_LIMIT {
         return Err(RenderError::TooLarge {
@@ -260,6 +180,113 @@ pub fn render(
         });
     }
     Ok(script)
+}
+
+/// `decode VAR TEXT`: VAR is TEXT base64-decoded. printf x keeps trailing
+/// newlines, which $(...) would strip. `fail` is defined below, before the
+/// first call.
+const DECODE: &str = "decode() { # variable, base64 text\n  local v\n  \
+     v=$(printf '%s' \"$2\" | base64 -d && printf x) || fail 65 \"could not decode $1 from the user data\"\n  \
+     printf -v \"$1\" '%s' \"${v%x}\"\n}\n";
+
+/// The shebang, what the script is for, strict mode and `decode`.
+fn render_preamble(script: &mut String, job_id: &str) {
+    script.push_str("#!/bin/bash\n");
+    script.push_str(&format!(
+        "# transcode-launcher worker for job {job_id}: transcode one S3 object, upload the\n\
+         # outputs and status.json, then shut down (which terminates the instance).\n"
+    ));
+    script.push_str("set -euo pipefail\n");
+    script.push_str(DECODE);
+}
+
+/// The job, the programs, and the watchdog's and each step's time budgets.
+fn render_settings(script: &mut String, settings: &WorkerSettings, job_id: &str) {
+    script
+        .push_str("# Settings are plain literals: reporting and shutting down need no decoding.\n");
+    literal(script, "JOB_ID", job_id);
+    literal(script, "REGION", &settings.region);
+    literal(
+        script,
+        "FFMPEG_PATH",
+        settings.ffmpeg_path.as_deref().unwrap_or_default(),
+    );
+    literal(
+        script,
+        "AWS_CLI_PATH",
+        settings.aws_cli_path.as_deref().unwrap_or_default(),
+    );
+    literal(script, "PROGRAM_SEARCH_DIRS", &settings.search_dirs);
+    render_watchdog(script, settings.max_runtime_secs);
+}
+
+/// MAX_RUNTIME, the dead-man switch, and the bounded steps' timeouts.
+fn render_watchdog(script: &mut String, max_runtime_secs: u64) {
+    script.push_str(&format!("MAX_RUNTIME={max_runtime_secs}\n"));
+    script.push_str(&format!(
+        "DEAD_MAN_MINUTES={}\n",
+        dead_man_minutes(max_runtime_secs)
+    ));
+    script.push_str(&format!(
+        "DOWNLOAD_TIMEOUT={DOWNLOAD_TIMEOUT_SECS}\nUPLOADS_TIMEOUT={UPLOADS_TIMEOUT_SECS}\n\
+         STATUS_UPLOAD_TIMEOUT={STATUS_UPLOAD_TIMEOUT_SECS}\nKILL_GRACE={KILL_GRACE_SECS}\n"
+    ));
+}
+
+/// Where status.json and each preset's output go, and ffmpeg's arguments.
+fn render_outputs(script: &mut String, settings: &WorkerSettings, job_id: &str) {
+    let dest = format!("{}{job_id}/", settings.output_prefix);
+    // What the aws CLI is given for each upload: JSON from a real encoder,
+    // whose values the CLI never reads as file:// or http:// references.
+    let put_request = |name: &str| {
+        serde_json::json!({"Bucket": settings.output_bucket, "Key": format!("{dest}{name}")})
+            .to_string()
+    };
+    literal(script, "STATUS_REQUEST", &put_request("status.json"));
+    let outputs: Vec<&str> = settings.presets.iter().map(|p| p.output).collect();
+    array(script, "OUTPUTS", outputs.iter().copied());
+    let requests: Vec<String> = outputs.iter().map(|o| put_request(o)).collect();
+    array(
+        script,
+        "OUTPUT_REQUESTS",
+        requests.iter().map(String::as_str),
+    );
+    let keys: Vec<String> = outputs
+        .iter()
+        .map(|o| serde_json::Value::from(format!("{dest}{o}")).to_string())
+        .collect();
+    array(script, "OUTPUT_KEYS_JSON", keys.iter().map(String::as_str));
+    render_preset_args(script, &settings.presets);
+}
+
+/// Each preset's ffmpeg options followed by its output file, in one array.
+fn render_preset_args(script: &mut String, presets: &[&Preset]) {
+    array(
+        script,
+        "FFMPEG_ARGS",
+        presets
+            .iter()
+            .flat_map(|p| p.args.iter().chain([&p.output]))
+            .copied(),
+    );
+}
+
+/// The object, from the event: base64, decoded at run time.
+fn render_object(script: &mut String, object: &ObjectCreated) {
+    let source = serde_json::json!({
+        "bucket": object.bucket,
+        "key": object.key,
+        "versionId": object.version_id,
+        "eTag": object.etag,
+    });
+    script.push_str("# From the event: base64, decoded at run time.\n");
+    let uri = format!("s3://{}/{}", object.bucket, object.key);
+    literal(script, "ENCODED_SOURCE_URI", &base64::encode(uri));
+    literal(
+        script,
+        "ENCODED_SOURCE_JSON",
+        &base64::encode(source.to_string()),
+    );
 }
 
 #[cfg(test)]
