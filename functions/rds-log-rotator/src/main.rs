@@ -2,18 +2,13 @@ use lambda_runtime::service_fn;
 use rds_log_rotator::FUNCTION_NAME;
 use rds_log_rotator::aws::rds::RdsConnector;
 use rds_log_rotator::aws::s3::S3Store;
+use rds_log_rotator::config::Config;
 use rds_log_rotator::handler::{self, FleetRotator};
 use rds_log_rotator::rotator::Rotator;
-use shared::config::EnvReader;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_for(FUNCTION_NAME);
-    let config = match rds_log_rotator::config::Config::from_env(EnvReader::from_env()) {
-        Ok(config) => config,
-        Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
-    };
-    let sdk = shared::aws::load_sdk_config().await;
+    let (config, sdk) = shared::runtime::start(FUNCTION_NAME, Config::from_env).await;
     // Archive parts run to MAX_PART_MB: a longer attempt than small calls.
     let archive_policy = shared::aws::ClientPolicy {
         attempt_timeout: std::time::Duration::from_secs(60),
