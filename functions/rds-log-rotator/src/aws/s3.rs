@@ -3,7 +3,9 @@
 use crate::ports::{ArchiveStore, StoreError};
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
+use shared::aws::absent_as_none;
 
 /// An S3 client; path-style addressing for local emulators such as moto.
 pub fn client(sdk: &SdkConfig, force_path_style: bool) -> Client {
@@ -43,20 +45,18 @@ impl ArchiveStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self
+        let answer = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
-            .await
-        {
-            Ok(output) => {
-                let body = output.body.collect().await.map_err(error)?;
-                Ok(Some(body.into_bytes().to_vec()))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(error(e)),
-        }
+            .await;
+        let Some(object) = absent_as_none(answer, GetObjectError::is_no_such_key).map_err(error)?
+        else {
+            return Ok(None);
+        };
+        let body = object.body.collect().await.map_err(error)?;
+        Ok(Some(body.into_bytes().to_vec()))
     }
 }
