@@ -195,25 +195,28 @@ pub struct Output {
 }
 
 pub async fn handle<C: Connector, S: ArchiveStore>(
-    app: &FleetRotator<C, S>,
+    fleet: &FleetRotator<C, S>,
     event: LambdaEvent<Value>,
 ) -> Result<Output, HandlerError> {
     let request = parse(&event.payload)?;
     let stop_by = work_deadline(event.context.deadline);
-    let targets =
-        tokio::time::timeout_at(stop_by, app.connector.targets(request.instances.as_deref()))
-            .await
-            .map_err(|_| HandlerError::Targets(CUT_OFF.into()))?
-            .map_err(|e| HandlerError::Targets(e.to_string()))?;
+    let targets = tokio::time::timeout_at(
+        stop_by,
+        fleet.connector.targets(request.instances.as_deref()),
+    )
+    .await
+    .map_err(|_| HandlerError::Targets(CUT_OFF.into()))?
+    .map_err(|e| HandlerError::Targets(e.to_string()))?;
     let run_time = crate::timestamp::format_timestamp(SystemTime::now());
     let reports: Vec<TargetReport> = futures_util::stream::iter(targets)
         .map(|target| {
             let run_time = run_time.clone();
             async move {
                 let run = async {
-                    match app.connector.connect(&target).await {
+                    match fleet.connector.connect(&target).await {
                         Ok(mut db) => {
-                            app.rotator
+                            fleet
+                                .rotator
                                 .run_target(&mut db, &target.id, request.dry_run, &run_time)
                                 .await
                         }
@@ -237,7 +240,7 @@ pub async fn handle<C: Connector, S: ArchiveStore>(
                 }
             }
         })
-        .buffer_unordered(app.concurrency)
+        .buffer_unordered(fleet.concurrency)
         .collect()
         .await;
     report(&reports);

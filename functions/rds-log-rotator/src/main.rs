@@ -19,7 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &shared::aws::with_policy(&sdk, archive_policy),
         config.s3_force_path_style,
     );
-    let app = FleetRotator {
+    let fleet = FleetRotator {
         rotator: Rotator {
             store: S3Store {
                 client: s3,
@@ -35,10 +35,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             config,
         },
     };
-    let app = &app;
+    let fleet = &fleet;
     lambda_runtime::run(service_fn(shared::runtime::observed(
         FUNCTION_NAME,
-        move |event| handler::handle(app, event),
+        move |event| handler::handle(fleet, event),
     )))
     .await
 }
