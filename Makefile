@@ -76,8 +76,10 @@ deploy: venv
 	python scripts/sam_deploy_parameters.py overrides "$$arch" .aws-sam/deploy-parameters.yaml $(PARAMS); \
 	sam deploy --parameter-overrides file://.aws-sam/deploy-parameters.yaml $(ARGS)
 
+# BENCHMARKS.md from scripts/BENCHMARKS.md.in and the figures measured;
+# BENCH_ONLY=<function> measures that one and keeps the others' saved figures.
 bench: venv system-deps
-	scripts/bench.sh
+	BENCH_ONLY="$(BENCH_ONLY)" scripts/bench.sh
 
 clean:
 	cargo clean

@@ -17,14 +17,11 @@ source scripts/local.sh
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 bold "Building the functions and the local stand-ins"
-cargo build --quiet --bins -p cfn-responder -p kinesis-to-dynamodb -p ses-bounce-handler -p snapshot-copier -p transcode-launcher -p rds-log-rotator -p suite-tests
+cargo build --quiet --bins $(printf -- '-p %s ' "${functions[@]}") -p suite-tests
 
 load_function_envs
 services_common
-for fn in functions/*/; do
-  fn=$(basename "$fn")
-  "services_${fn//-/_}"
-done
+for fn in "${functions[@]}"; do "services_${fn//-/_}"; done
 run_env AWS_LAMBDA_LOG_FORMAT JSON
 start_emulator
 # The emulator compiles on the first invoke; warm it up outside the timings.
@@ -50,14 +47,7 @@ seed_cfn_responder
 for event in events/cfn-responder/*.json; do
   name=$(basename "$event")
   cfn_local_event "$event" "$work/$name"
-  python3 - "$event" <<'PY'
-import json, sys
-event = json.load(open(sys.argv[1]))
-print(f"\n> {event['RequestType']} {event['ResourceType']} {event['LogicalResourceId']}", end="")
-if "PhysicalResourceId" in event:
-    print(f" (PhysicalResourceId {event['PhysicalResourceId']})", end="")
-print()
-PY
+  view cfn-request "$event"
   invoke cfn-responder "$work/$name" "$work/$name.out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/$name.out"; }
   show_new_responses
@@ -70,7 +60,7 @@ scene_event=events/kinesis-to-dynamodb/05-id-changed-shape.json
 for event in events/kinesis-to-dynamodb/*.json; do
   [ "$event" = "$scene_event" ] && continue
   echo
-  echo "> $(basename "$event"): $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["Records"]))' "$event") record(s)"
+  echo "> $(basename "$event"): $(view get "$event" Records --len) record(s)"
   invoke kinesis-to-dynamodb "$event" "$work/kinesis.out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/kinesis.out"; continue; }
   echo "    response: $(cat "$work/kinesis.out")"
@@ -109,18 +99,18 @@ AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 bold "snapshot-copier: tagged snapshots in moto us-east-1, copied to us-west-2 and eu-west-1"
 seed_snapshot_copier
 echo "> before"
-for region in us-east-1 us-west-2 eu-west-1; do ec2_demo show "$region"; done
+for region in us-east-1 us-west-2 eu-west-1; do show_snapshots "$region"; done
 local_event_snapshot_copier events/snapshot-copier/01-create-snapshot-succeeded.json "$work/created.json"
 for event in "$work/created.json" events/snapshot-copier/02-create-snapshot-failed.json events/snapshot-copier/04-scheduled-sweep.json; do
   echo
   echo "> $(basename "$event" | sed 's/^created.json$/01-create-snapshot-succeeded.json (with the real id)/')"
   invoke snapshot-copier "$event" "$work/snapshot.out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/snapshot.out"; continue; }
-  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); [print(f"    {k}: {json.dumps(v)}") for k, v in s.items() if v]' "$work/snapshot.out"
+  view snapshot-summary "$work/snapshot.out"
 done
 echo
 echo "> after (KEEP_COPIES=$(fn_env snapshot-copier KEEP_COPIES): two of the four old copies of vol-0feedfacefeedface pruned; moto gives them one start time)"
-for region in us-east-1 us-west-2 eu-west-1; do ec2_demo show "$region"; done
+for region in us-east-1 us-west-2 eu-west-1; do show_snapshots "$region"; done
 
 bold "transcode-launcher: the sample uploads against moto EC2, then one worker run for real"
 seed_transcode_launcher
@@ -131,19 +121,11 @@ for event in events/transcode-launcher/*.json; do
   echo "> $name"
   invoke transcode-launcher "$event" "$out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$out"; continue; }
-  python3 - "$out" <<'PY'
-import json, sys
-answer = json.load(open(sys.argv[1]))
-if answer.get("testEvent"):
-    print("    s3:TestEvent: nothing to do")
-for r in answer["results"]:
-    detail = r.get("instanceId") or r.get("reason")
-    print(f"    {r['outcome']:<9} {r.get('key', '')!r}  {detail}")
-PY
+  view transcode-results "$out"
 done
 echo
 echo "> the workers in moto (one per object; the duplicate launched nothing)"
-ec2_demo instances
+aws_local ec2 describe-instances --output json | view instances -
 # The worker as cloud-init runs it: env -i, a bare PATH, Debian's ffmpeg,
 # the aws CLI pointed at moto S3 (services_transcode_launcher), and a
 # recorder instead of shutdown.
@@ -155,10 +137,11 @@ key="$(fn_env transcode-launcher INPUT_PREFIX)/My Holiday+2024 (final).MOV"
 ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc=duration=2:size=1280x720:rate=25 \
   -f lavfi -i sine=duration=2 -c:v libx264 -preset ultrafast -c:a aac -shortest "$work/clip.mp4"
 s3 s3api put-object --bucket "$input_bucket" --key="$key" --body "$work/clip.mp4" >/dev/null
-instance=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["instanceId"])' "$work/transcode-01.out" 2>/dev/null || true)
+instance=$(view get "$work/transcode-01.out" results.0.instanceId 2>/dev/null || true)
 echo
 echo "> running the user data of the worker launched for $key"
-ec2_demo user-data "$instance" >"$work/user-data.sh"
+aws_local ec2 describe-instance-attribute --instance-id "$instance" --attribute userData \
+  --query UserData.Value --output text | base64 -d >"$work/user-data.sh"
 chmod +x "$work/user-data.sh"
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TRANSCODE_SHUTDOWN_COMMAND="$work/worker-bin/shutdown" \
   "$work/user-data.sh" 2>"$work/worker.log" && echo "    worker exit status 0" || echo "    worker exit status $?"
@@ -167,7 +150,7 @@ s3 s3api list-objects-v2 --bucket "$output_bucket" --prefix "$output_prefix/" \
   --query 'Contents[].[Key,Size]' --output text | sed 's/^/    /'
 job=$(s3 s3api list-objects-v2 --bucket "$output_bucket" --prefix "$output_prefix/" --query 'Contents[0].Key' --output text | cut -d/ -f2)
 s3 s3api get-object --bucket "$output_bucket" --key "$output_prefix/$job/status.json" "$work/status.json" >/dev/null
-python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("    status.json:", json.dumps({k: s[k] for k in ("status", "exitCode", "durationSeconds", "source", "ffmpeg")}, ensure_ascii=False))' "$work/status.json"
+view status-json "$work/status.json"
 
 bold "rds-log-rotator: MariaDB logging to tables, RDS's rotate procedures, archives in moto S3"
 seed_rds_log_rotator
@@ -186,20 +169,7 @@ rotate_demo() {
   echo "> $1"
   invoke rds-log-rotator "$2" "$work/rotator.out" \
     || { echo "    invocation failed:"; sed 's/^/    /' "$work/rotator.out"; return 0; }
-  python3 - "$work/rotator.out" "$archive_bucket" <<'PY'
-import json, sys
-answer = json.load(open(sys.argv[1]))
-for target in answer["targets"]:
-    for log in target["logs"]:
-        extra = f", {log['wouldArchiveRows']} to archive" if "wouldArchiveRows" in log else ""
-        print(f"    {target['instance']} {log['log']:<7} archived {log['archivedRows']:>4} rows in {len(log['archives'])} part(s){extra}; {log['reason']}")
-        for warning in log["warnings"]:
-            print(f"      warning: {warning}")
-    if target.get("digest"):
-        print(f"    digest: s3://{sys.argv[2]}/{target['digest']}; worst by total time:")
-        for q in target["topQueries"][:3]:
-            print(f"      {q['totalTimeSecs']:7.3f} s  x{q['count']:<3} {q['fingerprint'][:90]}")
-PY
+  view rotator-report "$work/rotator.out" "$archive_bucket"
 }
 rotate_demo "02-manual-dry-run.json (changes nothing)" events/rds-log-rotator/02-manual-dry-run.json
 rotate_demo "01-scheduled.json: archive the backup (none yet), rotate, archive the new backup" events/rds-log-rotator/01-scheduled.json
@@ -233,7 +203,7 @@ tables get "$orders" "$partition_key" order-4002
 alarm=$(awk '/^  [A-Za-z0-9]+:$/ {id = $1} /^      MetricName: Rejected$/ {sub(":", "", id); print id}' template.yaml)
 [ -n "$alarm" ] || { echo "template.yaml has no alarm on the metric Rejected" >&2; exit 1; }
 echo
-echo "> Deployed, this EMF line puts Rejected = $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["Rejected"])' "$emf") into CloudWatch, and"
+echo "> Deployed, this EMF line puts Rejected = $(view get - Rejected <<<"$emf") into CloudWatch, and"
 echo "  alarm $alarm (template.yaml) fires. What to do: docs/runbook.md, section"
 echo "  \"$alarm\". Its steps, here against moto:"
 

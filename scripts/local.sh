@@ -1,30 +1,12 @@
 # Sourced by demo.sh and invoke.sh, after lib.sh (and $work set): what each
 # function needs on 127.0.0.1, and its seed data, all named from the
 # function's local environment, [package.metadata.lambda.env] in
-# functions/<name>/Cargo.toml (read with target/debug/lambda-env, built first).
+# functions/<name>/Cargo.toml (lib.sh's fn_env, after load_function_envs).
 #
 # Per function NAME (dashes as underscores), two steps:
 #   services_NAME  starts what NAME needs and adds the run's values to the
 #                  emulator's environment (run_env), before start_emulator;
 #   seed_NAME      creates what NAME expects to find (tables, buckets, ...).
-
-# Every function's local environment, as function_env[FUNCTION/VAR].
-declare -A function_env=()
-load_function_envs() {
-  local package assignment
-  while read -r package assignment; do
-    function_env["$package/${assignment%%=*}"]=${assignment#*=}
-  done < <(target/debug/lambda-env all)
-}
-
-# fn_env FUNCTION VAR: VAR from FUNCTION's local environment.
-fn_env() {
-  if [ -z "${function_env[$1/$2]+set}" ]; then
-    echo "$2 is missing from [package.metadata.lambda.env] in functions/$1/Cargo.toml" >&2
-    return 1
-  fi
-  printf '%s\n' "${function_env[$1/$2]}"
-}
 
 # run_env VAR VALUE: a value that depends on this run (a port, a generated
 # ARN), for every function. It must not also be in a function's metadata,
@@ -62,9 +44,6 @@ invoke() {
   shift 3
   cargo lambda invoke "$function" -A 127.0.0.1 -P "$lambda_port" --data-file "$event" "$@" >"$out" 2>&1
 }
-
-tables() { .venv/bin/python scripts/demo_dynamodb.py "http://127.0.0.1:$moto_port" "$@"; }
-ec2_demo() { .venv/bin/python scripts/demo_ec2.py "http://127.0.0.1:$moto_port" "$@"; }
 
 # Every function talks to moto.
 services_common() {
@@ -105,18 +84,37 @@ services_snapshot_copier() { :; }
 # Tagged snapshots in us-east-1 and earlier copies in us-west-2; sets
 # announced (the id of the snapshot the sample "created" event is about).
 seed_snapshot_copier() {
-  announced=$(ec2_demo setup)
+  local day
+  announced=$(snapshot us-east-1 dr:copy-to=us-west-2,eu-west-1 Name=orders-db)
+  snapshot us-east-1 dr:copy-to=true Name=web >/dev/null
+  snapshot us-east-1 "Name=scratch (untagged: never copied)" >/dev/null
+  # Copies an earlier run made of one volume, and someone else's snapshot.
+  for day in 1 2 3 4; do
+    snapshot us-west-2 dr:managed-by=snapshot-copier dr:source-region=us-east-1 \
+      dr:source-volume-id=vol-0feedfacefeedface "dr:source-snapshot-id=snap-0old$(printf %013d "$day")" \
+      "Name=old copy $day" >/dev/null
+  done
+  snapshot us-west-2 dr:source-volume-id=vol-0feedfacefeedface "Name=unmanaged: never pruned" >/dev/null
 }
+
+# snapshot REGION KEY=VALUE...: a snapshot of a new volume, with these tags;
+# prints its id.
+snapshot() {
+  local region=$1 volume tag tags=""
+  shift
+  for tag in "$@"; do tags+="${tags:+, }{\"Key\": \"${tag%%=*}\", \"Value\": \"${tag#*=}\"}"; done
+  volume=$(aws_in "$region" ec2 create-volume --availability-zone "${region}a" --size 8 --query VolumeId --output text)
+  aws_in "$region" ec2 create-snapshot --volume-id "$volume" --query SnapshotId --output text \
+    --tag-specifications "[{\"ResourceType\": \"snapshot\", \"Tags\": [$tags]}]"
+}
+
+# show_snapshots REGION: what the region holds.
+show_snapshots() { aws_in "$1" ec2 describe-snapshots --owner-ids self --output json | view snapshots "$1" -; }
 
 # local_event_snapshot_copier EVENT OUT: EVENT with its us-east-1 snapshot ids
 # (made up in the samples, unknown to moto) replaced by the seeded one.
 local_event_snapshot_copier() {
-  python3 - "$1" "$announced" "$2" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-text = re.sub(r"(arn:aws:ec2::us-east-1:snapshot/)snap-[0-9a-f]+", lambda m: m.group(1) + sys.argv[2], text)
-open(sys.argv[3], "w").write(text)
-PY
+  sed -E "s#(arn:aws:ec2::us-east-1:snapshot/)snap-[0-9a-f]+#\1$announced#g" "$1" >"$2"
   grep -q "snapshot/$announced\"" "$2" || { echo "$1: no us-east-1 snapshot id to replace" >&2; return 1; }
 }
 
@@ -140,7 +138,7 @@ SH
   run_env AWS_CLI_PATH "$work/worker-bin/aws"
 }
 seed_transcode_launcher() {
-  ec2_demo launch-template "$(fn_env transcode-launcher LAUNCH_TEMPLATE_NAME)"
+  launch_template "$(fn_env transcode-launcher LAUNCH_TEMPLATE_NAME)"
   tables create "$(fn_env transcode-launcher JOBS_TABLE)" pk
   "$work/worker-bin/aws" --region us-east-1 s3api create-bucket --bucket "$(fn_env transcode-launcher INPUT_BUCKET)" >/dev/null
 }

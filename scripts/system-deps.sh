@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The real local services the tests and the demo run come from Debian:
-# installs whichever of these packages is missing (as root, or with sudo).
+# The real local services the tests and the demo run (ffmpeg, MariaDB), and
+# unzip for make bench, come from Debian: installs whichever of these
+# packages is missing (as root, or with sudo).
 set -euo pipefail
-packages=(ffmpeg mariadb-server)
+packages=(ffmpeg mariadb-server unzip)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -32,6 +32,18 @@ pub struct LambdaPackage {
 /// `[package.metadata.lambda.env]`, read through
 /// `cargo metadata --format-version 1 --no-deps`, sorted by name.
 pub fn lambda_packages(root: &Path) -> anyhow::Result<Vec<LambdaPackage>> {
+    let metadata = cargo_metadata(root)?;
+    let mut packages = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        if let Some(package) = lambda_package(package)? {
+            packages.push(package);
+        }
+    }
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(packages)
+}
+
+fn cargo_metadata(root: &Path) -> anyhow::Result<Value> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(&cargo)
         .args([
@@ -50,70 +62,74 @@ pub fn lambda_packages(root: &Path) -> anyhow::Result<Vec<LambdaPackage>> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let metadata: Value = serde_json::from_slice(&output.stdout).context("cargo metadata JSON")?;
-    let mut packages = Vec::new();
-    for package in metadata["packages"].as_array().into_iter().flatten() {
-        let name = package["name"].as_str().unwrap_or_default().to_owned();
-        let Some(table) = package["metadata"]["lambda"]["env"].as_object() else {
-            continue;
+    serde_json::from_slice(&output.stdout).context("cargo metadata JSON")
+}
+
+/// One package of `cargo metadata`, if it has a local environment.
+fn lambda_package(package: &Value) -> anyhow::Result<Option<LambdaPackage>> {
+    let name = package["name"].as_str().unwrap_or_default().to_owned();
+    let Some(table) = package["metadata"]["lambda"]["env"].as_object() else {
+        return Ok(None);
+    };
+    let mut env = Env::new();
+    for (key, value) in table {
+        // cargo-lambda reads a map of strings, and the scripts read one
+        // `KEY=VALUE` per line.
+        match value.as_str() {
+            Some(text) if !text.contains('\n') => env.insert(key.clone(), text.to_owned()),
+            _ => bail!(
+                "{name}: [package.metadata.lambda.env] {key} must be a one-line string, found {value}"
+            ),
         };
-        let mut env = Env::new();
-        for (key, value) in table {
-            // cargo-lambda reads a map of strings, and the scripts read one
-            // `KEY=VALUE` per line.
-            match value.as_str() {
-                Some(text) if !text.contains('\n') => env.insert(key.clone(), text.to_owned()),
-                _ => bail!(
-                    "{name}: [package.metadata.lambda.env] {key} must be a one-line string, found {value}"
-                ),
-            };
-        }
-        let bins = package["targets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|t| {
-                t["kind"]
-                    .as_array()
-                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
-            })
-            .filter_map(|t| t["name"].as_str().map(str::to_owned))
-            .collect();
-        let env_json_leaves_out = package["metadata"]["sam"]["env-json-leaves-out"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|v| {
-                v.as_str().map(str::to_owned).with_context(|| {
-                    format!(
-                        "{name}: [package.metadata.sam] env-json-leaves-out holds names, found {v}"
-                    )
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let mut env_json_sets = Env::new();
-        for (key, value) in package["metadata"]["sam"]["env-json-sets"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            let Some(text) = value.as_str() else {
-                bail!(
-                    "{name}: [package.metadata.sam] env-json-sets {key} must be a string, found {value}"
-                );
-            };
-            env_json_sets.insert(key.clone(), text.to_owned());
-        }
-        packages.push(LambdaPackage {
-            name,
-            bins,
-            env,
-            env_json_leaves_out,
-            env_json_sets,
-        });
     }
-    packages.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(packages)
+    let sam = &package["metadata"]["sam"];
+    Ok(Some(LambdaPackage {
+        bins: bin_targets(package),
+        env,
+        env_json_leaves_out: env_json_leaves_out(&name, sam)?,
+        env_json_sets: env_json_sets(&name, sam)?,
+        name,
+    }))
+}
+
+fn bin_targets(package: &Value) -> Vec<String> {
+    package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn env_json_leaves_out(name: &str, sam: &Value) -> anyhow::Result<Vec<String>> {
+    sam["env-json-leaves-out"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            v.as_str().map(str::to_owned).with_context(|| {
+                format!("{name}: [package.metadata.sam] env-json-leaves-out holds names, found {v}")
+            })
+        })
+        .collect()
+}
+
+fn env_json_sets(name: &str, sam: &Value) -> anyhow::Result<Env> {
+    let mut sets = Env::new();
+    for (key, value) in sam["env-json-sets"].as_object().into_iter().flatten() {
+        let Some(text) = value.as_str() else {
+            bail!(
+                "{name}: [package.metadata.sam] env-json-sets {key} must be a string, found {value}"
+            );
+        };
+        sets.insert(key.clone(), text.to_owned());
+    }
+    Ok(sets)
 }
 
 /// env.json for `sam local invoke --env-vars`: for every function of

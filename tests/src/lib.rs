@@ -24,9 +24,13 @@
 //! - [`lambda_env`]: each function's local environment from its Cargo.toml (binary: `lambda-env`).
 //! - [`template`]: template.yaml's parameter defaults as CloudFormation passes them.
 //!
+//! Benchmarks:
+//! - [`bench`]: BENCHMARKS.md filled from its template; the 10,000-record Kinesis batch.
+//!
 //! Binaries in `src/bin` are the scripts' tools: `cfn-response-sink`, `local-mariadb`,
-//! `lambda-bench`, `lambda-env`.
+//! `lambda-bench`, `lambda-env`, `demo-view`.
 
+pub mod bench;
 pub mod dynamodb;
 pub mod emulator;
 pub mod events;
