@@ -8,11 +8,9 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use shared::config::EnvReader;
 use std::time::Instant;
-use transcode_launcher::fleet::MemoryFleet;
 use transcode_launcher::handler::handle;
-use transcode_launcher::jobs::MemoryStore;
 use transcode_launcher::launcher::Launcher;
-use transcode_launcher::status::MemoryStatus;
+use transcode_launcher::testing::{InMemoryFleet, InMemoryJobs, InMemoryStatus};
 
 const INVOKES: usize = 2000;
 const SAMPLE: &str = "events/transcode-launcher/01-put-holiday-video.json";
@@ -38,9 +36,9 @@ fn main() {
     .expect("valid settings")
     .launcher;
     let launcher = Launcher::new(
-        MemoryFleet::default(),
-        MemoryStore::default(),
-        MemoryStatus::default(),
+        InMemoryFleet::default(),
+        InMemoryJobs::default(),
+        InMemoryStatus::default(),
         settings,
     );
     let mut times: Vec<f64> = (0..INVOKES)

@@ -1,10 +1,8 @@
 //! Events to launcher calls, and the invocation's summary.
 
 use crate::event::{self, Event};
-use crate::fleet::Fleet;
-use crate::jobs::JobStore;
 use crate::launcher::{Failure, Launcher, Outcome, ReconcileReport, RecordResult};
-use crate::status::StatusStore;
+use crate::ports::{Fleet, JobStore, StatusStore};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shared::metrics::Emf;
@@ -194,10 +192,8 @@ fn reconciled(report: ReconcileReport) -> Result<Value, HandlerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::MemoryFleet;
-    use crate::jobs::MemoryStore;
     use crate::launcher::tests::{created, settings};
-    use crate::status::MemoryStatus;
+    use crate::testing::{InMemoryFleet, InMemoryJobs, InMemoryStatus};
 
     /// A sweep cut off at the invocation deadline still reports what it
     /// settled before: a job settled as worker-failed is never looked at
@@ -205,9 +201,9 @@ mod tests {
     #[tokio::test]
     async fn a_cut_off_sweep_still_counts_the_jobs_it_settled() {
         let launcher = Launcher::new(
-            MemoryFleet::default(),
-            MemoryStore::default(),
-            MemoryStatus::default(),
+            InMemoryFleet::default(),
+            InMemoryJobs::default(),
+            InMemoryStatus::default(),
             settings(2),
         );
         let mut results = launcher

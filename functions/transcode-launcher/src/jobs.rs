@@ -3,9 +3,6 @@
 //! the same slot or the same job.
 
 use crate::event::ObjectCreated;
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::Mutex;
 
 /// A stored value and the version its next write must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,103 +91,4 @@ pub struct Job {
     pub slot: Option<usize>,
     /// Epoch seconds of the last state change.
     pub updated_at: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
-
-/// `expected`: None writes only if the item is absent; Some(v) only if the
-/// stored version is v. Ok(Some(new version)) when the write won, Ok(None)
-/// when the condition failed.
-pub trait JobStore: Send + Sync {
-    fn slot(
-        &self,
-        index: usize,
-    ) -> impl Future<Output = Result<Option<Versioned<Slot>>, StoreError>> + Send;
-    fn put_slot(
-        &self,
-        index: usize,
-        slot: &Slot,
-        expected: Option<u64>,
-    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
-    fn job(
-        &self,
-        job_id: &str,
-    ) -> impl Future<Output = Result<Option<Versioned<Job>>, StoreError>> + Send;
-    fn put_job(
-        &self,
-        job: &Job,
-        expected: Option<u64>,
-    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
-    /// Queued, launching and running jobs.
-    fn active_jobs(&self) -> impl Future<Output = Result<Vec<Versioned<Job>>, StoreError>> + Send;
-}
-
-/// The store in memory, for unit tests and benchmarks.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    pub slots: Mutex<HashMap<usize, Versioned<Slot>>>,
-    pub jobs: Mutex<HashMap<String, Versioned<Job>>>,
-}
-
-fn conditional_put<K: std::hash::Hash + Eq, T: Clone>(
-    map: &mut HashMap<K, Versioned<T>>,
-    key: K,
-    value: &T,
-    expected: Option<u64>,
-) -> Option<u64> {
-    if map.get(&key).map(|v| v.version) != expected {
-        return None;
-    }
-    let version = expected.unwrap_or(0) + 1;
-    map.insert(
-        key,
-        Versioned {
-            version,
-            value: value.clone(),
-        },
-    );
-    Some(version)
-}
-
-impl JobStore for MemoryStore {
-    async fn slot(&self, index: usize) -> Result<Option<Versioned<Slot>>, StoreError> {
-        Ok(self
-            .slots
-            .lock()
-            .expect("not poisoned")
-            .get(&index)
-            .cloned())
-    }
-
-    async fn put_slot(
-        &self,
-        index: usize,
-        slot: &Slot,
-        expected: Option<u64>,
-    ) -> Result<Option<u64>, StoreError> {
-        let mut slots = self.slots.lock().expect("not poisoned");
-        Ok(conditional_put(&mut slots, index, slot, expected))
-    }
-
-    async fn job(&self, job_id: &str) -> Result<Option<Versioned<Job>>, StoreError> {
-        Ok(self.jobs.lock().expect("not poisoned").get(job_id).cloned())
-    }
-
-    async fn put_job(&self, job: &Job, expected: Option<u64>) -> Result<Option<u64>, StoreError> {
-        let mut jobs = self.jobs.lock().expect("not poisoned");
-        Ok(conditional_put(&mut jobs, job.id.clone(), job, expected))
-    }
-
-    async fn active_jobs(&self) -> Result<Vec<Versioned<Job>>, StoreError> {
-        let jobs = self.jobs.lock().expect("not poisoned");
-        let mut active: Vec<_> = jobs
-            .values()
-            .filter(|j| j.value.state.is_active())
-            .cloned()
-            .collect();
-        active.sort_by(|a, b| a.value.id.cmp(&b.value.id));
-        Ok(active)
-    }
 }

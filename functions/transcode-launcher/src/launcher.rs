@@ -3,10 +3,10 @@
 //! that relaunches jobs whose worker died.
 
 use crate::event::{ObjectCreated, Record};
-use crate::fleet::{Fleet, LaunchRequest};
 use crate::job::{self, Locations};
-use crate::jobs::{Job, JobState, JobStore, Slot, StoreError, Versioned};
-use crate::status::{self, StatusStore};
+use crate::jobs::{Job, JobState, Slot, Versioned};
+use crate::ports::{Fleet, JobStore, LaunchRequest, StatusStore, StoreError};
+use crate::status;
 use crate::worker::{self, WorkerSettings};
 use serde::Serialize;
 

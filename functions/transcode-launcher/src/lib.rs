@@ -10,22 +10,25 @@
 //! - [`event`]: S3 "object created" events from either delivery path; [`s3_key`]: their key encodings.
 //! - [`job`]: which objects become jobs, and each job's identity.
 //! - [`launcher`]: records to launches (filter, dedupe, lease a slot, launch) and the reconcile.
-//! - [`jobs`]: the job ledger and capacity slots (trait and in-memory store).
-//! - [`fleet`]: the EC2 calls the launcher makes (trait and in-memory fleet).
-//! - [`status`]: the workers' `status.json` (trait and in-memory store).
+//! - [`jobs`]: the job ledger's records and the capacity slots.
+//! - [`status`]: what a job's `status.json` says.
 //! - [`worker`]: the worker's user-data script.
+//! - [`ports`]: the traits the domain calls (EC2, the job store, the status objects) and their errors.
 //! - [`aws`]: the SDK adapters (`aws::dynamodb`, `aws::ec2`, `aws::s3`).
+//! - `testing` (feature `testing`): the in-memory fleet, job store and status objects for tests and benches.
 
 pub mod aws;
 pub mod config;
 pub mod event;
-pub mod fleet;
 pub mod handler;
 pub mod job;
 pub mod jobs;
 pub mod launcher;
+pub mod ports;
 pub mod s3_key;
 pub mod status;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod worker;
 
 /// The function's name in logs (`service`) and metrics (`Function`).

@@ -3,19 +3,6 @@
 //! died.
 
 use serde_json::Value;
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::Mutex;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StatusError(pub String);
-
-pub trait StatusStore: Send + Sync {
-    /// The object's body, None when there is none.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StatusError>> + Send;
-    fn put(&self, key: &str, body: &str) -> impl Future<Output = Result<(), StatusError>> + Send;
-}
 
 /// Marks the failure status the launcher writes itself (see
 /// `launcher::failure_status`), as opposed to a worker's report.
@@ -65,30 +52,6 @@ pub fn read(body: &[u8]) -> Report {
             "\"status\" is {other}, neither \"success\" nor \"failure\""
         )),
         None => garbled("no \"status\" field".into()),
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct MemoryStatus {
-    pub objects: Mutex<HashMap<String, String>>,
-}
-
-impl StatusStore for MemoryStatus {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StatusError> {
-        Ok(self
-            .objects
-            .lock()
-            .expect("not poisoned")
-            .get(key)
-            .map(|body| body.as_bytes().to_vec()))
-    }
-
-    async fn put(&self, key: &str, body: &str) -> Result<(), StatusError> {
-        self.objects
-            .lock()
-            .expect("not poisoned")
-            .insert(key.to_owned(), body.to_owned());
-        Ok(())
     }
 }
 

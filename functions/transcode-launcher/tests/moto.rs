@@ -548,7 +548,8 @@ async fn two_sweeps_at_once_relaunch_each_dead_worker_once() {
 async fn the_jobs_table_adapter_against_moto_dynamodb() {
     use transcode_launcher::aws::dynamodb::DynamoStore;
     use transcode_launcher::event::ObjectCreated;
-    use transcode_launcher::jobs::{Job, JobState, JobStore, Slot};
+    use transcode_launcher::jobs::{Job, JobState, Slot};
+    use transcode_launcher::ports::JobStore;
 
     let moto = suite_tests::moto::Moto::start();
     let db = moto.dynamodb().await;

@@ -3,7 +3,8 @@
 //! PutItem conditional on the version read.
 
 use crate::event::ObjectCreated;
-use crate::jobs::{Job, JobState, JobStore, Slot, StoreError, Versioned};
+use crate::jobs::{Job, JobState, Slot, Versioned};
+use crate::ports::{JobStore, StoreError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -67,8 +68,11 @@ impl DynamoStore {
     }
 }
 
-fn call_error<E: std::error::Error + 'static>(call: &str, e: E) -> StoreError {
-    StoreError(format!("{call}: {}", shared::aws::error_text(&e)))
+fn call_error<E: std::error::Error + 'static>(call: &'static str, e: E) -> StoreError {
+    StoreError::Call {
+        call,
+        reason: shared::aws::error_text(&e),
+    }
 }
 
 fn n(value: impl ToString) -> AttributeValue {
@@ -100,7 +104,7 @@ fn job_key(job_id: &str) -> String {
 }
 
 fn version(item: &Item) -> Result<u64, StoreError> {
-    number(item, "version").ok_or_else(|| StoreError("item without a version".into()))
+    number(item, "version").ok_or(StoreError::NoVersion)
 }
 
 fn slot_from(item: &Item) -> Result<Versioned<Slot>, StoreError> {
@@ -117,7 +121,10 @@ fn slot_from(item: &Item) -> Result<Versioned<Slot>, StoreError> {
 
 fn job_from(item: &Item) -> Result<Versioned<Job>, StoreError> {
     let id = text(item, "jobId").unwrap_or_default();
-    let bad = |field: &str| StoreError(format!("ledger item {id}: {field} missing or invalid"));
+    let bad = |field: &str| StoreError::BadJob {
+        job_id: id.clone(),
+        field: field.to_owned(),
+    };
     Ok(Versioned {
         version: version(item)?,
         value: Job {

@@ -1,7 +1,7 @@
 //! The fleet through the EC2 API.
 
-use crate::fleet::{Fleet, FleetError, LaunchRequest};
 use crate::job::TAG_JOB_ID;
+use crate::ports::{Fleet, FleetError, LaunchRequest};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
     Filter, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType,
@@ -67,7 +67,7 @@ impl Ec2Fleet {
 }
 
 fn error<E: std::error::Error + 'static>(e: E) -> FleetError {
-    FleetError(shared::aws::error_text(&e))
+    FleetError::Call(shared::aws::error_text(&e))
 }
 
 fn filter(name: &str, values: &[&str]) -> Filter {
@@ -178,6 +178,6 @@ impl Fleet for Ec2Fleet {
             .first()
             .and_then(|i| i.instance_id())
             .map(str::to_owned)
-            .ok_or_else(|| FleetError("RunInstances returned no instance".into()))
+            .ok_or(FleetError::NoInstance)
     }
 }

@@ -1,8 +1,9 @@
 //! The jobs' status.json objects through the S3 API.
 
-use crate::status::{StatusError, StatusStore};
+use crate::ports::{StatusError, StatusStore};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
+use shared::aws::absent_as_none;
 
 pub struct S3Status {
     client: Client,
@@ -15,30 +16,33 @@ impl S3Status {
     }
 }
 
-fn error<E: std::error::Error + 'static>(call: &str, e: E) -> StatusError {
-    StatusError(format!("{call}: {}", shared::aws::error_text(&e)))
+fn error<E: std::error::Error + 'static>(call: &'static str, e: E) -> StatusError {
+    StatusError::Call {
+        call,
+        reason: shared::aws::error_text(&e),
+    }
 }
 
 impl StatusStore for S3Status {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StatusError> {
-        let object = match self
+        let answer = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
-            .await
-        {
-            Ok(object) => object,
-            // NoSuchKey needs s3:ListBucket; without it S3 answers 403, an error.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(error("GetObject", e)),
+            .await;
+        // NoSuchKey needs s3:ListBucket; without it S3 answers 403, an error.
+        let Some(object) =
+            absent_as_none(answer, |e| e.is_no_such_key()).map_err(|e| error("GetObject", e))?
+        else {
+            return Ok(None);
         };
         let body = object
             .body
             .collect()
             .await
-            .map_err(|e| StatusError(format!("GetObject: reading the body: {e}")))?;
+            .map_err(|e| StatusError::Body(e.to_string()))?;
         Ok(Some(body.into_bytes().to_vec()))
     }
 

@@ -1,15 +1,13 @@
 use super::*;
-use crate::fleet::MemoryFleet;
-use crate::jobs::MemoryStore;
-use crate::status::MemoryStatus;
+use crate::testing::{InMemoryFleet, InMemoryJobs, InMemoryStatus};
 
-type MemoryLauncher = Launcher<MemoryFleet, MemoryStore, MemoryStatus>;
+type InMemoryLauncher = Launcher<InMemoryFleet, InMemoryJobs, InMemoryStatus>;
 
-fn memory_launcher(max_running_jobs: usize) -> MemoryLauncher {
+fn memory_launcher(max_running_jobs: usize) -> InMemoryLauncher {
     Launcher::new(
-        MemoryFleet::default(),
-        MemoryStore::default(),
-        MemoryStatus::default(),
+        InMemoryFleet::default(),
+        InMemoryJobs::default(),
+        InMemoryStatus::default(),
         settings(max_running_jobs),
     )
 }
@@ -160,7 +158,7 @@ async fn a_refused_job_is_queued_and_the_reconcile_launches_it_when_a_slot_frees
 }
 
 /// Puts the job's status.json and ends its worker, as worker.sh does.
-async fn worker_ends(launcher: &MemoryLauncher, result: &RecordResult, status: &str) {
+async fn worker_ends(launcher: &InMemoryLauncher, result: &RecordResult, status: &str) {
     let job = result.job_id.as_deref().unwrap();
     launcher
         .status()
