@@ -3,6 +3,7 @@
 
 use super::{CallError, FailureQueue, Invoked, Invoker, QueueMessage};
 use crate::aws::{ClientPolicy, SdkConfig, with_policy};
+use crate::sqs::QueueClient;
 use aws_config::Region;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
@@ -93,29 +94,19 @@ where
     }
 }
 
-pub struct SqsQueue {
-    client: aws_sdk_sqs::Client,
-    url: String,
-}
+pub struct SqsQueue(QueueClient);
 
 impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
-        Self {
-            client,
-            url: url.into(),
-        }
+        Self(QueueClient::new(client, url))
     }
 }
 
 impl FailureQueue for SqsQueue {
     async fn receive(&self, max: usize) -> Result<Vec<QueueMessage>, CallError> {
         let output = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(max.clamp(1, 10) as i32)
-            .visibility_timeout(HOLD.as_secs() as i32)
-            .wait_time_seconds(RECEIVE_WAIT.as_secs() as i32)
+            .0
+            .receive(max, HOLD, RECEIVE_WAIT)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
@@ -142,25 +133,16 @@ impl FailureQueue for SqsQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), CallError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .send()
+        self.0
+            .delete(receipt)
             .await
-            .map(|_| ())
             .map_err(|e| call_error("SQS", "DeleteMessage", e))
     }
 
     async fn release(&self, receipt: &str) -> Result<(), CallError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .visibility_timeout(0)
-            .send()
+        self.0
+            .hide(receipt, Duration::ZERO)
             .await
-            .map(|_| ())
             .map_err(|e| call_error("SQS", "ChangeMessageVisibility", e))
     }
 }
