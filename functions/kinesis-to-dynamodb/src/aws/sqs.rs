@@ -2,24 +2,26 @@
 
 use crate::ports::{Queue, QueueMessage, ReplayError};
 use shared::aws::service_error_text;
+use shared::sqs::QueueClient;
 use std::time::Duration;
 
-pub struct SqsQueue {
-    pub client: aws_sdk_sqs::Client,
-    pub url: String,
+pub struct SqsQueue(QueueClient);
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self(QueueClient::new(client, url))
+    }
 }
+
+/// Long polling asks every SQS server: a short poll may answer empty while
+/// messages wait.
+const RECEIVE_WAIT: Duration = Duration::from_secs(1);
 
 impl Queue for SqsQueue {
     async fn receive(&self, hide: Duration) -> Result<Option<QueueMessage>, ReplayError> {
         let output = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(1)
-            .visibility_timeout(hide.as_secs() as i32)
-            // Long polling asks every SQS server: a short poll may answer
-            // empty while messages wait.
-            .wait_time_seconds(1)
+            .0
+            .receive(1, hide, RECEIVE_WAIT)
             .send()
             .await
             .map_err(|e| ReplayError::Queue(service_error_text(&e)))?;
@@ -36,25 +38,16 @@ impl Queue for SqsQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), ReplayError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .send()
+        self.0
+            .delete(receipt)
             .await
-            .map(|_| ())
             .map_err(|e| ReplayError::Queue(service_error_text(&e)))
     }
 
     async fn hide(&self, receipt: &str, hide: Duration) -> Result<(), ReplayError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .visibility_timeout(hide.as_secs() as i32)
-            .send()
+        self.0
+            .hide(receipt, hide)
             .await
-            .map(|_| ())
             .map_err(|e| ReplayError::Queue(service_error_text(&e)))
     }
 }

@@ -189,10 +189,7 @@ async fn run(command: Command, config: &Config) -> Result<(&'static str, Summary
     let mut print = |line: String| println!("{line}");
     match command {
         Command::Failures { queue_url, options } => {
-            let queue = SqsQueue {
-                client: aws_sdk_sqs::Client::new(&sdk),
-                url: queue_url,
-            };
+            let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url);
             // A GetRecords page can hold 10 MB: more than the default
             // attempt timeout allows on a slow link. read_range retries
             // throttled and expired reads itself: the SDK must not as well.
