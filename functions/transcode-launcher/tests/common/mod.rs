@@ -3,27 +3,26 @@
 
 use aws_sdk_ec2::types::RequestLaunchTemplateData;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 use suite_tests::dynamodb::{DynamoStandIn, Faults};
-use suite_tests::function::FunctionProcess;
 use suite_tests::moto::Moto;
 use suite_tests::process::{venv_tool, workspace_root};
-use suite_tests::runtime_api::RuntimeApi;
+use suite_tests::running::{Env, Running};
 
 pub const TEMPLATE: &str = "transcode-worker";
 pub const AMI: &str = "ami-12c6146b";
 pub const JOBS_TABLE: &str = "transcode-jobs";
 
+/// The launcher binary running against moto, and the services it was
+/// seeded with.
 pub struct Launcher {
     pub moto: Moto,
     pub ec2: aws_sdk_ec2::Client,
-    pub api: RuntimeApi,
     /// The jobs table (ledger and capacity slots): conditional writes here
     /// are atomic, which moto's are not under concurrent requests.
     pub jobs: DynamoStandIn,
-    functions: Vec<FunctionProcess>,
+    pub function: Running,
 }
 
 /// The launcher's environment: INPUT_BUCKET uploads, OUTPUT_BUCKET outputs,
@@ -37,6 +36,31 @@ pub async fn start(extra: &[(&str, &str)]) -> Launcher {
 pub async fn start_many(processes: usize, extra: &[(&str, &str)]) -> Launcher {
     let moto = Moto::start();
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config().await);
+    create_launch_template(&ec2).await;
+    let jobs = DynamoStandIn::start(&[(JOBS_TABLE, &["pk"])], Faults::none(Duration::ZERO))
+        .await
+        .unwrap();
+    let env = Env::from(moto.env())
+        .extend(&[
+            ("INPUT_BUCKET", "uploads"),
+            ("OUTPUT_BUCKET", "outputs"),
+            ("LAUNCH_TEMPLATE_NAME", TEMPLATE),
+            ("JOBS_TABLE", JOBS_TABLE),
+            ("AWS_ENDPOINT_URL_DYNAMODB", jobs.endpoint().as_str()),
+        ])
+        .extend(extra);
+    let function =
+        Running::start_many(env!("CARGO_BIN_EXE_transcode-launcher"), &env, processes).await;
+    Launcher {
+        moto,
+        ec2,
+        jobs,
+        function,
+    }
+}
+
+/// The worker's launch template in moto EC2.
+async fn create_launch_template(ec2: &aws_sdk_ec2::Client) {
     ec2.create_launch_template()
         .launch_template_name(TEMPLATE)
         .launch_template_data(
@@ -48,47 +72,12 @@ pub async fn start_many(processes: usize, extra: &[(&str, &str)]) -> Launcher {
         .send()
         .await
         .expect("moto creates the launch template");
-    let api = RuntimeApi::start().await.unwrap();
-    let jobs = DynamoStandIn::start(&[(JOBS_TABLE, &["pk"])], Faults::none(Duration::ZERO))
-        .await
-        .unwrap();
-    let mut env = moto.env();
-    let jobs_endpoint = jobs.endpoint();
-    for (k, v) in [
-        ("INPUT_BUCKET", "uploads"),
-        ("OUTPUT_BUCKET", "outputs"),
-        ("LAUNCH_TEMPLATE_NAME", TEMPLATE),
-        ("JOBS_TABLE", JOBS_TABLE),
-        ("AWS_ENDPOINT_URL_DYNAMODB", jobs_endpoint.as_str()),
-    ]
-    .iter()
-    .chain(extra)
-    {
-        env.retain(|(name, _)| name != k);
-        env.push(((*k).to_owned(), (*v).to_owned()));
-    }
-    let functions = (0..processes)
-        .map(|_| {
-            FunctionProcess::spawn(
-                Path::new(env!("CARGO_BIN_EXE_transcode-launcher")),
-                &api.host_port(),
-                &env,
-            )
-        })
-        .collect();
-    Launcher {
-        moto,
-        ec2,
-        api,
-        jobs,
-        functions,
-    }
 }
 
 impl Launcher {
     /// Every process's stdout lines (logs and EMF documents).
     pub fn logs(&self) -> Vec<String> {
-        self.functions.iter().flat_map(|f| f.logs()).collect()
+        self.function.logs()
     }
 
     /// How many log lines contain `needle`, once there are `count` (or 10 s
@@ -105,11 +94,11 @@ impl Launcher {
         }
     }
 
+    /// The answer or the error to `event`, given 60 s.
     pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
-        self.api
-            .invoke(event, Duration::from_secs(60))
+        self.function
+            .invoke_within(event, Duration::from_secs(60))
             .await
-            .unwrap()
             .result
     }
 
