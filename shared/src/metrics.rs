@@ -70,6 +70,15 @@ impl Emf {
         }
     }
 
+    /// Adds each `(name, n)` in turn, as [`Emf::add`] does: a summary's
+    /// counters listed once, `Emf::for_function(..).with_counts([..]).emit()`.
+    pub fn with_counts<'a>(mut self, counts: impl IntoIterator<Item = (&'a str, u64)>) -> Self {
+        for (name, n) in counts {
+            self.add(name, n);
+        }
+        self
+    }
+
     /// The EMF document for the counters so far.
     pub fn to_json(&self, timestamp_ms: u128) -> Value {
         let mut root = Map::new();
@@ -123,6 +132,23 @@ mod tests {
         assert_eq!(
             def["Metrics"],
             json!([{"Name": "Responses", "Unit": "Count"}])
+        );
+    }
+
+    #[test]
+    fn counts_listed_at_once_add_up_as_one_by_one() {
+        let listed = Emf::new("Suite").with_counts([("Written", 2), ("Failed", 0), ("Written", 1)]);
+        let mut one_by_one = Emf::new("Suite");
+        one_by_one.add("Written", 2);
+        one_by_one.add("Failed", 0);
+        one_by_one.add("Written", 1);
+        assert_eq!(listed.to_json(1), one_by_one.to_json(1));
+        let doc = listed.to_json(1);
+        assert_eq!(doc["Written"], 3);
+        assert_eq!(doc["Failed"], 0);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+            json!([{"Name": "Written", "Unit": "Count"}, {"Name": "Failed", "Unit": "Count"}])
         );
     }
 
