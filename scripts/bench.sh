@@ -8,6 +8,7 @@
 # kept so that BENCH_ONLY=<function> measures that function alone and
 # re-renders the whole file with the others' figures as they were.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 work="$root/.demo/bench"
 rm -rf "$work" && mkdir -p "$work/values"
@@ -88,6 +89,7 @@ measure_kinesis() {
 echo "Measuring kinesis-to-dynamodb..."
 # 10,000 records, distinct keys, 500 bytes each.
 target/release/lambda-bench kinesis-event 10000 500 >"$work/kinesis-10k.json"
+# shellcheck disable=SC2054 # --table NAME:KEY,KEY is one argument
 kinesis_common=(--binary "$work/kinesis-to-dynamodb/bootstrap" --zip target/lambda/kinesis-to-dynamodb/bootstrap.zip
   --dynamodb-latency-ms 10 --table items:pk,sk --table rejects:shardId,position
   --env AWS_ACCESS_KEY_ID=testing --env AWS_SECRET_ACCESS_KEY=testing --env AWS_LAMBDA_LOG_LEVEL=WARN

@@ -4,6 +4,7 @@
 # stops everything it started, on success, failure or Ctrl-C.
 set -euo pipefail
 
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 work="$root/.demo"
 rm -rf "$work" && mkdir -p "$work"
@@ -12,12 +13,15 @@ rm -rf "$work" && mkdir -p "$work"
 trap 'cleanup; rm -rf "$work"/mariadb-*' EXIT
 # Each function's local environment comes from its Cargo.toml; what it needs
 # (services_*, seed_*) from local.sh, shared with `make invoke`.
+# shellcheck source=scripts/local.sh
 source scripts/local.sh
 
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 bold "Building the functions and the local stand-ins"
-cargo build --quiet --bins $(printf -- '-p %s ' "${functions[@]}") -p suite-tests
+packages=()
+for fn in "${functions[@]}"; do packages+=(-p "$fn"); done
+cargo build --quiet --bins "${packages[@]}" -p suite-tests
 
 load_function_envs
 services_common

@@ -9,7 +9,7 @@ set -euo pipefail
 fn=${1-} event=${2-}
 usage="make invoke FN=<function> EVENT=events/<function>/<file>.json"
 here=$(cd "$(dirname "$0")/.." && pwd)
-functions=$(cd "$here/functions" && ls -d -- */ | tr -d / | tr '\n' ' ')
+functions=$(cd "$here/functions" && printf '%s ' */ | tr -d /)
 fail() { echo "make invoke: $*" >&2; exit 2; }
 [ -n "$fn" ] || fail "FN is not set ($usage); functions: $functions"
 [ -f "$here/functions/$fn/Cargo.toml" ] || fail "FN=$fn is not a function; functions: $functions"
@@ -17,12 +17,14 @@ fail() { echo "make invoke: $*" >&2; exit 2; }
 [ -f "$event" ] || fail "EVENT=$event: no such file"
 event=$(cd "$(dirname "$event")" && pwd)/$(basename "$event")
 
+# shellcheck source=scripts/lib.sh
 source "$here/scripts/lib.sh"
 mkdir -p target/invoke
 work=$(mktemp -d target/invoke/"$fn".XXXXXX)
 work=$root/$work
 # MariaDB's data directory is 100 MB and worth nothing after the run.
 trap 'cleanup; rm -rf "$work"/mariadb-*' EXIT
+# shellcheck source=scripts/local.sh
 source scripts/local.sh
 step=${fn//-/_}
 

@@ -1,10 +1,11 @@
+# shellcheck shell=bash
 # Sourced by demo.sh, invoke.sh and bench.sh: the venv on PATH, loopback
 # ports, moto through the aws CLI, the functions' local environments, and
 # cleanup of every background process started, on exit, failure or Ctrl-C.
 # The kit's binaries (target/debug/demo-view, lambda-env, ...) are built
 # by the sourcing script before they are used.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$root" || exit
 export PATH="$root/.venv/bin:$PATH"
 
 pids=()

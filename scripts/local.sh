@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by demo.sh and invoke.sh, after lib.sh (and $work set): what each
 # function needs on 127.0.0.1, and its seed data, all named from the
 # function's local environment, [package.metadata.lambda.env] in
