@@ -1,5 +1,4 @@
 use lambda_runtime::service_fn;
-use shared::config::EnvReader;
 use transcode_launcher::aws::dynamodb::DynamoStore;
 use transcode_launcher::aws::ec2::Ec2Fleet;
 use transcode_launcher::aws::s3::S3Status;
@@ -9,12 +8,7 @@ use transcode_launcher::{FUNCTION_NAME, handler};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init_for(FUNCTION_NAME);
-    let config = match Config::from_env(EnvReader::from_env()) {
-        Ok(config) => config,
-        Err(e) => shared::runtime::fail_init("InvalidConfiguration", &e).await,
-    };
-    let sdk = shared::aws::load_sdk_config().await;
+    let (config, sdk) = shared::runtime::start(FUNCTION_NAME, Config::from_env).await;
     // Endpoint overrides (moto, local runs) address buckets by path.
     let s3 = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(sdk.endpoint_url().is_some())
