@@ -262,3 +262,25 @@ async fn put_attempts_without_a_reply_are_counted_as_timeouts() {
     assert_eq!(emf[0]["PutRetries"], 1, "{}", emf[0]);
     assert_eq!(emf[0]["AnswersFailed"], 1, "{}", emf[0]);
 }
+
+/// The response goes straight to the ResponseURL: a proxy named in the
+/// environment sees nothing of it.
+#[tokio::test]
+async fn the_response_put_ignores_proxy_variables() {
+    let (sink, proxy) = (Sink::start(0).await.unwrap(), Sink::start(0).await.unwrap());
+    let proxy_url = format!("http://{}", proxy.addr);
+    let function = start(&[
+        ("ALLOW_LOCAL_RESPONSE_URL", "true"),
+        ("HTTP_PROXY", &proxy_url),
+        ("http_proxy", &proxy_url),
+        ("ALL_PROXY", &proxy_url),
+    ])
+    .await;
+    let sent = request("Create", "r1", &sink.url("r1"), "Custom::Nope", json!({}));
+    let invocation = function
+        .invoke_within(sent.clone(), Duration::from_secs(20))
+        .await;
+    assert!(invocation.result.is_ok(), "{:?}", invocation.result);
+    assert_eq!(the_one_response(&sink, "r1", &sent)["Status"], "FAILED");
+    assert!(proxy.all_received().is_empty(), "the proxy got the response");
+}

@@ -609,6 +609,34 @@ async fn put_gives_up_within_attempts_and_deadline() {
     assert!(Instant::now() < deadline);
 }
 
+/// The PUT goes to the URL that was checked and nowhere else: a redirect is
+/// a reply like any other non-2xx, non-4xx one (retried), never followed.
+#[tokio::test]
+async fn put_does_not_follow_redirects() {
+    let (sink, probe) = (sink().await, Probe::default());
+    let elsewhere = sink.url("elsewhere");
+    let (moved, _server) = suite_tests::http::serve(0, move |_| {
+        let mut reply = suite_tests::http::reply(307, "");
+        reply
+            .headers_mut()
+            .insert("location", elsewhere.parse().unwrap());
+        async move { reply }
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{moved}/r1");
+    let sent = request("Create", "r1", &url, PROBE, json!({"Name": "a"}));
+    let err = responder(&probe)
+        .handle(sent, in_secs(20))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ResponderError::NotDelivered { attempts: 4, .. }),
+        "{err}"
+    );
+    assert!(sink.all_received().is_empty(), "the redirect was followed");
+}
+
 #[tokio::test]
 async fn response_url_must_be_s3_unless_local_is_allowed() {
     let (sink, probe) = (sink().await, Probe::default());
