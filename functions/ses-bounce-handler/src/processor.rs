@@ -81,21 +81,19 @@ impl Tally {
 
     /// EMF: totals, and one document per notification type and subtype.
     pub fn emit(&self) {
-        let mut totals = Emf::for_function(crate::FUNCTION_NAME);
-        for (name, value) in [
-            ("Suppressed", self.suppressed),
-            ("Escalated", self.escalated),
-            ("AlreadySuppressed", self.already_suppressed),
-            ("SoftBounces", self.soft_bounces),
-            ("Recorded", self.recorded),
-            ("SoftResets", self.soft_resets),
-            ("Duplicates", self.duplicates),
-            ("Ignored", self.ignored),
-            ("Failed", self.failed),
-        ] {
-            totals.add(name, value);
-        }
-        totals.emit();
+        Emf::for_function(crate::FUNCTION_NAME)
+            .with_counts([
+                ("Suppressed", self.suppressed),
+                ("Escalated", self.escalated),
+                ("AlreadySuppressed", self.already_suppressed),
+                ("SoftBounces", self.soft_bounces),
+                ("Recorded", self.recorded),
+                ("SoftResets", self.soft_resets),
+                ("Duplicates", self.duplicates),
+                ("Ignored", self.ignored),
+                ("Failed", self.failed),
+            ])
+            .emit();
         for ((kind, subtype), count) in &self.by_type {
             // The type and subtype dimensions come after [Stack, Function].
             let mut by_type = Emf::for_function(crate::FUNCTION_NAME)
