@@ -231,8 +231,7 @@ fn cut_off(what: &str, summary: &mut Summary) {
 }
 
 fn emit(summary: &Summary) {
-    let mut emf = Emf::for_function(crate::FUNCTION_NAME);
-    for (name, count) in [
+    let counts = [
         ("Copied", summary.copied.len()),
         ("SkippedExisting", summary.skipped_existing.len()),
         ("NotRetained", summary.not_retained.len()),
@@ -240,10 +239,10 @@ fn emit(summary: &Summary) {
         ("RetriedAfterError", summary.retried_after_error.len()),
         ("Pruned", summary.pruned.len()),
         ("Errors", summary.errors.len()),
-    ] {
-        emf.add(name, count as u64);
-    }
-    emf.emit();
+    ];
+    Emf::for_function(crate::FUNCTION_NAME)
+        .with_counts(counts.map(|(name, count)| (name, count as u64)))
+        .emit();
 }
 
 #[cfg(test)]
