@@ -56,18 +56,16 @@ pub async fn handle<T: Table + Clone + 'static>(
 }
 
 fn emit(counts: &Counts) {
-    let mut emf = Emf::for_function(crate::FUNCTION_NAME);
-    for (name, value) in [
-        ("RecordsIn", counts.records_in),
-        ("UserRecords", counts.user_records),
-        ("Written", counts.written),
-        ("StaleSkipped", counts.stale_skipped),
-        ("Collapsed", counts.collapsed),
-        ("Rejected", counts.rejected),
-        ("Retried", counts.retried),
-        ("Failed", counts.failed),
-    ] {
-        emf.add(name, value);
-    }
-    emf.emit();
+    Emf::for_function(crate::FUNCTION_NAME)
+        .with_counts([
+            ("RecordsIn", counts.records_in),
+            ("UserRecords", counts.user_records),
+            ("Written", counts.written),
+            ("StaleSkipped", counts.stale_skipped),
+            ("Collapsed", counts.collapsed),
+            ("Rejected", counts.rejected),
+            ("Retried", counts.retried),
+            ("Failed", counts.failed),
+        ])
+        .emit();
 }
