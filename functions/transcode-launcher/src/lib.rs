@@ -9,7 +9,8 @@
 //! - [`handler`]: events to launcher calls, and the invocation's summary.
 //! - [`event`]: S3 "object created" events from either delivery path; [`s3_key`]: their key encodings.
 //! - [`job`]: which objects become jobs, and each job's identity.
-//! - [`launcher`]: records to launches (filter, dedupe, lease a slot, launch) and the reconcile.
+//! - [`launcher`]: records to launches and the reconcile: `launch.rs` filters and dedupes a record,
+//!   `dispatch.rs` leases a slot and launches, `reconcile.rs` is the scheduled sweep.
 //! - [`jobs`]: the job ledger's records and the capacity slots.
 //! - [`status`]: what a job's `status.json` says.
 //! - [`worker`]: the worker's user-data script.

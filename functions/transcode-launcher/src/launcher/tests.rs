@@ -1,4 +1,6 @@
+use super::reconcile::failure_status;
 use super::*;
+use crate::jobs::{Job, JobState, Slot};
 use crate::testing::{InMemoryFleet, InMemoryJobs, InMemoryStatus};
 
 type InMemoryLauncher = Launcher<InMemoryFleet, InMemoryJobs, InMemoryStatus>;
