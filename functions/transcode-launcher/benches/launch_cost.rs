@@ -53,6 +53,7 @@ fn main() {
                 ))
                 .expect("handled");
             let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+            let answer = serde_json::to_value(answer).expect("the answer is JSON");
             assert_eq!(answer["results"][0]["outcome"], "launched");
             elapsed
         })

@@ -1,4 +1,5 @@
-//! S3 "object created" events, from either delivery path, as plain records.
+//! S3 "object created" records from either delivery path, each read on its
+//! own into a plain record (the handler tells the kinds of event apart).
 //!
 //! S3 notifications carry form-urlencoded keys (`+` is a space); EventBridge
 //! carries plain percent-encoding (`+` is a plus). Each path gets its own
@@ -30,54 +31,12 @@ pub enum Record {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// `s3:TestEvent`, sent when a notification is configured: a no-op.
-    Test,
-    Records(Vec<Record>),
-    /// The schedule's tick (an EventBridge "Scheduled Event"): reconcile.
-    Reconcile,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported event: {0}")]
-pub struct UnsupportedEvent(pub String);
-
-pub fn parse(event: &Value) -> Result<Event, UnsupportedEvent> {
-    if event.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-        return Ok(Event::Test);
-    }
-    if let Some(records) = event.get("Records") {
-        let records = records.as_array().ok_or_else(|| {
-            UnsupportedEvent("Records: expected an array of S3 notification records".into())
-        })?;
-        return Ok(Event::Records(
-            records
-                .iter()
-                .enumerate()
-                .map(|(i, r)| notification_record(i, r))
-                .collect(),
-        ));
-    }
-    let source = text(event, "source");
-    let detail_type = text(event, "detail-type");
-    if source == Some("aws.events") && detail_type == Some("Scheduled Event") {
-        return Ok(Event::Reconcile);
-    }
-    if source == Some("aws.s3") && detail_type == Some("Object Created") {
-        return Ok(Event::Records(vec![eventbridge_record(event)]));
-    }
-    Err(UnsupportedEvent(format!(
-        "expected an S3 notification (Records), an EventBridge \"Object Created\" event from aws.s3, \
-         a \"Scheduled Event\" from aws.events, or s3:TestEvent; got source {source:?}, detail-type {detail_type:?}"
-    )))
-}
-
 fn text<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
     v.get(field).and_then(Value::as_str)
 }
 
-fn notification_record(index: usize, record: &Value) -> Record {
+/// `Records[index]` of an S3 notification.
+pub fn notification_record(index: usize, record: &Value) -> Record {
     let at = |path: &str| format!("Records[{index}].{path}");
     if text(record, "eventSource") != Some("aws:s3") {
         return Record::Invalid(format!("{}: expected \"aws:s3\"", at("eventSource")));
@@ -109,7 +68,8 @@ fn notification_record(index: usize, record: &Value) -> Record {
     }
 }
 
-fn eventbridge_record(event: &Value) -> Record {
+/// An EventBridge "Object Created" event from aws.s3 (its one record).
+pub fn eventbridge_record(event: &Value) -> Record {
     let detail = event.get("detail").unwrap_or(&Value::Null);
     let object = detail.get("object").unwrap_or(&Value::Null);
     let Some(bucket) = detail.pointer("/bucket/name").and_then(Value::as_str) else {
@@ -128,93 +88,5 @@ fn eventbridge_record(event: &Value) -> Record {
             sequencer: text(object, "sequencer").map(str::to_owned),
         }),
         Err(e) => Record::Invalid(format!("detail.object.key: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn notification(key: &str) -> Value {
-        json!({"Records": [{
-            "eventSource": "aws:s3",
-            "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": "in"},
-                   "object": {"key": key, "size": 5, "eTag": "e", "sequencer": "0A"}}
-        }]})
-    }
-
-    fn created(event: &Value) -> ObjectCreated {
-        match parse(event).unwrap() {
-            Event::Records(records) => match &records[0] {
-                Record::Created(object) => object.clone(),
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn notification_keys_are_form_decoded() {
-        for (raw, key) in [
-            (
-                "videos/My+Holiday%2B2024+%28final%29.MOV",
-                "videos/My Holiday+2024 (final).MOV",
-            ),
-            ("a%20b.mp4", "a b.mp4"),
-            ("%E5%8B%95%E7%94%BB.mp4", "動画.mp4"),
-        ] {
-            assert_eq!(created(&notification(raw)).key, key);
-        }
-    }
-
-    #[test]
-    fn eventbridge_keys_keep_plus() {
-        let event = json!({
-            "source": "aws.s3", "detail-type": "Object Created",
-            "detail": {"bucket": {"name": "in"},
-                       "object": {"key": "a+b%20c.mp4", "size": 1, "etag": "e",
-                                  "version-id": "v1", "sequencer": "0B"}}
-        });
-        let object = created(&event);
-        assert_eq!(object.key, "a+b c.mp4");
-        assert_eq!(object.version_id.as_deref(), Some("v1"));
-    }
-
-    #[test]
-    fn invalid_escapes_name_the_field() {
-        let Event::Records(records) = parse(&notification("bad%zz.mp4")).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            records[0],
-            Record::Invalid(
-                "Records[0].s3.object.key: object key has an invalid percent escape at byte 3"
-                    .into()
-            )
-        );
-    }
-
-    #[test]
-    fn test_event_and_other_events() {
-        let test = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "in"});
-        assert_eq!(parse(&test).unwrap(), Event::Test);
-        let tick = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
-        assert_eq!(parse(&tick).unwrap(), Event::Reconcile);
-        let removed =
-            json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete"}]});
-        assert_eq!(
-            parse(&removed).unwrap(),
-            Event::Records(vec![Record::NotCreated {
-                event_name: "ObjectRemoved:Delete".into()
-            }])
-        );
-        assert!(
-            parse(&json!({"hello": 1}))
-                .unwrap_err()
-                .0
-                .contains("Records")
-        );
     }
 }

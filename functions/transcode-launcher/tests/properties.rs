@@ -7,7 +7,8 @@ use common::form_encode;
 use proptest::prelude::*;
 use serde_json::json;
 use std::process::Command;
-use transcode_launcher::event::{Event, ObjectCreated, Record, parse};
+use transcode_launcher::event::{ObjectCreated, Record};
+use transcode_launcher::handler::{Event, parse};
 use transcode_launcher::s3_key::{decode_eventbridge_key, decode_notification_key};
 use transcode_launcher::worker::{DEFAULT_PRESETS, WorkerSettings, preset, render};
 
