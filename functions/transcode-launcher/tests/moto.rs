@@ -3,11 +3,13 @@
 
 mod common;
 
-use common::{AMI, Launcher, notification, sample, start, start_many, tag};
+use common::{AMI, Launcher, notification, start, start_many, tag};
 use futures_util::future::join_all;
 use serde_json::Value;
 use serde_json::json;
 use std::path::Path;
+use suite_tests::events::sample;
+use transcode_launcher::FUNCTION_NAME;
 use transcode_launcher::job::{
     TAG_ATTEMPT, TAG_JOB_ID, TAG_SOURCE_BUCKET, TAG_SOURCE_KEY, TAG_TRUNCATED,
 };
@@ -28,7 +30,7 @@ async fn the_sample_events_launch_once_per_object_and_skip_the_rest() {
     ])
     .await;
     let put = launcher
-        .invoke(sample("01-put-holiday-video.json"))
+        .invoke(sample(FUNCTION_NAME, "01-put-holiday-video.json"))
         .await
         .unwrap();
     assert_eq!(outcome(&put), "launched", "{put}");
@@ -37,12 +39,12 @@ async fn the_sample_events_launch_once_per_object_and_skip_the_rest() {
         "videos/My Holiday+2024 (final).MOV"
     );
     let multipart = launcher
-        .invoke(sample("02-multipart-upload-completed.json"))
+        .invoke(sample(FUNCTION_NAME, "02-multipart-upload-completed.json"))
         .await
         .unwrap();
     assert_eq!(outcome(&multipart), "launched", "{multipart}");
     let duplicate = launcher
-        .invoke(sample("03-duplicate-of-01.json"))
+        .invoke(sample(FUNCTION_NAME, "03-duplicate-of-01.json"))
         .await
         .unwrap();
     assert_eq!(outcome(&duplicate), "duplicate", "{duplicate}");
@@ -51,7 +53,7 @@ async fn the_sample_events_launch_once_per_object_and_skip_the_rest() {
         put["results"][0]["instanceId"]
     );
     let output = launcher
-        .invoke(sample("04-key-under-output-prefix.json"))
+        .invoke(sample(FUNCTION_NAME, "04-key-under-output-prefix.json"))
         .await
         .unwrap();
     assert_eq!(outcome(&output), "skipped");
@@ -63,17 +65,17 @@ async fn the_sample_events_launch_once_per_object_and_skip_the_rest() {
         "{output}"
     );
     let folder = launcher
-        .invoke(sample("05-folder-marker.json"))
+        .invoke(sample(FUNCTION_NAME, "05-folder-marker.json"))
         .await
         .unwrap();
     assert_eq!(folder["results"][0]["reason"], "folder marker");
     let test = launcher
-        .invoke(sample("06-s3-test-event.json"))
+        .invoke(sample(FUNCTION_NAME, "06-s3-test-event.json"))
         .await
         .unwrap();
     assert_eq!(test["testEvent"], true);
     let bridge = launcher
-        .invoke(sample("07-eventbridge-object-created.json"))
+        .invoke(sample(FUNCTION_NAME, "07-eventbridge-object-created.json"))
         .await
         .unwrap();
     assert_eq!(outcome(&bridge), "launched", "{bridge}");

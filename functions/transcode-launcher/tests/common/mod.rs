@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 use suite_tests::dynamodb::{DynamoStandIn, Faults};
 use suite_tests::moto::Moto;
-use suite_tests::process::{venv_tool, workspace_root};
+use suite_tests::process::venv_tool;
 use suite_tests::running::{Env, Running};
 
 pub const TEMPLATE: &str = "transcode-worker";
@@ -198,11 +198,4 @@ pub fn notification(bucket: &str, key: &str, size: u64, sequencer: &str) -> Valu
                "object": {"key": form_encode(key), "size": size,
                           "eTag": "0123456789abcdef0123456789abcdef", "sequencer": sequencer}}
     }]})
-}
-
-pub fn sample(name: &str) -> Value {
-    let path = workspace_root()
-        .join("events/transcode-launcher")
-        .join(name);
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
