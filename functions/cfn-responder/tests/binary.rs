@@ -282,5 +282,8 @@ async fn the_response_put_ignores_proxy_variables() {
         .await;
     assert!(invocation.result.is_ok(), "{:?}", invocation.result);
     assert_eq!(the_one_response(&sink, "r1", &sent)["Status"], "FAILED");
-    assert!(proxy.all_received().is_empty(), "the proxy got the response");
+    assert!(
+        proxy.all_received().is_empty(),
+        "the proxy got the response"
+    );
 }

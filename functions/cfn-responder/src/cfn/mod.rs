@@ -12,7 +12,7 @@ mod url;
 pub use envelope::{Envelope, EnvelopeError};
 pub use fit::{FitReport, MAX_RESPONSE_BYTES, MIN_REASON_CHARS, fit_response};
 pub use put::{
-    HttpsPut, PutOutcome, PutStats, PutTransport, RetryPolicy, put_with_retries,
+    HttpsPut, PutError, PutOutcome, PutStats, PutTransport, RetryPolicy, put_with_retries,
     put_with_retries_counted,
 };
 pub use response::{CfnResponse, CfnStatus};

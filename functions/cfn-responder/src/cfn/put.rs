@@ -5,13 +5,8 @@
 //! better). Attempts are bounded both in number and by the deadline.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::Uri;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use reqwest::header::CONTENT_TYPE;
 use shared::retry::{Deadline, Ended, until_deadline};
 use std::cell::Cell;
 use std::future::Future;
@@ -76,6 +71,21 @@ impl PutStats {
     }
 }
 
+/// Why one PUT attempt got no HTTP reply. Every one is retried while
+/// attempts and time remain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PutError {
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTPS client: {0}")]
+    Client(String),
+    /// No connection, or it broke before the reply.
+    #[error("connection error: {0}")]
+    Connection(String),
+    /// No whole reply within the attempt's time.
+    #[error("no reply within {} ms", .0.as_millis())]
+    NoReply(Duration),
+}
+
 /// One PUT attempt: `Ok((status, body))` for any HTTP reply.
 pub trait PutTransport: Send + Sync {
     fn put_once(
@@ -83,7 +93,7 @@ pub trait PutTransport: Send + Sync {
         url: &Uri,
         body: Bytes,
         timeout: Duration,
-    ) -> impl Future<Output = Result<(u16, String), String>> + Send;
+    ) -> impl Future<Output = Result<(u16, String), PutError>> + Send;
 }
 
 /// PUTs `body` to `url`, retrying transient failures until `deadline`.
@@ -190,7 +200,7 @@ async fn put_attempt<T: PutTransport>(
     // take the deadline with it.
     let result = match tokio::time::timeout(timeout, transport.put_once(url, body, timeout)).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no reply within {} ms", timeout.as_millis())),
+        Err(_) => Err(PutError::NoReply(timeout)),
     };
     // Whichever timer fired, an error after the whole attempt time is a timeout.
     if result.is_err() && started.elapsed() >= timeout {
@@ -202,37 +212,36 @@ async fn put_attempt<T: PutTransport>(
             Err(AttemptFailure::Rejected(status, reply))
         }
         Ok((status, reply)) => Err(AttemptFailure::Retry(format!("HTTP {status}: {reply}"))),
-        Err(e) => Err(AttemptFailure::Retry(e)),
+        Err(e) => Err(AttemptFailure::Retry(e.to_string())),
     }
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The real transport: HTTP/1.1 over rustls with the system's roots, built on
-/// first use so init does not pay for loading certificates.
+/// The real transport: reqwest, HTTP/1.1 over rustls with the aws-lc-rs
+/// provider the SDK already builds and the system's roots. Built on first use
+/// so init does not pay for it.
 #[derive(Default)]
 pub struct HttpsPut {
-    client: OnceLock<Result<HttpsClient, String>>,
+    client: OnceLock<Result<reqwest::Client, PutError>>,
 }
 
 impl HttpsPut {
-    fn client(&self) -> Result<&HttpsClient, String> {
+    fn client(&self) -> Result<&reqwest::Client, PutError> {
         self.client
             .get_or_init(|| {
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-                    .map_err(|e| format!("cannot load TLS root certificates: {e}"))?
-                    // Plain http only ever reaches here for the loopback URL
-                    // that ResponseUrlPolicy admits for local runs.
-                    .https_or_http()
-                    .enable_http1();
-                // Within each attempt's timeout, a dead address fails fast
-                // enough to leave time for another attempt.
-                let mut http = HttpConnector::new();
-                http.enforce_http(false);
-                http.set_connect_timeout(Some(PUT_CONNECT_TIMEOUT));
-                let connector = connector.wrap_connector(http);
-                Ok(Client::builder(TokioExecutor::new()).build(connector))
+                reqwest::Client::builder()
+                    .http1_only()
+                    // The body goes to the URL ResponseUrlPolicy admitted and
+                    // nowhere else: not to a redirect's Location, not to a
+                    // proxy named in the environment.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    // Every attempt is put_counting's, counted and bounded.
+                    .retry(reqwest::retry::never())
+                    // Within each attempt's timeout, a dead address fails fast
+                    // enough to leave time for another attempt.
+                    .connect_timeout(PUT_CONNECT_TIMEOUT)
+                    .build()
+                    .map_err(|e| PutError::Client(shared::aws::error_text(&e)))
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -245,33 +254,27 @@ impl PutTransport for HttpsPut {
         url: &Uri,
         body: Bytes,
         timeout: Duration,
-    ) -> Result<(u16, String), String> {
+    ) -> Result<(u16, String), PutError> {
         let client = self.client()?;
-        // The pre-signed URL was signed without a content type: any value
-        // other than empty makes S3 answer 403 SignatureDoesNotMatch.
-        let request = hyper::Request::put(url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static(""))
-            .body(Full::new(body))
-            .map_err(|e| format!("cannot build the request: {e}"))?;
         let exchange = async {
+            // The pre-signed URL was signed without a content type: any value
+            // other than empty makes S3 answer 403 SignatureDoesNotMatch.
             let response = client
-                .request(request)
+                .put(url.to_string())
+                .header(CONTENT_TYPE, "")
+                .body(body)
+                .send()
                 .await
-                .map_err(|e| format!("connection error: {e}"))?;
+                .map_err(|e| PutError::Connection(shared::aws::error_text(&e)))?;
             let status = response.status().as_u16();
-            let reply = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let reply = response.bytes().await.unwrap_or_default();
             let mut text = String::from_utf8_lossy(&reply).into_owned();
             text.truncate(text.floor_char_boundary(512));
             Ok((status, text))
         };
         tokio::time::timeout(timeout, exchange)
             .await
-            .unwrap_or_else(|_| Err(format!("no reply within {} ms", timeout.as_millis())))
+            .unwrap_or(Err(PutError::NoReply(timeout)))
     }
 }
 
@@ -281,10 +284,15 @@ mod tests {
     use std::sync::Mutex;
 
     /// Replies from a script, then 200 forever.
-    struct Scripted(Mutex<Vec<Result<(u16, String), String>>>);
+    struct Scripted(Mutex<Vec<Result<(u16, String), PutError>>>);
 
     impl PutTransport for Scripted {
-        async fn put_once(&self, _: &Uri, _: Bytes, _: Duration) -> Result<(u16, String), String> {
+        async fn put_once(
+            &self,
+            _: &Uri,
+            _: Bytes,
+            _: Duration,
+        ) -> Result<(u16, String), PutError> {
             let mut script = self.0.lock().unwrap();
             if script.is_empty() {
                 Ok((200, String::new()))
@@ -310,7 +318,7 @@ mod tests {
     #[tokio::test]
     async fn retries_connection_errors_and_5xx_then_delivers() {
         let t = Scripted(Mutex::new(vec![
-            Err("refused".into()),
+            Err(PutError::Connection("refused".into())),
             Ok((503, "slow down".into())),
         ]));
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -365,7 +373,7 @@ mod tests {
             _: &Uri,
             _: Bytes,
             timeout: Duration,
-        ) -> Result<(u16, String), String> {
+        ) -> Result<(u16, String), PutError> {
             match self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
                 0 => {
                     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -373,9 +381,9 @@ mod tests {
                 }
                 1 => {
                     tokio::time::sleep(timeout).await;
-                    Err("no reply".into())
+                    Err(PutError::NoReply(timeout))
                 }
-                2 => Err("connection refused".into()),
+                2 => Err(PutError::Connection("refused".into())),
                 _ => Ok((200, String::new())),
             }
         }
