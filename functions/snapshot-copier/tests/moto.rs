@@ -972,3 +972,19 @@ async fn sources_with_our_tags_or_too_many_tags_are_copied_with_a_warning() {
         "{again:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_snapshot_is_absent_and_deleting_it_is_done() {
+    use snapshot_copier::ports::{Regions, SnapshotApi};
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let east = Ec2Regions::new(sdk.clone()).region("us-east-1");
+    let unknown = "snap-0123456789abcdef0";
+    assert_eq!(east.describe(unknown).await, Ok(None));
+    assert_eq!(east.delete(unknown).await, Ok(()));
+    let (known, _) = snapshot(&client(&sdk, "us-east-1").await, false, &[]).await;
+    let described = east.describe(&known).await.unwrap().expect("a snapshot");
+    assert_eq!(described.id, known);
+    assert_eq!(east.delete(&known).await, Ok(()));
+    assert_eq!(east.describe(&known).await, Ok(None));
+}

@@ -8,6 +8,7 @@ use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use shared::aws::absent_as_none;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -44,6 +45,11 @@ fn error<E: ProvideErrorMetadata + std::error::Error + 'static>(e: E) -> Ec2Erro
         Some("ResourceLimitExceeded") => Ec2Error::LimitExceeded(text),
         _ => Ec2Error::Other(text),
     }
+}
+
+/// EC2's answer for a snapshot id it does not know.
+fn not_found(e: &impl ProvideErrorMetadata) -> bool {
+    e.code() == Some("InvalidSnapshot.NotFound")
 }
 
 /// CopySnapshot's error: only an answer of EC2 saying it did not copy (a 4xx,
@@ -114,11 +120,9 @@ impl Ec2Region {
 
 impl SnapshotApi for Ec2Region {
     async fn describe(&self, id: &str) -> Result<Option<Snapshot>, Ec2Error> {
-        match self.0.describe_snapshots().snapshot_ids(id).send().await {
-            Ok(out) => Ok(out.snapshots().iter().find_map(snapshot)),
-            Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => Ok(None),
-            Err(e) => Err(error(e)),
-        }
+        let described = self.0.describe_snapshots().snapshot_ids(id).send().await;
+        let out = absent_as_none(described, not_found).map_err(error)?;
+        Ok(out.and_then(|out| out.snapshots().iter().find_map(snapshot)))
     }
 
     async fn tagged(&self, tag_key: &str, volume: Option<&str>) -> Result<Vec<Snapshot>, Ec2Error> {
@@ -174,10 +178,10 @@ impl SnapshotApi for Ec2Region {
     }
 
     async fn delete(&self, id: &str) -> Result<(), Ec2Error> {
-        match self.0.delete_snapshot().snapshot_id(id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => Ok(()),
-            Err(e) => Err(error(e)),
-        }
+        let deleted = self.0.delete_snapshot().snapshot_id(id).send().await;
+        // Already gone is what a delete asks for.
+        absent_as_none(deleted, not_found)
+            .map(|_| ())
+            .map_err(error)
     }
 }
