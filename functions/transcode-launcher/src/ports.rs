@@ -35,8 +35,6 @@ pub trait Fleet: Send + Sync {
         &self,
         job_id: &str,
     ) -> impl Future<Output = Result<Option<String>, FleetError>> + Send;
-    /// Pending or running instances carrying a job-id tag.
-    fn running_jobs(&self) -> impl Future<Output = Result<usize, FleetError>> + Send;
     /// The state name (pending, running, shutting-down, terminated,
     /// stopping, stopped) of each listed instance; an instance EC2 does not
     /// list (yet, or any more) is absent.

@@ -58,11 +58,6 @@ impl Fleet for InMemoryFleet {
             .map(instance_id))
     }
 
-    async fn running_jobs(&self) -> Result<usize, FleetError> {
-        let count = self.instances.lock().expect("not poisoned").len();
-        Ok((0..count).filter(|i| self.is_live(*i)).count())
-    }
-
     async fn instance_states(
         &self,
         instance_ids: &[String],

@@ -38,31 +38,26 @@ impl Ec2Fleet {
         Self { client, launch }
     }
 
-    async fn count(
-        &self,
-        filters: Vec<Filter>,
-        first_only: bool,
-    ) -> Result<(usize, Option<String>), FleetError> {
+    /// The id of the first instance the filters match.
+    async fn first_instance(&self, filters: Vec<Filter>) -> Result<Option<String>, FleetError> {
         let mut pages = self
             .client
             .describe_instances()
             .set_filters(Some(filters))
             .into_paginator()
             .send();
-        let (mut count, mut first) = (0, None);
         while let Some(page) = pages.next().await {
             let page = page.map_err(error)?;
-            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                count += 1;
-                if first.is_none() {
-                    first = instance.instance_id().map(str::to_owned);
-                }
-                if first_only {
-                    return Ok((count, first));
-                }
+            if let Some(instance) = page
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .next()
+            {
+                return Ok(instance.instance_id().map(str::to_owned));
             }
         }
-        Ok((count, first))
+        Ok(None)
     }
 }
 
@@ -85,15 +80,7 @@ impl Fleet for Ec2Fleet {
             filter(&format!("tag:{TAG_JOB_ID}"), &[job_id]),
             filter("instance-state-name", LIVE),
         ];
-        Ok(self.count(filters, true).await?.1)
-    }
-
-    async fn running_jobs(&self) -> Result<usize, FleetError> {
-        let filters = vec![
-            filter("tag-key", &[TAG_JOB_ID]),
-            filter("instance-state-name", LIVE),
-        ];
-        Ok(self.count(filters, false).await?.0)
+        self.first_instance(filters).await
     }
 
     async fn instance_states(
