@@ -1,7 +1,6 @@
 //! The function's configuration from the environment, every problem
 //! reported at once.
 
-use crate::aws::ec2::{LaunchSettings, TemplateRef};
 use crate::job::{Locations, normalize_prefix};
 use crate::launcher::Settings;
 use crate::worker::{
@@ -17,6 +16,24 @@ pub struct Config {
     pub launcher: Settings,
     /// How every worker is launched (the EC2 adapter's settings).
     pub launch: LaunchSettings,
+}
+
+/// The launch template, by id or by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateRef {
+    Id(String),
+    Name(String),
+}
+
+/// How every worker is launched; the template holds the rest (AMI, role,
+/// network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSettings {
+    pub template: TemplateRef,
+    /// A number, `$Default` or `$Latest`.
+    pub version: String,
+    pub instance_type: Option<String>,
+    pub spot: bool,
 }
 
 /// Every default, once. Buckets, the region, the jobs table and the launch

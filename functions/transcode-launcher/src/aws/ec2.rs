@@ -1,5 +1,6 @@
 //! The fleet through the EC2 API.
 
+use crate::config::{LaunchSettings, TemplateRef};
 use crate::job::TAG_JOB_ID;
 use crate::ports::{Fleet, FleetError, LaunchRequest};
 use aws_sdk_ec2::Client;
@@ -10,23 +11,6 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_types::base64;
 use std::collections::HashMap;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplateRef {
-    Id(String),
-    Name(String),
-}
-
-/// How every worker is launched; the template holds the rest (AMI, role,
-/// network).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaunchSettings {
-    pub template: TemplateRef,
-    /// A number, `$Default` or `$Latest`.
-    pub version: String,
-    pub instance_type: Option<String>,
-    pub spot: bool,
-}
 
 pub struct Ec2Fleet {
     client: Client,
