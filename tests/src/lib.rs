@@ -14,11 +14,15 @@
 //! - [`sink`]: CloudFormation's ResponseURL; records PUTs, answers as scripted.
 //! - [`lambda_invoke`]: Lambda's Invoke API, for lambda-redrive's tests.
 //! - [`http`]: the HTTP/1.1 server the stand-ins share, a forwarding proxy, a server that never answers.
+//! - [`form`]: the form-encoded bodies of query-protocol calls (EC2, SES), decoded.
 //!
 //! Real dependencies (processes the tests start):
 //! - [`moto`]: moto in server mode, and SDK settings for local endpoints.
 //! - [`mariadb`]: a throwaway MariaDB logging to tables as RDS does.
 //! - [`process`]: child processes that die with the test; workspace paths; the template.
+//!
+//! Captures:
+//! - [`logs`]: log lines written to memory, for tests of a subscriber's output.
 //!
 //! Readers (of the project's own files):
 //! - [`lambda_env`]: each function's local environment from its Cargo.toml (binary: `lambda-env`).
@@ -34,10 +38,12 @@ pub mod bench;
 pub mod dynamodb;
 pub mod emulator;
 pub mod events;
+pub mod form;
 pub mod function;
 pub mod http;
 pub mod lambda_env;
 pub mod lambda_invoke;
+pub mod logs;
 pub mod mariadb;
 pub mod moto;
 pub mod process;
