@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use suite_tests::logs::Captured;
 use suite_tests::moto::Moto;
 use suite_tests::sink::Sink;
 use tokio::time::Instant;
@@ -182,20 +183,6 @@ async fn create_probe(props: Value) -> (Value, Summary) {
     (the_one_response(&sink, "r1", &sent), summary)
 }
 
-/// Log lines written through `shared::logging::subscriber`.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A resource handler runs in a task of its own: its lines still carry the
 /// invocation's and the request's ids.
 #[tokio::test]
@@ -231,7 +218,7 @@ async fn resource_logs_carry_the_invocation_and_request_ids() {
         "SUCCESS"
     );
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let line: Value = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use suite_tests::form;
 use suite_tests::http::{Received, forward, reply, serve};
 use suite_tests::moto::Moto;
 use suite_tests::sink::Sink;
@@ -85,7 +86,7 @@ impl FakeSes {
         let (addr, _task) = serve(0, move |request: Received| {
             let (state, upstream) = (state.clone(), upstream.clone());
             async move {
-                match state.decide(url_decode(&request.body)) {
+                match state.decide(form::pairs(&request.body).into_iter().collect()) {
                     Then::Answer(status, body) => reply(status, body),
                     Then::Forward => forward(&request, &upstream).await,
                 }
@@ -210,41 +211,6 @@ impl FakeSes {
         let mut state = self.0.lock().unwrap();
         state.calls.drain(..).map(|c| summarize(&c)).collect()
     }
-}
-
-/// The form fields of an SES query request.
-fn url_decode(body: &[u8]) -> Form {
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (form_decode(k), form_decode(v)))
-        .collect()
-}
-
-/// One `application/x-www-form-urlencoded` name or value: `+` is a space,
-/// `%XX` a byte. A bad escape panics, as the SDK never sends one.
-fn form_decode(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("form-encoded");
-                out.push(u8::from_str_radix(hex, 16).expect("form-encoded"));
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            other => {
-                out.push(other);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("form-encoded UTF-8")
 }
 
 fn summarize(c: &Form) -> String {
