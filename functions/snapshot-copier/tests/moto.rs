@@ -850,30 +850,6 @@ async fn follow_conditions(claims: snapshot_copier::aws::dynamodb::DynamoClaims)
     assert_eq!(claims.get(key).await.unwrap(), None);
 }
 
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
 /// Forwards to moto, refusing CopySnapshot as EC2 does and moto does not
 /// when its tag specification repeats a key.
 async fn strict_tags_proxy(moto: &Moto) -> String {
@@ -883,11 +859,10 @@ async fn strict_tags_proxy(moto: &Moto) -> String {
         async move {
             let body = String::from_utf8_lossy(&request.body).into_owned();
             if body.contains("Action=CopySnapshot") {
-                let keys: Vec<String> = body
-                    .split('&')
-                    .filter_map(|pair| pair.split_once('='))
+                let keys: Vec<String> = suite_tests::form::pairs(&request.body)
+                    .into_iter()
                     .filter(|(name, _)| name.starts_with("TagSpecification.") && name.ends_with(".Key"))
-                    .map(|(_, value)| percent_decoded(value))
+                    .map(|(_, value)| value)
                     .collect();
                 let distinct: std::collections::HashSet<&String> = keys.iter().collect();
                 if distinct.len() != keys.len() {
