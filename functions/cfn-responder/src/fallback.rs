@@ -4,7 +4,7 @@
 use crate::aws::dynamodb::{DynamoOwners, DynamoStore};
 use crate::cfn::CfnResponse;
 use crate::idempotency::{Entry, claim_outcome};
-use crate::ports::{Claim, IdempotencyStore, TopicOwners};
+use crate::ports::{Claim, IdempotencyStore, StoreError, TopicOwners};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -17,11 +17,11 @@ pub struct LocalStore {
 }
 
 impl IdempotencyStore for LocalStore {
-    async fn claim(&self, request_id: &str, until: SystemTime) -> Result<Claim, String> {
+    async fn claim(&self, request_id: &str, until: SystemTime) -> Result<Claim, StoreError> {
         let mut entries = self
             .entries
             .lock()
-            .map_err(|_| "idempotency store poisoned".to_owned())?;
+            .map_err(|_| StoreError::Poisoned("idempotency store"))?;
         if let Some(entry) = entries.get(request_id) {
             return Ok(claim_outcome(entry));
         }
@@ -29,11 +29,11 @@ impl IdempotencyStore for LocalStore {
         Ok(Claim::Fresh)
     }
 
-    async fn complete(&self, request_id: &str, response: &CfnResponse) -> Result<(), String> {
+    async fn complete(&self, request_id: &str, response: &CfnResponse) -> Result<(), StoreError> {
         let mut entries = self
             .entries
             .lock()
-            .map_err(|_| "idempotency store poisoned".to_owned())?;
+            .map_err(|_| StoreError::Poisoned("idempotency store"))?;
         entries.insert(
             request_id.to_owned(),
             Entry::Done(Box::new(response.clone())),
@@ -49,14 +49,14 @@ pub enum Store {
 }
 
 impl IdempotencyStore for Store {
-    async fn claim(&self, request_id: &str, until: SystemTime) -> Result<Claim, String> {
+    async fn claim(&self, request_id: &str, until: SystemTime) -> Result<Claim, StoreError> {
         match self {
             Store::Local(s) => s.claim(request_id, until).await,
             Store::Dynamo(s) => s.claim(request_id, until).await,
         }
     }
 
-    async fn complete(&self, request_id: &str, response: &CfnResponse) -> Result<(), String> {
+    async fn complete(&self, request_id: &str, response: &CfnResponse) -> Result<(), StoreError> {
         match self {
             Store::Local(s) => s.complete(request_id, response).await,
             Store::Dynamo(s) => s.complete(request_id, response).await,
@@ -70,8 +70,11 @@ impl IdempotencyStore for Store {
 pub struct LocalOwners(Mutex<HashMap<String, BTreeSet<String>>>);
 
 impl TopicOwners for LocalOwners {
-    async fn claim(&self, key: &str, owner: &str) -> Result<(), String> {
-        let mut owners = self.0.lock().map_err(|_| "owner store poisoned")?;
+    async fn claim(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let mut owners = self
+            .0
+            .lock()
+            .map_err(|_| StoreError::Poisoned("owner store"))?;
         owners
             .entry(key.to_owned())
             .or_default()
@@ -79,8 +82,11 @@ impl TopicOwners for LocalOwners {
         Ok(())
     }
 
-    async fn release(&self, key: &str, owner: &str) -> Result<bool, String> {
-        let mut owners = self.0.lock().map_err(|_| "owner store poisoned")?;
+    async fn release(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
+        let mut owners = self
+            .0
+            .lock()
+            .map_err(|_| StoreError::Poisoned("owner store"))?;
         let Some(set) = owners.get_mut(key) else {
             return Ok(false);
         };
@@ -100,14 +106,14 @@ pub enum Owners {
 }
 
 impl TopicOwners for Owners {
-    async fn claim(&self, key: &str, owner: &str) -> Result<(), String> {
+    async fn claim(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         match self {
             Owners::Local(s) => s.claim(key, owner).await,
             Owners::Dynamo(s) => s.claim(key, owner).await,
         }
     }
 
-    async fn release(&self, key: &str, owner: &str) -> Result<bool, String> {
+    async fn release(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
         match self {
             Owners::Local(s) => s.release(key, owner).await,
             Owners::Dynamo(s) => s.release(key, owner).await,

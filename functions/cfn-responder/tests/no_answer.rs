@@ -7,7 +7,7 @@ mod common;
 
 use cfn_responder::aws::dynamodb::DynamoStore;
 use cfn_responder::cfn::{CfnResponse, HttpsPut, ResponseUrlPolicy};
-use cfn_responder::ports::{Claim, IdempotencyStore};
+use cfn_responder::ports::{Claim, IdempotencyStore, StoreError};
 use cfn_responder::resource::{CustomResource, Outcome, Registry, RequestContext, ResourceError};
 use cfn_responder::responder::{Responder, Settings};
 use common::*;
@@ -137,11 +137,11 @@ async fn a_hung_idempotency_table_still_gets_an_answer_before_the_deadline() {
 struct RecordHangs;
 
 impl IdempotencyStore for RecordHangs {
-    async fn claim(&self, _: &str, _: SystemTime) -> Result<Claim, String> {
+    async fn claim(&self, _: &str, _: SystemTime) -> Result<Claim, StoreError> {
         Ok(Claim::Fresh)
     }
 
-    async fn complete(&self, _: &str, _: &CfnResponse) -> Result<(), String> {
+    async fn complete(&self, _: &str, _: &CfnResponse) -> Result<(), StoreError> {
         std::future::pending().await
     }
 }

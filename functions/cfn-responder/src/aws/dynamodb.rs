@@ -3,12 +3,25 @@
 
 use crate::cfn::CfnResponse;
 use crate::idempotency::{Entry, KEEP_FOR, claim_outcome};
-use crate::ports::{Claim, IdempotencyStore, TopicOwners};
+use crate::ports::{Claim, IdempotencyStore, StoreError, TopicOwners};
 use aws_sdk_dynamodb::Client as DynamoDb;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use shared::time::millis_since_epoch;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `call` on `table` failed with `e`.
+fn call_failed<E: std::error::Error + 'static>(
+    call: &'static str,
+    table: &str,
+    e: E,
+) -> StoreError {
+    StoreError::Call {
+        call,
+        table: table.to_owned(),
+        reason: shared::aws::error_text(&e),
+    }
+}
 
 /// A DynamoDB table keyed by `RequestId` (S), with TTL on `ExpiresAt`.
 pub struct DynamoStore {
@@ -28,10 +41,14 @@ impl DynamoStore {
         let at = SystemTime::now() + KEEP_FOR;
         AttributeValue::N((millis_since_epoch(at) / 1000).to_string())
     }
+
+    fn failed<E: std::error::Error + 'static>(&self, call: &'static str, e: E) -> StoreError {
+        call_failed(call, &self.table, e)
+    }
 }
 
 impl IdempotencyStore for DynamoStore {
-    async fn claim(&self, request_id: &str, until: SystemTime) -> Result<Claim, String> {
+    async fn claim(&self, request_id: &str, until: SystemTime) -> Result<Claim, StoreError> {
         let put = self
             .client
             .put_item()
@@ -51,13 +68,7 @@ impl IdempotencyStore for DynamoStore {
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-            Err(e) => {
-                return Err(format!(
-                    "DynamoDB PutItem on {}: {}",
-                    self.table,
-                    shared::aws::error_text(&e)
-                ));
-            }
+            Err(e) => return Err(self.failed("PutItem", e)),
         }
         let item = self
             .client
@@ -67,39 +78,34 @@ impl IdempotencyStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "DynamoDB GetItem on {}: {}",
-                    self.table,
-                    shared::aws::error_text(&e)
-                )
-            })?
+            .map_err(|e| self.failed("GetItem", e))?
             .item
-            .ok_or_else(|| {
-                format!("claim for {request_id} vanished between PutItem and GetItem")
-            })?;
+            .ok_or_else(|| StoreError::Vanished(request_id.to_owned()))?;
         let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-        let entry =
-            match text("Response") {
-                Some(json) => Entry::Done(Box::new(serde_json::from_str(&json).map_err(|e| {
-                    format!("stored response for {request_id} is unreadable: {e}")
-                })?)),
-                None => {
-                    let until = item
-                        .get("RunningUntil")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .unwrap_or(0);
-                    Entry::Running {
-                        until: UNIX_EPOCH + Duration::from_millis(until),
-                    }
+        let entry = match text("Response") {
+            Some(json) => Entry::Done(Box::new(serde_json::from_str(&json).map_err(|e| {
+                StoreError::Unreadable {
+                    request_id: request_id.to_owned(),
+                    reason: e.to_string(),
                 }
-            };
+            })?)),
+            None => {
+                let until = item
+                    .get("RunningUntil")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                Entry::Running {
+                    until: UNIX_EPOCH + Duration::from_millis(until),
+                }
+            }
+        };
         Ok(claim_outcome(&entry))
     }
 
-    async fn complete(&self, request_id: &str, response: &CfnResponse) -> Result<(), String> {
-        let json = serde_json::to_string(response).map_err(|e| e.to_string())?;
+    async fn complete(&self, request_id: &str, response: &CfnResponse) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(response).map_err(|e| StoreError::Encode(e.to_string()))?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -110,13 +116,7 @@ impl IdempotencyStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| {
-                format!(
-                    "DynamoDB PutItem on {}: {}",
-                    self.table,
-                    shared::aws::error_text(&e)
-                )
-            })
+            .map_err(|e| self.failed("PutItem", e))
     }
 }
 
@@ -136,17 +136,13 @@ impl DynamoOwners {
         }
     }
 
-    fn failed<E: std::error::Error + 'static>(&self, e: E) -> String {
-        format!(
-            "DynamoDB UpdateItem on {}: {}",
-            self.table,
-            shared::aws::error_text(&e)
-        )
+    fn failed<E: std::error::Error + 'static>(&self, e: E) -> StoreError {
+        call_failed("UpdateItem", &self.table, e)
     }
 }
 
 impl TopicOwners for DynamoOwners {
-    async fn claim(&self, key: &str, owner: &str) -> Result<(), String> {
+    async fn claim(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -159,7 +155,7 @@ impl TopicOwners for DynamoOwners {
             .map_err(|e| self.failed(e))
     }
 
-    async fn release(&self, key: &str, owner: &str) -> Result<bool, String> {
+    async fn release(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
         let released = self
             .client
             .update_item()

@@ -1,13 +1,16 @@
 //! The EC2 adapter: images for `Custom::AmiLookup`.
 
-use crate::ports::{ImageCatalog, ImageSummary};
+use crate::ports::{CatalogError, ImageCatalog, ImageSummary};
 use crate::resources::ami_lookup::AmiLookupProperties;
 
 /// The EC2 adapter.
 pub struct Ec2Images(pub aws_sdk_ec2::Client);
 
 impl ImageCatalog for Ec2Images {
-    async fn find_images(&self, query: &AmiLookupProperties) -> Result<Vec<ImageSummary>, String> {
+    async fn find_images(
+        &self,
+        query: &AmiLookupProperties,
+    ) -> Result<Vec<ImageSummary>, CatalogError> {
         use aws_sdk_ec2::types::Filter;
         let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
         let mut request = self
@@ -23,7 +26,7 @@ impl ImageCatalog for Ec2Images {
         let mut pages = request.into_paginator().send();
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| shared::aws::error_text(&e))?;
+            let page = page.map_err(|e| CatalogError::Call(shared::aws::error_text(&e)))?;
             found.extend(page.images().iter().filter_map(|image| {
                 Some(ImageSummary {
                     image_id: image.image_id()?.to_owned(),

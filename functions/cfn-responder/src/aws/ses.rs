@@ -1,20 +1,20 @@
 //! The SES v1 adapter: an identity's notification settings.
 
-use crate::ports::IdentitySettings;
+use crate::ports::{IdentitySettings, SesError};
 use crate::resources::ses_identity_notifications::{Kind, NotificationState};
 
 /// SES v1 through the SDK.
 pub struct SesV1(pub aws_sdk_ses::Client);
 
-fn ses_error<E: std::error::Error + 'static>(e: E) -> String {
-    shared::aws::error_text(&e)
+fn ses_error<E: std::error::Error + 'static>(e: E) -> SesError {
+    SesError::Call(shared::aws::error_text(&e))
 }
 
 impl IdentitySettings for SesV1 {
     async fn notification_state(
         &self,
         identity: &str,
-    ) -> Result<Option<NotificationState>, String> {
+    ) -> Result<Option<NotificationState>, SesError> {
         let out = self
             .0
             .get_identity_notification_attributes()
@@ -40,7 +40,7 @@ impl IdentitySettings for SesV1 {
         identity: &str,
         kind: Kind,
         topic: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SesError> {
         self.0
             .set_identity_notification_topic()
             .identity(identity)
@@ -52,7 +52,7 @@ impl IdentitySettings for SesV1 {
             .map_err(ses_error)
     }
 
-    async fn set_headers(&self, identity: &str, kind: Kind, enabled: bool) -> Result<(), String> {
+    async fn set_headers(&self, identity: &str, kind: Kind, enabled: bool) -> Result<(), SesError> {
         self.0
             .set_identity_headers_in_notifications_enabled()
             .identity(identity)
@@ -64,7 +64,7 @@ impl IdentitySettings for SesV1 {
             .map_err(ses_error)
     }
 
-    async fn set_forwarding(&self, identity: &str, enabled: bool) -> Result<(), String> {
+    async fn set_forwarding(&self, identity: &str, enabled: bool) -> Result<(), SesError> {
         self.0
             .set_identity_feedback_forwarding_enabled()
             .identity(identity)

@@ -106,13 +106,16 @@ impl<C: ImageCatalog> CustomResource for AmiLookup<C> {
 mod tests {
     use super::*;
     use crate::cfn::props::parse_properties;
-    use crate::ports::ImageSummary;
+    use crate::ports::{CatalogError, ImageSummary};
     use serde_json::json;
 
     struct Fixed(Vec<ImageSummary>);
 
     impl ImageCatalog for Fixed {
-        async fn find_images(&self, _: &AmiLookupProperties) -> Result<Vec<ImageSummary>, String> {
+        async fn find_images(
+            &self,
+            _: &AmiLookupProperties,
+        ) -> Result<Vec<ImageSummary>, CatalogError> {
             Ok(self.0.clone())
         }
     }

@@ -25,7 +25,7 @@
 
 use crate::cfn::props::lenient;
 use crate::fallback::LocalOwners;
-use crate::ports::{IdentitySettings, TopicOwners};
+use crate::ports::{IdentitySettings, SesError, StoreError, TopicOwners};
 use crate::resource::{CustomResource, Outcome, RequestContext, ResourceError};
 use crate::resources::topic_owners::owner_key;
 use serde::Deserialize;
@@ -124,12 +124,12 @@ impl<S: IdentitySettings, O: TopicOwners> SesIdentityNotifications<S, O> {
         Self { ses, owners }
     }
 
-    fn failed(call: &str, kind: Option<Kind>, identity: &str, e: String) -> ResourceError {
+    fn failed(call: &str, kind: Option<Kind>, identity: &str, e: SesError) -> ResourceError {
         let kind = kind.map_or(String::new(), |k| format!(" ({})", k.as_str()));
         ResourceError::Service(format!("SES {call}{kind} for {identity}: {e}"))
     }
 
-    fn owners_failed(identity: &str, e: String) -> ResourceError {
+    fn owners_failed(identity: &str, e: StoreError) -> ResourceError {
         ResourceError::Service(format!("topic owners of {identity}: {e}"))
     }
 
@@ -462,7 +462,7 @@ mod tests {
         async fn notification_state(
             &self,
             identity: &str,
-        ) -> Result<Option<NotificationState>, String> {
+        ) -> Result<Option<NotificationState>, SesError> {
             self.calls.lock().unwrap().push(format!("get {identity}"));
             Ok(Some(self.state.lock().unwrap().clone()))
         }
@@ -471,7 +471,7 @@ mod tests {
             identity: &str,
             kind: Kind,
             topic: Option<&str>,
-        ) -> Result<(), String> {
+        ) -> Result<(), SesError> {
             self.calls
                 .lock()
                 .unwrap()
@@ -490,14 +490,14 @@ mod tests {
             identity: &str,
             kind: Kind,
             enabled: bool,
-        ) -> Result<(), String> {
+        ) -> Result<(), SesError> {
             self.calls
                 .lock()
                 .unwrap()
                 .push(format!("headers {identity} {} {enabled}", kind.as_str()));
             Ok(())
         }
-        async fn set_forwarding(&self, identity: &str, enabled: bool) -> Result<(), String> {
+        async fn set_forwarding(&self, identity: &str, enabled: bool) -> Result<(), SesError> {
             self.calls
                 .lock()
                 .unwrap()

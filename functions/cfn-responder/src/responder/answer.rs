@@ -5,7 +5,7 @@ use super::{Answer, PUT_SAFETY, Responder, ResponderError, Summary, answer_metri
 use crate::cfn::{
     CfnResponse, Envelope, PutOutcome, PutTransport, fit_response, put_with_retries_counted,
 };
-use crate::ports::IdempotencyStore;
+use crate::ports::{IdempotencyStore, StoreError};
 use hyper::Uri;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -61,7 +61,7 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
         let recorded =
             tokio::time::timeout_at(record_by, self.store.complete(request_id, response))
                 .await
-                .unwrap_or_else(|_| Err("the idempotency table did not answer in time".into()));
+                .unwrap_or(Err(StoreError::TimedOut));
         if let Err(e) = recorded {
             error!(error = %e, "could not record the response for duplicate deliveries");
         }

@@ -3,7 +3,7 @@
 
 use super::{Answer, Responder, panic_message};
 use crate::cfn::{CfnResponse, CfnStatus, Envelope, PutTransport, physical_id};
-use crate::ports::{Claim, IdempotencyStore};
+use crate::ports::{Claim, IdempotencyStore, StoreError};
 use crate::resource::{Action, Done, DynResource, RequestContext};
 use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceRequest as Request;
 use serde_json::Value;
@@ -75,7 +75,7 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
         };
         let (ctx, action) = match to_action(request) {
             Ok(found) => found,
-            Err(reason) => return reply.fail(reason),
+            Err(e) => return reply.fail(e.to_string()),
         };
 
         // Safe whatever state the function is in: nothing is touched.
@@ -133,7 +133,7 @@ impl<S: IdempotencyStore, T: PutTransport> Responder<S, T> {
         let claim =
             tokio::time::timeout_at(work_deadline, self.store.claim(&ctx.request_id, until))
                 .await
-                .unwrap_or_else(|_| Err("the idempotency table did not answer in time".into()));
+                .unwrap_or(Err(StoreError::TimedOut));
         match claim {
             Ok(Claim::Fresh) => None,
             Ok(Claim::InProgress) => Some(Answer::LeaveToRunning),
@@ -227,7 +227,17 @@ fn context(
     }
 }
 
-fn to_action(request: Request) -> Result<(RequestContext, Action), String> {
+/// Why a well-formed request cannot be acted on; the text is its FAILED
+/// Reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Unactionable {
+    #[error("unsupported RequestType: expected Create, Update or Delete")]
+    RequestType,
+    #[error("PhysicalResourceId is empty")]
+    NoPhysicalId,
+}
+
+fn to_action(request: Request) -> Result<(RequestContext, Action), Unactionable> {
     let (ctx, action) = match request {
         Request::Create(r) => {
             let id = physical_id::issue(&r.stack_id, &r.logical_resource_id, &r.request_id);
@@ -263,10 +273,27 @@ fn to_action(request: Request) -> Result<(RequestContext, Action), String> {
             let props = r.resource_properties;
             (ctx, Action::Delete { props })
         }
-        _ => return Err("unsupported RequestType: expected Create, Update or Delete".into()),
+        _ => return Err(Unactionable::RequestType),
     };
     if ctx.physical_resource_id.is_empty() {
-        return Err("PhysicalResourceId is empty".into());
+        return Err(Unactionable::NoPhysicalId);
     }
     Ok((ctx, action))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Unactionable;
+
+    #[test]
+    fn unactionable_requests_keep_their_reasons() {
+        assert_eq!(
+            Unactionable::RequestType.to_string(),
+            "unsupported RequestType: expected Create, Update or Delete"
+        );
+        assert_eq!(
+            Unactionable::NoPhysicalId.to_string(),
+            "PhysicalResourceId is empty"
+        );
+    }
 }
