@@ -47,9 +47,23 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// What made an event unsupported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported event: {0}")]
-pub struct UnsupportedEvent(pub String);
+pub enum UnsupportedEvent {
+    /// `Records` is there but is no array.
+    #[error("unsupported event: Records: expected an array of S3 notification records")]
+    RecordsNotAnArray,
+    /// None of the kinds the function handles; the fields that tell them
+    /// apart, as read (`None`: absent or not a string).
+    #[error(
+        "unsupported event: expected an S3 notification (Records), an EventBridge \"Object Created\" event from aws.s3, \
+         a \"Scheduled Event\" from aws.events, or s3:TestEvent; got source {event_source:?}, detail-type {detail_type:?}"
+    )]
+    UnknownKind {
+        event_source: Option<String>,
+        detail_type: Option<String>,
+    },
+}
 
 /// What an invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,11 +103,15 @@ fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D:
         .map(str::to_owned))
 }
 
-/// `T` read from `value`; an error is `what`, logged with the path and why.
-fn read<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, UnsupportedEvent> {
+/// `T` read from `value`; an error is `unsupported`, logged with the path
+/// and why.
+fn read<T: serde::de::DeserializeOwned>(
+    value: Value,
+    unsupported: UnsupportedEvent,
+) -> Result<T, UnsupportedEvent> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         tracing::debug!(path = %e.path(), error = %e.inner(), "unsupported event");
-        UnsupportedEvent(what.to_owned())
+        unsupported
     })
 }
 
@@ -108,10 +126,7 @@ pub fn parse(event: &Value) -> Result<Event, UnsupportedEvent> {
         return Ok(Event::Test);
     }
     if let Some(records) = input.records {
-        let records: Vec<Value> = read(
-            records,
-            "Records: expected an array of S3 notification records",
-        )?;
+        let records: Vec<Value> = read(records, UnsupportedEvent::RecordsNotAnArray)?;
         return Ok(Event::Records(
             records
                 .iter()
@@ -127,10 +142,10 @@ pub fn parse(event: &Value) -> Result<Event, UnsupportedEvent> {
     if source == Some("aws.s3") && detail_type == Some("Object Created") {
         return Ok(Event::Records(vec![eventbridge_record(event)]));
     }
-    Err(UnsupportedEvent(format!(
-        "expected an S3 notification (Records), an EventBridge \"Object Created\" event from aws.s3, \
-         a \"Scheduled Event\" from aws.events, or s3:TestEvent; got source {source:?}, detail-type {detail_type:?}"
-    )))
+    Err(UnsupportedEvent::UnknownKind {
+        event_source: input.source,
+        detail_type: input.detail_type,
+    })
 }
 
 /// The invocation's answer. Fields are in alphabetical order, as the JSON

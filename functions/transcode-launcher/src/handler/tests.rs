@@ -33,18 +33,18 @@ fn the_kind_of_event_is_told_apart_in_its_order() {
     assert_eq!(parse(&test).unwrap(), Event::Test);
     for records in [json!({"Records": null}), json!({"Event": 5, "Records": {}})] {
         assert_eq!(
-            parse(&records).unwrap_err().0,
-            "Records: expected an array of S3 notification records"
+            parse(&records).unwrap_err().to_string(),
+            "unsupported event: Records: expected an array of S3 notification records"
         );
     }
     let tick = json!({"source": ["aws.events"], "detail-type": "Scheduled Event"});
-    let error = parse(&tick).unwrap_err().0;
+    let error = parse(&tick).unwrap_err().to_string();
     assert!(
         error.ends_with("got source None, detail-type Some(\"Scheduled Event\")"),
         "{error}"
     );
     for no_object in [json!(["s3:TestEvent"]), json!("x")] {
-        let error = parse(&no_object).unwrap_err().0;
+        let error = parse(&no_object).unwrap_err().to_string();
         assert!(
             error.ends_with("got source None, detail-type None"),
             "{error}"
@@ -109,7 +109,7 @@ fn test_event_and_other_events() {
     assert!(
         parse(&json!({"hello": 1}))
             .unwrap_err()
-            .0
+            .to_string()
             .contains("Records")
     );
 }
