@@ -205,6 +205,7 @@ pub fn deadline_instant(deadline_ms: u64, now: SystemTime) -> Instant {
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+    use suite_tests::logs::Captured;
     use tokio::net::TcpListener;
 
     #[test]
@@ -221,28 +222,13 @@ mod tests {
         assert_eq!(remaining(past), Duration::ZERO);
     }
 
-    /// Log lines written through [`crate::logging::subscriber`], as JSON.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn lines(&self) -> Vec<serde_json::Value> {
-            String::from_utf8(self.0.lock().unwrap().clone())
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-                .collect()
-        }
+    /// The lines written through [`crate::logging::subscriber`], as JSON.
+    fn json_lines(captured: &Captured) -> Vec<serde_json::Value> {
+        captured
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
     }
 
     #[test]
@@ -280,7 +266,7 @@ mod tests {
             }
         });
         assert_eq!(cold_starts, 1, "ColdStart once per execution environment");
-        let lines = captured.lines();
+        let lines = json_lines(&captured);
         assert_eq!(lines.len(), 2, "{lines:?}");
         for (line, request_id, cold_start) in
             [(&lines[0], "req-1", true), (&lines[1], "req-2", false)]
@@ -335,7 +321,7 @@ mod tests {
                 tracing::error!("inside both spans");
                 tracing::info!("filtered below INFO");
             });
-            let lines = captured.lines();
+            let lines = json_lines(&captured);
             let expected = if level == LevelFilter::INFO { 3 } else { 2 };
             assert_eq!(lines.len(), expected, "{level}: {lines:?}");
             assert_eq!(
@@ -370,7 +356,7 @@ mod tests {
             let _invocation = span.enter();
             tracing::info!(shard = "s-1", "batch done");
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(!text.trim_start().starts_with('{'), "{text}");
         for part in [
