@@ -12,6 +12,7 @@
 //! | [`redrive`] | moving a failure queue back to its function (the `lambda-redrive` tool, feature `redrive`) | operators of every function |
 //! | [`retry`] | jittered backoff and the retry loop bounded by a deadline | cfn-responder, kinesis-to-dynamodb |
 //! | [`runtime`] | Runtime API details: the start-up (logs, configuration or `fail_init`, SDK configuration), the invocation deadline, per-invocation log keys and unreadable payloads | all six |
+//! | [`s3`] | one S3 object's bytes, a missing key as `None` (feature `s3`) | rds-log-rotator, transcode-launcher |
 //! | [`sqs`] | one SQS queue's receive, delete and visibility calls (feature `sqs`) | kinesis-replay, lambda-redrive |
 //! | [`time`] | seconds and milliseconds since the epoch | every function that stamps TTLs or timestamps |
 
@@ -23,6 +24,8 @@ pub mod metrics;
 pub mod redrive;
 pub mod retry;
 pub mod runtime;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 pub mod time;

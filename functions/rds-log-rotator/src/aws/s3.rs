@@ -3,9 +3,8 @@
 use crate::ports::{ArchiveStore, StoreError};
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
-use shared::aws::absent_as_none;
+use shared::s3::{GetObjectFailure, get_object_bytes};
 
 /// An S3 client; path-style addressing for local emulators such as moto.
 pub fn client(sdk: &SdkConfig, force_path_style: bool) -> Client {
@@ -45,18 +44,11 @@ impl ArchiveStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let answer = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await;
-        let Some(object) = absent_as_none(answer, GetObjectError::is_no_such_key).map_err(error)?
-        else {
-            return Ok(None);
-        };
-        let body = object.body.collect().await.map_err(error)?;
-        Ok(Some(body.into_bytes().to_vec()))
+        get_object_bytes(&self.client, &self.bucket, key)
+            .await
+            .map_err(|failure| match failure {
+                GetObjectFailure::Call(e) => error(e),
+                GetObjectFailure::Body(e) => error(e),
+            })
     }
 }

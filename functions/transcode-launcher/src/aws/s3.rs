@@ -3,7 +3,7 @@
 use crate::ports::{StatusError, StatusStore};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use shared::aws::absent_as_none;
+use shared::s3::{GetObjectFailure, get_object_bytes};
 
 pub struct S3Status {
     client: Client,
@@ -25,25 +25,12 @@ fn error<E: std::error::Error + 'static>(call: &'static str, e: E) -> StatusErro
 
 impl StatusStore for S3Status {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StatusError> {
-        let answer = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await;
-        // NoSuchKey needs s3:ListBucket; without it S3 answers 403, an error.
-        let Some(object) =
-            absent_as_none(answer, |e| e.is_no_such_key()).map_err(|e| error("GetObject", e))?
-        else {
-            return Ok(None);
-        };
-        let body = object
-            .body
-            .collect()
+        get_object_bytes(&self.client, &self.bucket, key)
             .await
-            .map_err(|e| StatusError::Body(e.to_string()))?;
-        Ok(Some(body.into_bytes().to_vec()))
+            .map_err(|failure| match failure {
+                GetObjectFailure::Call(e) => error("GetObject", e),
+                GetObjectFailure::Body(e) => StatusError::Body(e.to_string()),
+            })
     }
 
     async fn put(&self, key: &str, body: &str) -> Result<(), StatusError> {
