@@ -17,6 +17,8 @@
 //! - `aws`: the SDK adapters (DynamoDB, EC2, SES).
 //! - `fallback`: in-process production fallbacks (`Local*`), used without
 //!   an idempotency table and after a failed initialisation.
+//! - `testing` (`cfg(test)`): the in-memory doubles of the ports
+//!   (`InMemory*`) for the unit tests.
 
 /// The function's name in metrics (the `Function` dimension) and logs.
 pub const FUNCTION_NAME: &str = "cfn-responder";
@@ -31,3 +33,5 @@ pub mod ports;
 pub mod resource;
 pub mod resources;
 pub mod responder;
+#[cfg(test)]
+pub mod testing;

@@ -106,19 +106,9 @@ impl<C: ImageCatalog> CustomResource for AmiLookup<C> {
 mod tests {
     use super::*;
     use crate::cfn::props::parse_properties;
-    use crate::ports::{CatalogError, ImageSummary};
+    use crate::ports::ImageSummary;
+    use crate::testing::InMemoryImages;
     use serde_json::json;
-
-    struct Fixed(Vec<ImageSummary>);
-
-    impl ImageCatalog for Fixed {
-        async fn find_images(
-            &self,
-            _: &AmiLookupProperties,
-        ) -> Result<Vec<ImageSummary>, CatalogError> {
-            Ok(self.0.clone())
-        }
-    }
 
     fn image(id: &str, date: &str) -> ImageSummary {
         ImageSummary {
@@ -147,7 +137,7 @@ mod tests {
 
     #[tokio::test]
     async fn picks_the_newest_match() {
-        let lookup = AmiLookup::new(Fixed(vec![
+        let lookup = AmiLookup::new(InMemoryImages(vec![
             image("ami-old", "2024-01-01T00:00:00.000Z"),
             image("ami-new", "2026-06-01T00:00:00.000Z"),
             image("ami-mid", "2025-01-01T00:00:00.000Z"),
@@ -159,7 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_match_is_a_clear_failure() {
-        let err = AmiLookup::new(Fixed(vec![]))
+        let err = AmiLookup::new(InMemoryImages(vec![]))
             .create(&ctx(), &props())
             .await
             .unwrap_err();

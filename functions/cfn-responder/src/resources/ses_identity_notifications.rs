@@ -437,75 +437,7 @@ impl<S: IdentitySettings, O: TopicOwners> CustomResource for SesIdentityNotifica
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    /// One identity, `example.org`, whose state the calls change; each call
-    /// is recorded.
-    struct Fake {
-        calls: Mutex<Vec<String>>,
-        state: Mutex<NotificationState>,
-    }
-
-    impl Default for Fake {
-        fn default() -> Self {
-            Self {
-                calls: Mutex::default(),
-                state: Mutex::new(NotificationState {
-                    forwarding_enabled: true,
-                    ..NotificationState::default()
-                }),
-            }
-        }
-    }
-
-    impl IdentitySettings for Fake {
-        async fn notification_state(
-            &self,
-            identity: &str,
-        ) -> Result<Option<NotificationState>, SesError> {
-            self.calls.lock().unwrap().push(format!("get {identity}"));
-            Ok(Some(self.state.lock().unwrap().clone()))
-        }
-        async fn set_topic(
-            &self,
-            identity: &str,
-            kind: Kind,
-            topic: Option<&str>,
-        ) -> Result<(), SesError> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("topic {identity} {} {topic:?}", kind.as_str()));
-            let mut state = self.state.lock().unwrap();
-            let slot = match kind {
-                Kind::Bounce => &mut state.bounce_topic,
-                Kind::Complaint => &mut state.complaint_topic,
-                Kind::Delivery => &mut state.delivery_topic,
-            };
-            *slot = topic.map(str::to_owned);
-            Ok(())
-        }
-        async fn set_headers(
-            &self,
-            identity: &str,
-            kind: Kind,
-            enabled: bool,
-        ) -> Result<(), SesError> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("headers {identity} {} {enabled}", kind.as_str()));
-            Ok(())
-        }
-        async fn set_forwarding(&self, identity: &str, enabled: bool) -> Result<(), SesError> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("forwarding {identity} {enabled}"));
-            self.state.lock().unwrap().forwarding_enabled = enabled;
-            Ok(())
-        }
-    }
+    use crate::testing::InMemoryIdentities;
 
     fn props(delivery: Option<&str>) -> SesIdentityNotificationsProperties {
         SesIdentityNotificationsProperties {
@@ -529,7 +461,7 @@ mod tests {
 
     #[tokio::test]
     async fn update_unsets_a_removed_delivery_topic_and_delete_unsets_all() {
-        let resource = SesIdentityNotifications::new(Fake::default());
+        let resource = SesIdentityNotifications::new(InMemoryIdentities::default());
         resource
             .create(&ctx(), &props(Some("arn:d")))
             .await
